@@ -1,0 +1,257 @@
+/* csn_int.h - csession's private header: shared by src/core, src/stores and
+ * src/adapters, never installed. Internal non-static names use csn__. */
+#ifndef CSN_INT_H
+#define CSN_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "csn/csn.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CSN__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define CSN__UNUSED __attribute__((unused))
+#else
+#define CSN__PRINTF(a, b)
+#define CSN__UNUSED
+#endif
+
+#define CSN__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------------ */
+/* alloc.c: every allocation goes through these (the allocator hook).       */
+/* ------------------------------------------------------------------------ */
+void *csn__malloc(size_t size);
+void *csn__calloc(size_t n, size_t size); /* overflow-checked */
+void *csn__realloc(void *ptr, size_t size);
+void csn__free(void *ptr);
+char *csn__strdup(const char *s);
+char *csn__strndup(const char *s, size_t n);
+
+/* error.c: set the thread's csn_last_error() text (printf format); returns
+ * err. */
+int csn__set_error(int err, const char *fmt, ...) CSN__PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------ */
+/* buf.c: a growable byte buffer. After an allocation failure every append  */
+/* is a no-op and csn__buf_steal() returns NULL (check once at the end).    */
+/* ------------------------------------------------------------------------ */
+typedef struct csn__buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  int oom;
+} csn__buf;
+
+void csn__buf_init(csn__buf *b);
+int csn__buf_reserve(csn__buf *b, size_t extra);
+int csn__buf_append(csn__buf *b, const char *s, size_t n);
+int csn__buf_puts(csn__buf *b, const char *s);
+int csn__buf_putc(csn__buf *b, char c);
+int csn__buf_printf(csn__buf *b, const char *fmt, ...) CSN__PRINTF(2, 3);
+/* Hand over the NUL-terminated contents (csn__free); NULL after OOM. The
+ * buffer is reset. */
+char *csn__buf_steal(csn__buf *b, size_t *len);
+void csn__buf_free(csn__buf *b);
+
+/* ------------------------------------------------------------------------ */
+/* encode.c                                                                 */
+/* ------------------------------------------------------------------------ */
+/* Base64 without padding; url=1 uses the URL-safe alphabet. out must hold
+ * CSN__B64_LEN(n) + 1 bytes; returns the length written (NUL added). */
+#define CSN__B64_LEN(n) (((n) / 3) * 4 + (((n) % 3) ? ((n) % 3) + 1 : 0))
+size_t csn__b64_encode(const unsigned char *in, size_t n, char *out, int url);
+/* JavaScript encodeURIComponent over bytes (bytes >= 0x80 are assumed to be
+ * UTF-8 and percent-encoded as they are). */
+int csn__uri_encode(csn__buf *b, const char *s, size_t n);
+/* JavaScript decodeURIComponent: 0 on success (out holds *outn bytes, out
+ * must have room for n bytes), -1 when it would throw (bad escape or the
+ * result is not valid UTF-8). */
+int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn);
+
+/* ------------------------------------------------------------------------ */
+/* crypto.c: HMAC-SHA256 with precomputed per-secret state, ids, random.    */
+/* ------------------------------------------------------------------------ */
+typedef struct csn__hmac_key {
+  /* Inner and outer hash states after absorbing the padded key, so a
+   * signature costs two short hash computations and no allocation. */
+  unsigned char inner[128];
+  unsigned char outer[128];
+} csn__hmac_key;
+
+#define CSN__SIG_LEN 43 /* base64 of 32 bytes, no padding */
+
+int csn__hmac_key_init(csn__hmac_key *k, const void *secret, size_t len);
+void csn__hmac_key_clear(csn__hmac_key *k);
+void csn__hmac_sha256(const csn__hmac_key *k, const void *msg, size_t n,
+                      unsigned char out[32]);
+/* The 43-char signature of value under k (NUL-terminated). */
+void csn__sign(const csn__hmac_key *k, const char *value, size_t n,
+               char sig[CSN__SIG_LEN + 1]);
+/* Split input at its last '.', verify against each key (constant time).
+ * Returns the index of the matching key and sets *vlen, or CSN_EINVAL. */
+int csn__unsign(const csn__hmac_key *keys, size_t nkeys, const char *input,
+                size_t n, size_t *vlen);
+int csn__random_bytes(void *buf, size_t n);
+/* 24 random bytes -> 32 chars base64url + NUL. */
+int csn__genid(char out[33]);
+
+/* ------------------------------------------------------------------------ */
+/* time.c                                                                   */
+/* ------------------------------------------------------------------------ */
+#define CSN__TIME_MAX INT64_C(8640000000000000) /* JS Date range, ms */
+int64_t csn__now_ms(void);
+/* "Wdy, DD Mon YYYY HH:MM:SS GMT" (Date#toUTCString, seconds truncated).
+ * CSN_ERANGE outside the JS Date range. out >= 40 bytes. */
+int csn__fmt_http_date(int64_t ms, char *out, size_t size);
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (Date#toISOString, expanded years as
+ * +YYYYYY/-YYYYYY). out >= 32 bytes. */
+int csn__fmt_iso8601(int64_t ms, char *out, size_t size);
+/* Parse what Date#toISOString writes (and the date-only and no-millisecond
+ * variants JS accepts). 0 on success, -1 otherwise. */
+int csn__parse_iso8601(const char *s, size_t n, int64_t *ms);
+
+/* ------------------------------------------------------------------------ */
+/* The session cookie (express-session's Cookie object).                    */
+/* ------------------------------------------------------------------------ */
+#define CSN__ABSENT (-1) /* tri-state flag member not present */
+
+typedef struct csn__cookie {
+  int64_t original_max_age; /* CSN_TIME_NONE = null */
+  int64_t expires;          /* CSN_TIME_NONE = null */
+  int http_only;            /* 0/1, CSN__ABSENT */
+  int secure;               /* 0/1, CSN__ABSENT */
+  int partitioned;          /* 0/1, CSN__ABSENT */
+  int same_site;            /* enum csn_same_site (UNSET = absent) */
+  int priority;             /* enum csn_priority (UNSET = absent) */
+  char *domain;             /* NULL = absent; owned */
+  char *path;               /* NULL = absent; owned */
+} csn__cookie;
+
+/* cookie.c: request Cookie header, Set-Cookie, attribute validation.       */
+
+/* Find `name` in a Cookie header the way cookie@0.7.2 parse() does: pairs
+ * split on ';' at the first '=', spaces/tabs trimmed, first occurrence wins,
+ * surrounding double quotes removed. Returns 1 and the raw (still
+ * percent-encoded) value slice, or 0 when absent. */
+int csn__cookie_header_find(const char *header, size_t hlen, const char *name,
+                            size_t nlen, const char **val, size_t *vlen);
+int csn__cookie_name_valid(const char *name);
+int csn__cookie_path_valid(const char *path);
+int csn__cookie_domain_valid(const char *domain);
+/* Append "name=encodeURIComponent(value); Domain=..; Path=..; Expires=..;
+ * HttpOnly; Secure; Partitioned; Priority=..; SameSite=.." (express order).
+ * On invalid attributes returns CSN_EINVAL with *errmsg set to express's
+ * message ("option expires is invalid", ...). */
+int csn__set_cookie_serialize(csn__buf *b, const char *name,
+                              const char *value, size_t vlen,
+                              const csn__cookie *c, const char **errmsg);
+
+/* session.c: the cookie as JSON (express key order), and back. */
+int csn__cookie_to_json(csn__buf *b, const csn__cookie *c);
+/* From the record's "cookie" member. CSN_ECORRUPT if not an object. */
+int csn__cookie_from_json(csn__cookie *c, json_t *obj);
+void csn__cookie_free(csn__cookie *c);
+int csn__cookie_copy(csn__cookie *dst, const csn__cookie *src);
+
+/* ------------------------------------------------------------------------ */
+/* store.c                                                                  */
+/* ------------------------------------------------------------------------ */
+/* Test-only fault injection: when set, called before every store method
+ * with its name; a negative return is returned instead of calling it. */
+typedef int (*csn__store_fault_fn)(csn_store *st, const char *op, void *ud);
+void csn__store_set_fault(csn__store_fault_fn fn, void *ud);
+int csn__store_open_memory(const char *url, csn_store **out, char *errbuf,
+                           size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Middleware objects (request.c, session.c)                                */
+/* ------------------------------------------------------------------------ */
+typedef struct csn__cookie_opts {
+  csn_cookie_options o; /* strings owned by the ctx */
+} csn__cookie_opts;
+
+struct csn_ctx {
+  csn__hmac_key *keys;
+  size_t nkeys;
+  char *name;
+  size_t name_len;
+  int resave;
+  int save_uninitialized;
+  int rolling;
+  int unset;
+  int proxy;
+  csn_cookie_options cookie; /* domain/path owned */
+  csn_store *store;
+  int own_store;
+  csn_genid_fn genid;
+  void *genid_ud;
+  csn_cookie_fn cookie_fn;
+  void *cookie_fn_ud;
+  csn_log_fn log;
+  void *log_ud;
+  csn_clock_fn clock;
+  void *clock_ud;
+  void *userdata;
+  void (*userdata_free)(void *);
+  /* Adapter hooks (opaque to the core): the HTTP error responder. */
+  void *adapter_error_fn;
+  void *adapter_error_ud;
+};
+
+struct csn_session {
+  struct csn_request *req;
+  char id[CSN_ID_MAX + 1];
+  json_t *data; /* the user's members (an object, never "cookie") */
+  csn__cookie cookie;
+};
+
+struct csn_request {
+  csn_ctx *ctx;
+  csn_session sess;
+  int has_session;  /* req.session is set */
+  int destroyed;    /* destroy() or unset */
+  int has_sid;      /* req.sessionID is set */
+  int secure;       /* issecure(req), computed once */
+  int has_cookie_id;
+  char cookie_id[CSN_ID_MAX + 1]; /* id from a verified cookie */
+  char original_id[CSN_ID_MAX + 1];
+  /* Modification tracking (express hashes the data without "cookie"): the
+   * data's text before the first change, the change count, and the text
+   * at the last save(). */
+  char *orig_text;
+  unsigned long mut_gen;
+  int has_saved;
+  unsigned long saved_gen;
+  char *saved_text; /* NULL with has_saved: equal to orig_text */
+  char *cur_text;   /* cached at commit */
+  int touched;
+  int committed;
+  csn_cookie_options cookie_opts; /* effective for this request */
+  int cookie_opts_dynamic;        /* came from cookie_fn */
+};
+
+int64_t csn__ctx_now(const csn_ctx *ctx);
+void csn__ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...)
+    CSN__PRINTF(3, 4);
+
+/* session.c */
+void csn__session_init(csn_session *s, csn_request *r);
+void csn__session_reset(csn_session *s);
+/* New cookie from options (express `new Cookie(opts)`), resolving auto. */
+int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
+                            int resolve_auto, int secure, int64_t now);
+/* Inflate from a stored record. CSN_ECORRUPT on bad JSON / no cookie. */
+int csn__session_from_record(csn_session *s, const char *json, size_t len);
+/* Serialize the record ({"cookie":..., data...}). */
+char *csn__session_record(const csn_session *s, size_t *len);
+/* The data without cookie, compact (what express hashes). */
+char *csn__session_data_text(const csn_session *s);
+/* Call before any change to the data (captures the original text). */
+int csn__session_will_change(csn_session *s);
+void csn__session_touch_cookie(csn_session *s, int64_t now);
+
+#endif /* CSN_INT_H */

@@ -166,6 +166,9 @@ typedef int (*csn__store_fault_fn)(csn_store *st, const char *op, void *ud);
 void csn__store_set_fault(csn__store_fault_fn fn, void *ud);
 int csn__store_open_memory(const char *url, csn_store **out, char *errbuf,
                            size_t errlen);
+/* memory.c, for tests: entries held, expired or not (0 if `st` is not a
+ * MemoryStore). Lets a test see the background sweep without a read. */
+size_t csn__store_memory_raw_count(const csn_store *st);
 
 /* ------------------------------------------------------------------------ */
 /* Middleware objects (request.c, session.c)                                */
@@ -248,6 +251,11 @@ int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
 int csn__session_from_record(csn_session *s, const char *json, size_t len);
 /* Serialize the record ({"cookie":..., data...}). */
 char *csn__session_record(const csn_session *s, size_t *len);
+/* The record built from an already serialized data text. */
+char *csn__session_record_with(const csn_session *s, const char *data_text,
+                               size_t *len);
+/* Compact JSON of any value appended to b (jansson escaping). */
+int csn__json_dump(csn__buf *b, const json_t *j);
 /* The data without cookie, compact (what express hashes). */
 char *csn__session_data_text(const csn_session *s);
 /* Call before any change to the data (captures the original text). */

@@ -1,0 +1,219 @@
+/* ctx.c - the middleware instance: options, their validation, and the
+ * per-secret signing state.
+ *
+ * express-session checks most options lazily (a bad sameSite or domain
+ * only fails when a Set-Cookie is serialized, a bad maxAge when a session is
+ * generated). A C server should learn about a typo when it starts, not when
+ * the first user arrives, so everything is validated here and a context that
+ * exists is known to produce well-formed cookies.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "csn_int.h"
+
+void csn_options_init(csn_options *o) {
+  memset(o, 0, sizeof *o);
+  o->version = CSN_OPTIONS_VERSION;
+  o->name = "connect.sid";
+  o->resave = 1;             /* express-session's (deprecated) default */
+  o->save_uninitialized = 1; /* likewise */
+  o->rolling = 0;
+  o->unset = CSN_UNSET_KEEP;
+  o->proxy = CSN_PROXY_DEFAULT;
+  o->cookie.max_age_ms = CSN_TIME_NONE;
+  o->cookie.expires_ms = CSN_TIME_NONE;
+  o->cookie.http_only = 1;
+  o->cookie.secure = CSN_SECURE_OFF;
+  o->cookie.same_site = CSN_SAMESITE_UNSET;
+  o->cookie.priority = CSN_PRIORITY_UNSET;
+  o->cookie.path = "/";
+}
+
+static int fail(char *errbuf, size_t errlen, int err, const char *msg) {
+  if (errbuf && errlen) {
+    snprintf(errbuf, errlen, "%s", msg);
+  }
+  return csn__set_error(err, "%s", msg);
+}
+
+/* Shared by csn_ctx_new() and the per-request cookie function. */
+int csn__cookie_options_check(const csn_cookie_options *c, const char **msg) {
+  if (c->secure < CSN_SECURE_OFF || c->secure > CSN_SECURE_AUTO) {
+    *msg = "option cookie.secure must be off, on or auto";
+    return CSN_EINVAL;
+  }
+  if (c->same_site < CSN_SAMESITE_UNSET || c->same_site > CSN_SAMESITE_AUTO) {
+    *msg = "option sameSite is invalid";
+    return CSN_EINVAL;
+  }
+  if (c->priority < CSN_PRIORITY_UNSET || c->priority > CSN_PRIORITY_HIGH) {
+    *msg = "option priority is invalid";
+    return CSN_EINVAL;
+  }
+  if (c->path != NULL && (c->path[0] == '\0' || !csn__cookie_path_valid(c->path))) {
+    *msg = "option path is invalid";
+    return CSN_EINVAL;
+  }
+  if (c->domain != NULL && !csn__cookie_domain_valid(c->domain)) {
+    *msg = "option domain is invalid";
+    return CSN_EINVAL;
+  }
+  /* maxAge: any number of milliseconds is valid (0 and negatives give an
+   * already expired cookie, as in express), but the resulting Date must be
+   * representable: JavaScript's range is +-8.64e15 ms. */
+  if (c->max_age_ms != CSN_TIME_NONE &&
+      (c->max_age_ms > CSN__TIME_MAX || c->max_age_ms < -CSN__TIME_MAX)) {
+    *msg = "maxAge must be a number of milliseconds within the Date range";
+    return CSN_EINVAL;
+  }
+  if (c->expires_ms != CSN_TIME_NONE &&
+      (c->expires_ms > CSN__TIME_MAX || c->expires_ms < -CSN__TIME_MAX)) {
+    *msg = "option expires is invalid";
+    return CSN_EINVAL;
+  }
+  return CSN_OK;
+}
+
+int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
+                size_t errlen) {
+  csn_ctx *ctx;
+  const char *msg = NULL;
+  int rc;
+
+  if (out == NULL || o == NULL)
+    return fail(errbuf, errlen, CSN_EINVAL, "csn_ctx_new: NULL argument");
+  *out = NULL;
+  if (o->version < 1 || o->version > CSN_OPTIONS_VERSION)
+    return fail(errbuf, errlen, CSN_EINVAL,
+                "options not initialised with csn_options_init()");
+  if (o->secrets == NULL || o->n_secrets == 0)
+    return fail(errbuf, errlen, CSN_ENOSECRET,
+                "secret option required for sessions");
+  for (size_t i = 0; i < o->n_secrets; i++) {
+    size_t len;
+    if (o->secrets[i] == NULL)
+      return fail(errbuf, errlen, CSN_ENOSECRET,
+                  "secret option array must contain one or more strings");
+    len = o->secret_lens ? o->secret_lens[i] : strlen(o->secrets[i]);
+    if (len == 0)
+      return fail(errbuf, errlen, CSN_ENOSECRET,
+                  "secret must not be empty");
+  }
+  if (o->name == NULL || !csn__cookie_name_valid(o->name))
+    return fail(errbuf, errlen, CSN_EINVAL, "argument name is invalid");
+  if (o->unset != CSN_UNSET_KEEP && o->unset != CSN_UNSET_DESTROY)
+    return fail(errbuf, errlen, CSN_EINVAL,
+                "unset option must be \"destroy\" or \"keep\"");
+  if (o->proxy < CSN_PROXY_DEFAULT || o->proxy > CSN_PROXY_NONE)
+    return fail(errbuf, errlen, CSN_EINVAL,
+                "proxy option must be CSN_PROXY_DEFAULT, _TRUST or _NONE");
+  if ((rc = csn__cookie_options_check(&o->cookie, &msg)) < 0)
+    return fail(errbuf, errlen, rc, msg);
+
+  ctx = csn__calloc(1, sizeof *ctx);
+  if (ctx == NULL)
+    return fail(errbuf, errlen, CSN_ENOMEM, "out of memory");
+  ctx->nkeys = o->n_secrets;
+  ctx->keys = csn__calloc(o->n_secrets, sizeof *ctx->keys);
+  ctx->name = csn__strdup(o->name);
+  ctx->cookie = o->cookie;
+  ctx->cookie.domain = o->cookie.domain ? csn__strdup(o->cookie.domain) : NULL;
+  ctx->cookie.path = csn__strdup(o->cookie.path ? o->cookie.path : "/");
+  if (ctx->keys == NULL || ctx->name == NULL || ctx->cookie.path == NULL ||
+      (o->cookie.domain && ctx->cookie.domain == NULL))
+    goto oom;
+  for (size_t i = 0; i < o->n_secrets; i++) {
+    size_t len = o->secret_lens ? o->secret_lens[i] : strlen(o->secrets[i]);
+    if ((rc = csn__hmac_key_init(&ctx->keys[i], o->secrets[i], len)) < 0) {
+      csn_ctx_free(ctx);
+      return fail(errbuf, errlen, rc, "cannot prepare the HMAC key");
+    }
+  }
+  ctx->name_len = strlen(ctx->name);
+  ctx->resave = o->resave ? 1 : 0;
+  ctx->save_uninitialized = o->save_uninitialized ? 1 : 0;
+  ctx->rolling = o->rolling ? 1 : 0;
+  ctx->unset = o->unset;
+  ctx->proxy = o->proxy;
+  ctx->genid = o->genid;
+  ctx->genid_ud = o->genid_userdata;
+  ctx->cookie_fn = o->cookie_fn;
+  ctx->cookie_fn_ud = o->cookie_fn_userdata;
+  ctx->log = o->log;
+  ctx->log_ud = o->log_userdata;
+  ctx->clock = o->clock;
+  ctx->clock_ud = o->clock_userdata;
+
+  if (o->store) {
+    ctx->store = o->store;
+  } else {
+    rc = csn_store_memory_new(NULL, &ctx->store);
+    if (rc < 0) {
+      csn_ctx_free(ctx);
+      return fail(errbuf, errlen, rc, "cannot create the MemoryStore");
+    }
+    ctx->own_store = 1;
+  }
+  *out = ctx;
+  return CSN_OK;
+
+oom:
+  csn_ctx_free(ctx);
+  return fail(errbuf, errlen, CSN_ENOMEM, "out of memory");
+}
+
+void csn_ctx_free(csn_ctx *ctx) {
+  if (ctx == NULL)
+    return;
+  if (ctx->userdata_free)
+    ctx->userdata_free(ctx->userdata);
+  if (ctx->own_store)
+    csn_store_free(ctx->store);
+  if (ctx->keys) {
+    for (size_t i = 0; i < ctx->nkeys; i++)
+      csn__hmac_key_clear(&ctx->keys[i]);
+  }
+  csn__free(ctx->keys);
+  csn__free(ctx->name);
+  csn__free((char *)ctx->cookie.domain);
+  csn__free((char *)ctx->cookie.path);
+  csn__free(ctx);
+}
+
+csn_store *csn_ctx_store(csn_ctx *ctx) {
+  return ctx ? ctx->store : NULL;
+}
+
+void csn_ctx_set_userdata(csn_ctx *ctx, void *data, void (*free_fn)(void *)) {
+  if (ctx == NULL)
+    return;
+  if (ctx->userdata_free && ctx->userdata != data)
+    ctx->userdata_free(ctx->userdata);
+  ctx->userdata = data;
+  ctx->userdata_free = free_fn;
+}
+
+void *csn_ctx_userdata(const csn_ctx *ctx) {
+  return ctx ? ctx->userdata : NULL;
+}
+
+int64_t csn__ctx_now(const csn_ctx *ctx) {
+  if (ctx && ctx->clock)
+    return ctx->clock(ctx->clock_ud);
+  return csn__now_ms();
+}
+
+void csn__ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...) {
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (ctx && ctx->log) {
+    ctx->log(err, msg, ctx->log_ud);
+    return;
+  }
+  fprintf(stderr, "csession: %s (%s)\n", msg, csn_err_name(err));
+}

@@ -1,0 +1,589 @@
+/* request.c - the middleware's request lifecycle (express-session index.js).
+ *
+ * A request goes through three steps:
+ *
+ *   csn_request_begin()  the entry guards, the cookie, the store lookup or
+ *                        a fresh session (spec section 5.1-5.2);
+ *   (the handler reads and changes the session)
+ *   csn_request_commit() touch once, then destroy / save / touch in the
+ *                        store and the Set-Cookie decision (5.4-5.7).
+ *
+ * The decisions use express-session's four predicates, computed from a few
+ * facts recorded along the way:
+ *
+ *   NEW         the id did not come from a verified cookie;
+ *   isModified  the id changed (regenerate) or the data's text differs
+ *               from its text at load;
+ *   isSaved     the id is unchanged and the data's text equals its text at
+ *               the last save() (or at load when resave is off);
+ *
+ * and then shouldSave / shouldTouch / shouldSetCookie / shouldDestroy as in
+ * spec 5.4. Where express compares SHA-1 hashes of the JSON we compare the
+ * texts themselves, and only when something was changed: a request that
+ * only reads its session compares nothing and serializes nothing.
+ *
+ * Errors differ on purpose: express answers 200 and reports a failed
+ * store write afterwards; we return the error from commit so the adapter
+ * answers 500, and since the failed write changed nothing, the stored
+ * record is as it was.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "csn_int.h"
+
+int csn__cookie_options_check(const csn_cookie_options *c, const char **msg);
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* issecure(req) of express-session. */
+static int request_is_secure(const csn_ctx *ctx, const csn_request_info *in) {
+  const char *p, *end;
+  size_t n;
+
+  if (in->tls)
+    return 1;
+  if (ctx->proxy == CSN_PROXY_NONE)
+    return 0;
+  if (ctx->proxy == CSN_PROXY_DEFAULT)
+    return in->secure ? 1 : 0;
+  /* Trusted proxy: the first comma-separated entry, trimmed, any case. */
+  p = in->forwarded_proto;
+  if (p == NULL)
+    return 0;
+  end = strchr(p, ',');
+  if (end == NULL)
+    end = p + strlen(p);
+  while (p < end && (*p == ' ' || *p == '\t'))
+    p++;
+  while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+    end--;
+  n = (size_t)(end - p);
+  return n == 5 && strncasecmp(p, "https", 5) == 0;
+}
+
+/* The pathname of the request target, as parseurl gives it: the query is
+ * cut off, an absolute-form target loses its scheme and authority, and an
+ * empty result is "/". Returns a pointer into url and sets *len. */
+static const char *request_pathname(const char *url, size_t *len) {
+  const char *p = url ? url : "/";
+  size_t n;
+  if (strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0) {
+    const char *slash = strchr(strstr(p, "//") + 2, '/');
+    p = slash ? slash : "/";
+  }
+  n = strcspn(p, "?#");
+  if (n == 0) {
+    p = "/";
+    n = 1;
+  }
+  *len = n;
+  return p;
+}
+
+static int id_acceptable(const char *id, size_t len) {
+  char tmp[CSN_ID_MAX + 1];
+  if (len == 0 || len > CSN_ID_MAX || memchr(id, '\0', len) != NULL)
+    return 0;
+  memcpy(tmp, id, len);
+  tmp[len] = '\0';
+  return csn_store_id_valid(tmp);
+}
+
+/* The id from the request's cookie, verified against every secret. Only a
+ * value that is signed ("s:" prefix) and verifies is ever used: nothing
+ * the client merely claims reaches the store. */
+static int cookie_session_id(csn_request *r, const csn_request_info *in) {
+  const csn_ctx *ctx = r->ctx;
+  const char *val;
+  size_t vlen, idlen;
+  char stackbuf[512];
+  char *dec = stackbuf;
+  int k, ok = 0;
+
+  if (in->cookie_header == NULL)
+    return 0;
+  if (!csn__cookie_header_find(in->cookie_header, strlen(in->cookie_header),
+                               ctx->name, ctx->name_len, &val, &vlen))
+    return 0;
+  /* decodeURIComponent only when there is a '%', keeping the raw value when
+   * decoding would throw (cookie@0.7.2's tryDecode). */
+  if (memchr(val, '%', vlen) != NULL) {
+    size_t dlen;
+    if (vlen > sizeof stackbuf && (dec = csn__malloc(vlen)) == NULL)
+      return CSN_ENOMEM;
+    if (csn__uri_decode(val, vlen, dec, &dlen) == 0) {
+      val = dec;
+      vlen = dlen;
+    }
+  }
+  if (vlen >= 2 && val[0] == 's' && val[1] == ':') {
+    k = csn__unsign(ctx->keys, ctx->nkeys, val + 2, vlen - 2, &idlen);
+    if (k >= 0 && id_acceptable(val + 2, idlen)) {
+      memcpy(r->cookie_id, val + 2, idlen);
+      r->cookie_id[idlen] = '\0';
+      r->has_cookie_id = 1;
+      ok = 1;
+    }
+  }
+  if (dec != stackbuf)
+    csn__free(dec);
+  return ok;
+}
+
+/* A fresh session: new id, empty data, cookie from the options. */
+static int generate(csn_request *r, const csn_request_info *in) {
+  csn_ctx *ctx = r->ctx;
+  csn_session *s = &r->sess;
+  char id[CSN_ID_MAX + 2];
+  int rc;
+
+  if (ctx->genid) {
+    csn_request_info none = {0};
+    id[0] = '\0';
+    rc = ctx->genid(in ? in : &none, id, sizeof id - 1, ctx->genid_ud);
+    if (rc < 0)
+      return csn__set_error(rc, "genid failed");
+    id[sizeof id - 1] = '\0';
+    if (!id_acceptable(id, strlen(id)))
+      return csn__set_error(CSN_EINVAL,
+                            "genid returned an unusable session id");
+  } else if ((rc = csn__genid(id)) < 0) {
+    return rc;
+  }
+
+  json_decref(s->data);
+  s->data = json_object();
+  if (s->data == NULL)
+    return CSN_ENOMEM;
+  rc = csn__session_new_cookie(s, &r->cookie_opts, 1, r->secure,
+                               csn__ctx_now(ctx));
+  if (rc < 0)
+    return rc;
+  strcpy(s->id, id);
+  r->has_sid = 1;
+  r->has_session = 1;
+  return CSN_OK;
+}
+
+static void tracking_reset(csn_request *r) {
+  csn__free(r->orig_text);
+  csn__free(r->saved_text);
+  csn__free(r->cur_text);
+  r->orig_text = r->saved_text = r->cur_text = NULL;
+  r->mut_gen = 0;
+  r->has_saved = 0;
+  r->saved_gen = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Begin                                                                    */
+/* ------------------------------------------------------------------------ */
+
+int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
+                      csn_request **out) {
+  csn_request *r;
+  const char *path, *cpath;
+  size_t plen, cplen;
+  char *json = NULL;
+  size_t jlen = 0;
+  int rc;
+
+  if (out == NULL)
+    return CSN_EINVAL;
+  *out = NULL;
+  if (ctx == NULL || info == NULL)
+    return CSN_EINVAL;
+
+  r = csn__calloc(1, sizeof *r);
+  if (r == NULL)
+    return CSN_ENOMEM;
+  r->ctx = ctx;
+  csn__session_init(&r->sess, r);
+  r->cookie_opts = ctx->cookie;
+
+  /* The function form of the cookie option sees the request first. */
+  if (ctx->cookie_fn) {
+    const char *msg = "cookie function failed";
+    rc = ctx->cookie_fn(info, &r->cookie_opts, ctx->cookie_fn_ud);
+    if (rc >= 0)
+      rc = csn__cookie_options_check(&r->cookie_opts, &msg);
+    if (rc < 0) {
+      csn__set_error(rc, "%s", msg);
+      goto fail;
+    }
+    r->cookie_opts_dynamic = 1;
+  }
+
+  /* Path gate: a raw, case-sensitive prefix test on the undecoded path. */
+  path = request_pathname(info->url, &plen);
+  cpath = r->cookie_opts.path ? r->cookie_opts.path : "/";
+  cplen = strlen(cpath);
+  if (plen < cplen || memcmp(path, cpath, cplen) != 0) {
+    *out = r; /* no session for this request */
+    return CSN_OK;
+  }
+
+  r->secure = request_is_secure(ctx, info);
+
+  rc = cookie_session_id(r, info);
+  if (rc < 0)
+    goto fail;
+
+  if (r->has_cookie_id) {
+    rc = csn_store_get(ctx->store, r->cookie_id, &json, &jlen);
+    if (rc == CSN_OK) {
+      strcpy(r->sess.id, r->cookie_id);
+      rc = csn__session_from_record(&r->sess, json, jlen);
+      csn__free(json);
+      if (rc < 0)
+        goto fail;
+      r->has_sid = 1;
+      r->has_session = 1;
+      /* With resave off, the loaded state counts as saved. */
+      if (!ctx->resave)
+        r->has_saved = 1;
+    } else if (rc == CSN_ENOENT) {
+      rc = generate(r, info);
+      if (rc < 0)
+        goto fail;
+    } else {
+      goto fail;
+    }
+  } else {
+    rc = generate(r, info);
+    if (rc < 0)
+      goto fail;
+  }
+  strcpy(r->original_id, r->sess.id);
+  *out = r;
+  return CSN_OK;
+
+fail:
+  csn_request_free(r);
+  return rc;
+}
+
+csn_session *csn_request_session(csn_request *r) {
+  return r && r->has_session ? &r->sess : NULL;
+}
+
+const char *csn_request_session_id(const csn_request *r) {
+  return r && r->has_sid ? r->sess.id : NULL;
+}
+
+int csn_request_unset(csn_request *r) {
+  if (r == NULL)
+    return CSN_EINVAL;
+  r->has_session = 0;
+  return CSN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Predicates (spec 5.3)                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* The data's text now; computed at most once per commit. */
+static const char *current_text(csn_request *r) {
+  if (r->cur_text == NULL)
+    r->cur_text = csn__session_data_text(&r->sess);
+  return r->cur_text;
+}
+
+/* Has the data changed since load? Returns 1/0, or CSN_ENOMEM. */
+static int data_changed(csn_request *r) {
+  const char *cur;
+  if (r->mut_gen == 0)
+    return 0;
+  if ((cur = current_text(r)) == NULL)
+    return CSN_ENOMEM;
+  return strcmp(r->orig_text, cur) != 0;
+}
+
+static int is_modified(csn_request *r) {
+  if (strcmp(r->original_id, r->sess.id) != 0)
+    return 1;
+  return data_changed(r);
+}
+
+static int is_saved(csn_request *r) {
+  const char *cur;
+  if (!r->has_saved || strcmp(r->original_id, r->sess.id) != 0)
+    return 0;
+  if (r->saved_text == NULL) { /* saved state == loaded state */
+    int ch = data_changed(r);
+    return ch < 0 ? ch : !ch;
+  }
+  if (r->saved_gen == r->mut_gen)
+    return 1;
+  if ((cur = current_text(r)) == NULL)
+    return CSN_ENOMEM;
+  return strcmp(r->saved_text, cur) == 0;
+}
+
+static int is_new(const csn_request *r) {
+  return !r->has_cookie_id || strcmp(r->cookie_id, r->sess.id) != 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Store writes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Write the whole record; on success remember it as saved (unless this is
+ * the end-of-request save, after which nothing compares). */
+static int save_now(csn_request *r, int remember) {
+  csn_session *s = &r->sess;
+  const char *txt;
+  char *record, *saved = NULL;
+  size_t len;
+  int rc;
+
+  if ((txt = current_text(r)) == NULL)
+    return CSN_ENOMEM;
+  record = csn__session_record_with(s, txt, &len);
+  if (remember)
+    saved = csn__strdup(txt);
+  if (record == NULL || (remember && saved == NULL)) {
+    csn__free(record);
+    csn__free(saved);
+    return CSN_ENOMEM;
+  }
+  rc = csn_store_set(r->ctx->store, s->id, record, len, s->cookie.expires);
+  csn__free(record);
+  if (rc < 0 || !remember) {
+    csn__free(saved);
+    return rc;
+  }
+  csn__free(r->saved_text);
+  r->saved_text = saved;
+  r->saved_gen = r->mut_gen;
+  r->has_saved = 1;
+  return CSN_OK;
+}
+
+static int touch_now(csn_request *r) {
+  csn_session *s = &r->sess;
+  char *record;
+  size_t len;
+  int rc;
+  const char *txt = current_text(r);
+  if (txt == NULL)
+    return CSN_ENOMEM;
+  record = csn__session_record_with(s, txt, &len);
+  if (record == NULL)
+    return CSN_ENOMEM;
+  rc = csn_store_touch(r->ctx->store, s->id, record, len, s->cookie.expires);
+  csn__free(record);
+  return rc;
+}
+
+/* "s:" + id + "." + signature, serialized with the cookie's attributes. */
+static int build_set_cookie(csn_request *r, char **out) {
+  csn_ctx *ctx = r->ctx;
+  csn_session *s = &r->sess;
+  char value[2 + CSN_ID_MAX + 1 + CSN__SIG_LEN + 1];
+  char sig[CSN__SIG_LEN + 1];
+  size_t idlen = strlen(s->id);
+  const char *msg = NULL;
+  csn__buf b;
+  int rc;
+
+  csn__sign(&ctx->keys[0], s->id, idlen, sig);
+  value[0] = 's';
+  value[1] = ':';
+  memcpy(value + 2, s->id, idlen);
+  value[2 + idlen] = '.';
+  memcpy(value + 3 + idlen, sig, CSN__SIG_LEN + 1);
+
+  csn__buf_init(&b);
+  rc = csn__set_cookie_serialize(&b, ctx->name, value,
+                                 3 + idlen + CSN__SIG_LEN, &s->cookie, &msg);
+  if (rc < 0) {
+    csn__buf_free(&b);
+    /* Only a record from another writer can hold such values (options are
+     * validated at creation): the response goes on without a cookie, as in
+     * express, and the reason is logged. */
+    if (rc != CSN_ENOMEM)
+      csn__ctx_log(ctx, rc, "cannot serialize the session cookie: %s",
+                   msg ? msg : "invalid attribute");
+    return rc == CSN_ENOMEM ? rc : CSN_OK;
+  }
+  *out = csn__buf_steal(&b, NULL);
+  return *out ? CSN_OK : CSN_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Commit                                                                   */
+/* ------------------------------------------------------------------------ */
+
+int csn_request_commit(csn_request *r, char **set_cookie) {
+  csn_ctx *ctx;
+  csn_session *s;
+  int isnew, modified, saved, should_save, should_touch, should_cookie;
+  int rc;
+  char *cookie = NULL;
+
+  if (set_cookie)
+    *set_cookie = NULL;
+  if (r == NULL)
+    return CSN_EINVAL;
+  if (r->committed)
+    return CSN_OK;
+  r->committed = 1;
+  ctx = r->ctx;
+  s = &r->sess;
+
+  if (!r->has_sid)
+    return CSN_OK; /* path did not match: no session at all */
+
+  if (!r->has_session) {
+    /* req.session is gone. With unset=destroy the stored copy goes too -
+     * but not twice after an explicit destroy(), and not for an id that
+     * was never stored (express-session destroys those anyway, see
+     * PARITY.md). */
+    if (ctx->unset == CSN_UNSET_DESTROY && !r->destroyed &&
+        !(is_new(r) && !r->has_saved)) {
+      rc = csn_store_destroy(ctx->store, s->id);
+      if (rc < 0)
+        return rc;
+    }
+    return CSN_OK;
+  }
+
+  /* Touch exactly once per request, before any decision (spec 5.5). */
+  if (!r->touched) {
+    csn__session_touch_cookie(s, csn__ctx_now(ctx));
+    r->touched = 1;
+  }
+
+  isnew = is_new(r);
+  if ((modified = is_modified(r)) < 0)
+    return modified;
+  if ((saved = is_saved(r)) < 0)
+    return saved;
+
+  if (!ctx->save_uninitialized && !r->has_saved && isnew)
+    should_save = modified;
+  else
+    should_save = !saved;
+  should_touch = !isnew && !should_save;
+  if (isnew)
+    should_cookie = ctx->save_uninitialized || modified;
+  else
+    should_cookie =
+        ctx->rolling || (s->cookie.expires != CSN_TIME_NONE && modified);
+  /* A Secure cookie is never sent over an insecure request; the session is
+   * still saved (express does the same). */
+  if (should_cookie && s->cookie.secure == 1 && !r->secure)
+    should_cookie = 0;
+
+  if (should_cookie && (rc = build_set_cookie(r, &cookie)) < 0)
+    return rc;
+
+  if (should_save)
+    rc = save_now(r, 0);
+  else if (should_touch && ctx->store->m->touch != NULL)
+    rc = touch_now(r);
+  else
+    rc = CSN_OK;
+  if (rc < 0) {
+    csn__free(cookie);
+    return rc;
+  }
+  if (set_cookie)
+    *set_cookie = cookie;
+  else
+    csn__free(cookie);
+  return CSN_OK;
+}
+
+void csn_request_free(csn_request *r) {
+  if (r == NULL)
+    return;
+  tracking_reset(r);
+  json_decref(r->sess.data);
+  csn__cookie_free(&r->sess.cookie);
+  csn__free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Session methods                                                          */
+/* ------------------------------------------------------------------------ */
+
+int csn_session_regenerate(csn_session *s) {
+  csn_request *r;
+  int rc, drc;
+  if (s == NULL || s->req == NULL || !s->req->has_sid)
+    return CSN_EINVAL;
+  r = s->req;
+  /* Store.regenerate: destroy the old id, then generate even when the
+   * destroy failed, handing its error back. */
+  drc = csn_store_destroy(r->ctx->store, s->id);
+  rc = generate(r, NULL);
+  if (rc < 0)
+    return rc;
+  r->destroyed = 0;
+  /* original_id keeps the old id: the new session counts as modified and
+   * is always saved with its cookie sent, as in express. */
+  return drc;
+}
+
+int csn_session_destroy(csn_session *s) {
+  csn_request *r;
+  if (s == NULL || s->req == NULL)
+    return CSN_EINVAL;
+  r = s->req;
+  if (!r->has_session)
+    return CSN_ESTATE;
+  r->has_session = 0;
+  r->destroyed = 1;
+  return csn_store_destroy(r->ctx->store, s->id);
+}
+
+int csn_session_reload(csn_session *s) {
+  csn_request *r;
+  csn_session fresh;
+  char *json = NULL;
+  size_t len = 0;
+  int rc;
+
+  if (s == NULL || s->req == NULL)
+    return CSN_EINVAL;
+  r = s->req;
+  if (!r->has_session)
+    return CSN_ESTATE;
+  rc = csn_store_get(r->ctx->store, s->id, &json, &len);
+  if (rc == CSN_ENOENT)
+    return csn__set_error(CSN_ENOENT, "failed to load session");
+  if (rc < 0)
+    return rc;
+  csn__session_init(&fresh, r);
+  rc = csn__session_from_record(&fresh, json, len);
+  csn__free(json);
+  if (rc < 0) {
+    csn__cookie_free(&fresh.cookie);
+    json_decref(fresh.data);
+    return rc;
+  }
+  /* Replacing the data is a change relative to the original. */
+  if ((rc = csn__session_will_change(s)) < 0) {
+    csn__cookie_free(&fresh.cookie);
+    json_decref(fresh.data);
+    return rc;
+  }
+  json_decref(s->data);
+  s->data = fresh.data;
+  csn__cookie_free(&s->cookie);
+  s->cookie = fresh.cookie;
+  return CSN_OK;
+}
+
+int csn_session_save(csn_session *s) {
+  if (s == NULL || s->req == NULL)
+    return CSN_EINVAL;
+  if (!s->req->has_session)
+    return CSN_ESTATE;
+  return save_now(s->req, 1);
+}

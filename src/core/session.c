@@ -1,0 +1,793 @@
+/* session.c - req.session: the data, the cookie, and the stored record.
+ *
+ * The record a store holds is exactly what express-session writes:
+ *
+ *   {"cookie":{"originalMaxAge":60000,"expires":"...Z","httpOnly":true,
+ *              "path":"/"},"views":3}
+ *
+ * The session keeps the user's members in a jansson object (`data`, never
+ * holding "cookie") and the cookie as a C struct, and joins them only when
+ * a record is written. Keeping them apart matters for modification
+ * tracking: express-session hashes the session *without* its cookie, so
+ * cookie changes never count as modifications. We do the same by comparing
+ * the compact JSON text of `data` before the first change with the text at
+ * the end of the request; a request that never calls a setter does no JSON
+ * work at all (see csn__session_will_change()).
+ */
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+#include "csn_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Cookie <-> JSON                                                          */
+/* ------------------------------------------------------------------------ */
+
+static const char *const same_site_names[] = {
+    [CSN_SAMESITE_STRICT] = "strict",
+    [CSN_SAMESITE_LAX] = "lax",
+    [CSN_SAMESITE_NONE] = "none",
+};
+
+static const char *const priority_names[] = {
+    [CSN_PRIORITY_LOW] = "low",
+    [CSN_PRIORITY_MEDIUM] = "medium",
+    [CSN_PRIORITY_HIGH] = "high",
+};
+
+static int dump_cb(const char *buffer, size_t size, void *data) {
+  return csn__buf_append((csn__buf *)data, buffer, size) == CSN_OK ? 0 : -1;
+}
+
+/* Serialize straight into our buffer: no intermediate string from
+ * jansson's allocator. */
+int csn__json_dump(csn__buf *b, const json_t *j) {
+  if (json_dump_callback(j, dump_cb, b, JSON_ENCODE_ANY | JSON_COMPACT) != 0)
+    b->oom = 1;
+  return b->oom ? CSN_ENOMEM : CSN_OK;
+}
+
+static void put_json_string(csn__buf *b, const char *s) {
+  /* Cookie strings (domain, path) are validated ASCII, but a record from
+   * another writer may hold anything: let jansson do the escaping. */
+  json_t *j = json_string(s);
+  if (j == NULL) {
+    b->oom = 1;
+    return;
+  }
+  csn__json_dump(b, j);
+  json_decref(j);
+}
+
+static void put_bool_member(csn__buf *b, const char *key, int v) {
+  if (v == CSN__ABSENT)
+    return;
+  csn__buf_printf(b, ",\"%s\":%s", key, v ? "true" : "false");
+}
+
+/* express-session's Cookie#toJSON order: originalMaxAge, partitioned,
+ * priority, expires, secure, httpOnly, domain, path, sameSite. */
+int csn__cookie_to_json(csn__buf *b, const csn__cookie *c) {
+  char iso[40];
+
+  if (c->original_max_age == CSN_TIME_NONE)
+    csn__buf_puts(b, "{\"originalMaxAge\":null");
+  else
+    csn__buf_printf(b, "{\"originalMaxAge\":%lld",
+                    (long long)c->original_max_age);
+  put_bool_member(b, "partitioned", c->partitioned);
+  if (c->priority > CSN_PRIORITY_UNSET && c->priority <= CSN_PRIORITY_HIGH)
+    csn__buf_printf(b, ",\"priority\":\"%s\"", priority_names[c->priority]);
+  if (c->expires == CSN_TIME_NONE ||
+      csn__fmt_iso8601(c->expires, iso, sizeof iso) != CSN_OK) {
+    csn__buf_puts(b, ",\"expires\":null");
+  } else {
+    csn__buf_printf(b, ",\"expires\":\"%s\"", iso);
+  }
+  put_bool_member(b, "secure", c->secure);
+  put_bool_member(b, "httpOnly", c->http_only);
+  if (c->domain) {
+    csn__buf_puts(b, ",\"domain\":");
+    put_json_string(b, c->domain);
+  }
+  if (c->path) {
+    csn__buf_puts(b, ",\"path\":");
+    put_json_string(b, c->path);
+  }
+  if (c->same_site == CSN_SAMESITE_TRUE)
+    csn__buf_puts(b, ",\"sameSite\":true");
+  else if (c->same_site >= CSN_SAMESITE_STRICT &&
+           c->same_site <= CSN_SAMESITE_NONE)
+    csn__buf_printf(b, ",\"sameSite\":\"%s\"", same_site_names[c->same_site]);
+  csn__buf_putc(b, '}');
+  return b->oom ? CSN_ENOMEM : CSN_OK;
+}
+
+static int json_flag(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (v == NULL || json_is_null(v))
+    return CSN__ABSENT;
+  if (json_is_boolean(v))
+    return json_is_true(v);
+  /* JavaScript truthiness for the odd value a hand-written record holds
+   * (e.g. secure: "auto" stored through the function form). */
+  if (json_is_string(v))
+    return json_string_length(v) > 0;
+  if (json_is_number(v))
+    return json_number_value(v) != 0;
+  return 1;
+}
+
+/* A number of milliseconds from a JSON number, refusing NaN and values a
+ * JS Date could not hold. */
+static int json_ms(json_t *v, int64_t *out) {
+  double d;
+  if (json_is_integer(v)) {
+    json_int_t i = json_integer_value(v);
+    if (i > CSN__TIME_MAX || i < -CSN__TIME_MAX)
+      return -1;
+    *out = (int64_t)i;
+    return 0;
+  }
+  if (!json_is_real(v))
+    return -1;
+  d = json_real_value(v);
+  if (!isfinite(d) || d > (double)CSN__TIME_MAX || d < -(double)CSN__TIME_MAX)
+    return -1;
+  *out = (int64_t)d;
+  return 0;
+}
+
+static int lookup_name(const char *s, const char *const *names, int lo,
+                       int hi) {
+  for (int i = lo; i <= hi; i++)
+    if (strcasecmp(s, names[i]) == 0)
+      return i;
+  return 0;
+}
+
+void csn__cookie_free(csn__cookie *c) {
+  csn__free(c->domain);
+  csn__free(c->path);
+  c->domain = c->path = NULL;
+}
+
+int csn__cookie_from_json(csn__cookie *c, json_t *obj) {
+  json_t *v;
+  csn__cookie n = {CSN_TIME_NONE, CSN_TIME_NONE, CSN__ABSENT, CSN__ABSENT,
+                   CSN__ABSENT,   CSN_SAMESITE_UNSET, CSN_PRIORITY_UNSET,
+                   NULL,          NULL};
+
+  if (!json_is_object(obj))
+    return CSN_ECORRUPT;
+
+  v = json_object_get(obj, "originalMaxAge");
+  if (v && json_ms(v, &n.original_max_age) != 0)
+    n.original_max_age = CSN_TIME_NONE;
+
+  /* Stores hand expires back as an ISO string (JSON); a number is accepted
+   * as epoch milliseconds for stores that keep dates natively. */
+  v = json_object_get(obj, "expires");
+  if (json_is_string(v)) {
+    if (csn__parse_iso8601(json_string_value(v), json_string_length(v),
+                           &n.expires) != 0)
+      n.expires = CSN_TIME_NONE;
+  } else if (v && json_is_number(v)) {
+    if (json_ms(v, &n.expires) != 0)
+      n.expires = CSN_TIME_NONE;
+  }
+
+  n.http_only = json_flag(obj, "httpOnly");
+  n.secure = json_flag(obj, "secure");
+  n.partitioned = json_flag(obj, "partitioned");
+
+  v = json_object_get(obj, "sameSite");
+  if (json_is_true(v))
+    n.same_site = CSN_SAMESITE_TRUE;
+  else if (json_is_string(v))
+    n.same_site = lookup_name(json_string_value(v), same_site_names,
+                              CSN_SAMESITE_STRICT, CSN_SAMESITE_NONE);
+
+  v = json_object_get(obj, "priority");
+  if (json_is_string(v))
+    n.priority = lookup_name(json_string_value(v), priority_names,
+                             CSN_PRIORITY_LOW, CSN_PRIORITY_HIGH);
+
+  v = json_object_get(obj, "domain");
+  if (json_is_string(v) && (n.domain = csn__strdup(json_string_value(v))) == NULL)
+    goto oom;
+  v = json_object_get(obj, "path");
+  if (json_is_string(v) && (n.path = csn__strdup(json_string_value(v))) == NULL)
+    goto oom;
+
+  csn__cookie_free(c);
+  *c = n;
+  return CSN_OK;
+oom:
+  csn__cookie_free(&n);
+  return CSN_ENOMEM;
+}
+
+int csn__cookie_copy(csn__cookie *dst, const csn__cookie *src) {
+  csn__cookie n = *src;
+  n.domain = n.path = NULL;
+  if (src->domain && (n.domain = csn__strdup(src->domain)) == NULL)
+    return CSN_ENOMEM;
+  if (src->path && (n.path = csn__strdup(src->path)) == NULL) {
+    csn__free(n.domain);
+    return CSN_ENOMEM;
+  }
+  csn__cookie_free(dst);
+  *dst = n;
+  return CSN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Session object                                                           */
+/* ------------------------------------------------------------------------ */
+
+void csn__session_init(csn_session *s, csn_request *r) {
+  memset(s, 0, sizeof *s);
+  s->req = r;
+  s->cookie.original_max_age = CSN_TIME_NONE;
+  s->cookie.expires = CSN_TIME_NONE;
+  s->cookie.http_only = CSN__ABSENT;
+  s->cookie.secure = CSN__ABSENT;
+  s->cookie.partitioned = CSN__ABSENT;
+}
+
+void csn__session_reset(csn_session *s) {
+  json_decref(s->data);
+  s->data = NULL;
+  csn__cookie_free(&s->cookie);
+  csn__session_init(s, s->req);
+}
+
+/* express `new Cookie(options)`: path "/" and httpOnly true unless told
+ * otherwise; maxAge turns into an absolute expires; 'auto' values are
+ * resolved against the request (express does this only for the static
+ * options object; we do it for the function form too, see PARITY.md). */
+int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
+                            int resolve_auto, int secure, int64_t now) {
+  csn__cookie c;
+
+  memset(&c, 0, sizeof c);
+  c.original_max_age = CSN_TIME_NONE;
+  c.expires = CSN_TIME_NONE;
+  if (o->max_age_ms != CSN_TIME_NONE) {
+    c.expires = now + o->max_age_ms;
+    c.original_max_age = o->max_age_ms;
+  } else if (o->expires_ms != CSN_TIME_NONE) {
+    c.expires = o->expires_ms;
+    c.original_max_age = o->expires_ms - now;
+  }
+  c.http_only = o->http_only ? 1 : 0;
+  if (o->secure == CSN_SECURE_ON)
+    c.secure = 1;
+  else if (o->secure == CSN_SECURE_AUTO && resolve_auto)
+    c.secure = secure ? 1 : 0;
+  else if (o->secure == CSN_SECURE_AUTO)
+    c.secure = 1;
+  else
+    c.secure = CSN__ABSENT;
+  c.partitioned = o->partitioned ? 1 : CSN__ABSENT;
+  c.priority = o->priority;
+  c.same_site = o->same_site;
+  if (o->same_site == CSN_SAMESITE_AUTO)
+    c.same_site = secure ? CSN_SAMESITE_NONE : CSN_SAMESITE_LAX;
+  c.domain = NULL;
+  c.path = NULL;
+  if (o->domain && (c.domain = csn__strdup(o->domain)) == NULL)
+    return CSN_ENOMEM;
+  if ((c.path = csn__strdup(o->path ? o->path : "/")) == NULL) {
+    csn__free(c.domain);
+    return CSN_ENOMEM;
+  }
+  csn__cookie_free(&s->cookie);
+  s->cookie = c;
+  return CSN_OK;
+}
+
+/* Parse a stored record. jansson refuses integers beyond 64 bits; a record
+ * written by JavaScript may hold them (they are doubles there), so such a
+ * record is parsed again with integers read as reals rather than refused. */
+int csn__session_from_record(csn_session *s, const char *json, size_t len) {
+  json_error_t err;
+  json_t *root, *cookie;
+  int rc;
+
+  root = json_loadb(json, len, 0, &err);
+  if (root == NULL && json_error_code(&err) == json_error_numeric_overflow)
+    root = json_loadb(json, len, JSON_DECODE_INT_AS_REAL, &err);
+  if (root == NULL) {
+    if (json_error_code(&err) == json_error_out_of_memory)
+      return CSN_ENOMEM;
+    return csn__set_error(CSN_ECORRUPT, "stored session is not JSON: %s",
+                          err.text);
+  }
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return csn__set_error(CSN_ECORRUPT, "stored session is not an object");
+  }
+  cookie = json_object_get(root, "cookie");
+  if (!json_is_object(cookie)) {
+    json_decref(root);
+    return csn__set_error(CSN_ECORRUPT,
+                          "stored session has no cookie object");
+  }
+  rc = csn__cookie_from_json(&s->cookie, cookie);
+  if (rc < 0) {
+    json_decref(root);
+    return rc;
+  }
+  json_object_del(root, "cookie");
+  json_decref(s->data);
+  s->data = root;
+  return CSN_OK;
+}
+
+char *csn__session_data_text(const csn_session *s) {
+  csn__buf b;
+  if (s->data == NULL || json_object_size(s->data) == 0)
+    return csn__strdup("{}");
+  csn__buf_init(&b);
+  csn__json_dump(&b, s->data);
+  return csn__buf_steal(&b, NULL);
+}
+
+/* {"cookie":{...}} followed by the data members, cookie first as
+ * express-session writes new sessions. `data_text` may be passed when the
+ * caller already has it. */
+static char *session_record(const csn_session *s, const char *data_text,
+                            size_t *len) {
+  csn__buf b;
+  char *owned = NULL;
+
+  if (data_text == NULL) {
+    owned = csn__session_data_text(s);
+    if (owned == NULL)
+      return NULL;
+    data_text = owned;
+  }
+  csn__buf_init(&b);
+  csn__buf_reserve(&b, strlen(data_text) + 200);
+  csn__buf_puts(&b, "{\"cookie\":");
+  csn__cookie_to_json(&b, &s->cookie);
+  if (strcmp(data_text, "{}") == 0) {
+    csn__buf_putc(&b, '}');
+  } else {
+    assert(data_text[0] == '{');
+    csn__buf_putc(&b, ',');
+    csn__buf_puts(&b, data_text + 1);
+  }
+  csn__free(owned);
+  return csn__buf_steal(&b, len);
+}
+
+char *csn__session_record(const csn_session *s, size_t *len) {
+  return session_record(s, NULL, len);
+}
+
+char *csn__session_record_with(const csn_session *s, const char *data_text,
+                               size_t *len) {
+  return session_record(s, data_text, len);
+}
+
+/* Before the first change of a request, remember the data's text: that is
+ * express-session's originalHash. Later changes only bump the counter; the
+ * comparison happens once, at commit. */
+int csn__session_will_change(csn_session *s) {
+  csn_request *r = s->req;
+  if (!r->has_session)
+    return CSN_ESTATE;
+  if (s->data == NULL && (s->data = json_object()) == NULL)
+    return CSN_ENOMEM;
+  if (r->mut_gen == 0 && r->orig_text == NULL) {
+    r->orig_text = csn__session_data_text(s);
+    if (r->orig_text == NULL)
+      return CSN_ENOMEM;
+  }
+  r->mut_gen++;
+  /* A cached "current" text (from an explicit save) is stale now. */
+  csn__free(r->cur_text);
+  r->cur_text = NULL;
+  return CSN_OK;
+}
+
+/* resetMaxAge(): expires = now + originalMaxAge, or null. */
+void csn__session_touch_cookie(csn_session *s, int64_t now) {
+  if (s->cookie.original_max_age != CSN_TIME_NONE)
+    s->cookie.expires = now + s->cookie.original_max_age;
+  else
+    s->cookie.expires = CSN_TIME_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public data API                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int live(const csn_session *s) {
+  return s != NULL && s->req != NULL && s->req->has_session;
+}
+
+static json_t *member(const csn_session *s, const char *key, int *rc) {
+  json_t *v;
+  if (!live(s) || key == NULL) {
+    *rc = s && key ? CSN_ESTATE : CSN_EINVAL;
+    return NULL;
+  }
+  v = s->data ? json_object_get(s->data, key) : NULL;
+  *rc = v ? CSN_OK : CSN_ENOENT;
+  return v;
+}
+
+const char *csn_session_id(const csn_session *s) {
+  return s ? s->id : NULL;
+}
+
+char *csn_session_id_dup(const csn_session *s) {
+  return s ? csn__strdup(s->id) : NULL;
+}
+
+int csn_session_get_int(const csn_session *s, const char *key, int64_t *out) {
+  int rc;
+  json_t *v = member(s, key, &rc);
+  if (v == NULL)
+    return rc;
+  if (json_is_integer(v)) {
+    *out = (int64_t)json_integer_value(v);
+    return CSN_OK;
+  }
+  if (json_is_real(v)) {
+    double d = json_real_value(v);
+    /* JavaScript has one number type: 3.0 written by another writer is 3. */
+    if (d == floor(d) && d >= -9007199254740992.0 && d <= 9007199254740992.0) {
+      *out = (int64_t)d;
+      return CSN_OK;
+    }
+  }
+  return CSN_ETYPE;
+}
+
+int csn_session_get_double(const csn_session *s, const char *key,
+                           double *out) {
+  int rc;
+  json_t *v = member(s, key, &rc);
+  if (v == NULL)
+    return rc;
+  if (!json_is_number(v))
+    return CSN_ETYPE;
+  *out = json_number_value(v);
+  return CSN_OK;
+}
+
+int csn_session_get_bool(const csn_session *s, const char *key, int *out) {
+  int rc;
+  json_t *v = member(s, key, &rc);
+  if (v == NULL)
+    return rc;
+  if (!json_is_boolean(v))
+    return CSN_ETYPE;
+  *out = json_is_true(v);
+  return CSN_OK;
+}
+
+int csn_session_get_str(const csn_session *s, const char *key,
+                        const char **out, size_t *len) {
+  int rc;
+  json_t *v = member(s, key, &rc);
+  if (v == NULL)
+    return rc;
+  if (!json_is_string(v))
+    return CSN_ETYPE;
+  *out = json_string_value(v);
+  if (len)
+    *len = json_string_length(v);
+  return CSN_OK;
+}
+
+int csn_session_get_json(const csn_session *s, const char *key, char **out) {
+  int rc;
+  csn__buf b;
+  json_t *v = member(s, key, &rc);
+  if (v == NULL)
+    return rc;
+  csn__buf_init(&b);
+  csn__json_dump(&b, v);
+  *out = csn__buf_steal(&b, NULL);
+  return *out ? CSN_OK : CSN_ENOMEM;
+}
+
+/* Every setter funnels through here: validates the key, records the change
+ * and takes ownership of `v` (a new reference) in all cases. */
+static int set_member(csn_session *s, const char *key, json_t *v) {
+  int rc;
+  if (v == NULL)
+    return CSN_ENOMEM;
+  if (s == NULL || key == NULL || strcmp(key, "cookie") == 0) {
+    json_decref(v);
+    return CSN_EINVAL;
+  }
+  if ((rc = csn__session_will_change(s)) < 0) {
+    json_decref(v);
+    return rc;
+  }
+  return json_object_set_new(s->data, key, v) == 0 ? CSN_OK : CSN_ENOMEM;
+}
+
+int csn_session_set_int(csn_session *s, const char *key, int64_t v) {
+  return set_member(s, key, json_integer((json_int_t)v));
+}
+
+int csn_session_set_double(csn_session *s, const char *key, double v) {
+  /* JSON.stringify writes NaN and Infinity as null. */
+  if (!isfinite(v))
+    return set_member(s, key, json_null());
+  return set_member(s, key, json_real(v));
+}
+
+int csn_session_set_bool(csn_session *s, const char *key, int v) {
+  return set_member(s, key, json_boolean(v));
+}
+
+int csn_session_set_str(csn_session *s, const char *key, const char *v) {
+  if (v == NULL)
+    return CSN_EINVAL;
+  return csn_session_set_strn(s, key, v, strlen(v));
+}
+
+int csn_session_set_strn(csn_session *s, const char *key, const char *v,
+                         size_t len) {
+  json_t *j;
+  if (v == NULL)
+    return CSN_EINVAL;
+  /* jansson refuses invalid UTF-8; so does a JSON record Node can read. */
+  j = json_stringn(v, len);
+  if (j == NULL)
+    return csn__set_error(CSN_EINVAL, "string is not valid UTF-8");
+  return set_member(s, key, j);
+}
+
+int csn_session_set_json(csn_session *s, const char *key, const char *json) {
+  json_error_t err;
+  json_t *j;
+  if (json == NULL)
+    return CSN_EINVAL;
+  j = json_loads(json, JSON_DECODE_ANY, &err);
+  if (j == NULL)
+    return csn__set_error(json_error_code(&err) == json_error_out_of_memory
+                              ? CSN_ENOMEM
+                              : CSN_EINVAL,
+                          "invalid JSON: %s", err.text);
+  return set_member(s, key, j);
+}
+
+int csn_session_incr(csn_session *s, const char *key, int64_t delta,
+                     int64_t *out) {
+  int64_t cur = 0;
+  int rc = csn_session_get_int(s, key, &cur);
+  if (rc == CSN_ETYPE) {
+    double d;
+    if (csn_session_get_double(s, key, &d) != CSN_OK)
+      return CSN_ETYPE;
+    rc = csn_session_set_double(s, key, d + (double)delta);
+    if (rc == CSN_OK && out)
+      *out = (int64_t)(d + (double)delta);
+    return rc;
+  }
+  if (rc != CSN_OK && rc != CSN_ENOENT)
+    return rc;
+  if ((delta > 0 && cur > INT64_MAX - delta) ||
+      (delta < 0 && cur < INT64_MIN - delta))
+    return CSN_ERANGE;
+  cur += delta;
+  rc = csn_session_set_int(s, key, cur);
+  if (rc == CSN_OK && out)
+    *out = cur;
+  return rc;
+}
+
+int csn_session_has(const csn_session *s, const char *key) {
+  int rc;
+  return member(s, key, &rc) != NULL;
+}
+
+int csn_session_del(csn_session *s, const char *key) {
+  int rc;
+  if (member(s, key, &rc) == NULL)
+    return rc;
+  if ((rc = csn__session_will_change(s)) < 0)
+    return rc;
+  json_object_del(s->data, key);
+  return CSN_OK;
+}
+
+int csn_session_clear(csn_session *s) {
+  int rc;
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (s->data == NULL || json_object_size(s->data) == 0)
+    return CSN_OK;
+  if ((rc = csn__session_will_change(s)) < 0)
+    return rc;
+  json_object_clear(s->data);
+  return CSN_OK;
+}
+
+size_t csn_session_count(const csn_session *s) {
+  return live(s) && s->data ? json_object_size(s->data) : 0;
+}
+
+int csn_session_to_json(const csn_session *s, char **out) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  *out = csn__session_record(s, NULL);
+  return *out ? CSN_OK : CSN_ENOMEM;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Cookie API                                                               */
+/* ------------------------------------------------------------------------ */
+
+static int64_t session_now(const csn_session *s) {
+  return csn__ctx_now(s->req->ctx);
+}
+
+int csn_session_cookie_get(const csn_session *s, csn_cookie_options *out) {
+  const csn__cookie *c;
+  if (!live(s) || out == NULL)
+    return s && out ? CSN_ESTATE : CSN_EINVAL;
+  c = &s->cookie;
+  memset(out, 0, sizeof *out);
+  out->max_age_ms = c->expires == CSN_TIME_NONE
+                        ? CSN_TIME_NONE
+                        : c->expires - session_now(s);
+  out->expires_ms = c->expires;
+  out->http_only = c->http_only == 1;
+  out->secure = c->secure == 1 ? CSN_SECURE_ON : CSN_SECURE_OFF;
+  out->same_site = c->same_site;
+  out->partitioned = c->partitioned == 1;
+  out->priority = c->priority;
+  out->domain = c->domain;
+  out->path = c->path;
+  return CSN_OK;
+}
+
+int csn_session_cookie_max_age(const csn_session *s, int64_t *ms) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (s->cookie.expires == CSN_TIME_NONE)
+    return CSN_ENOENT;
+  *ms = s->cookie.expires - session_now(s);
+  return CSN_OK;
+}
+
+int csn_session_cookie_original_max_age(const csn_session *s, int64_t *ms) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (s->cookie.original_max_age == CSN_TIME_NONE)
+    return CSN_ENOENT;
+  *ms = s->cookie.original_max_age;
+  return CSN_OK;
+}
+
+int csn_session_cookie_expires(const csn_session *s, int64_t *ms) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (s->cookie.expires == CSN_TIME_NONE)
+    return CSN_ENOENT;
+  *ms = s->cookie.expires;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_max_age(csn_session *s, int64_t ms) {
+  int64_t now;
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (ms == CSN_TIME_NONE) {
+    s->cookie.expires = CSN_TIME_NONE;
+    s->cookie.original_max_age = CSN_TIME_NONE;
+    return CSN_OK;
+  }
+  now = session_now(s);
+  if (ms > CSN__TIME_MAX - now || ms < -CSN__TIME_MAX - now)
+    return CSN_ERANGE;
+  s->cookie.expires = now + ms;
+  s->cookie.original_max_age = ms;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_expires(csn_session *s, int64_t epoch_ms) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (epoch_ms == CSN_TIME_NONE) {
+    s->cookie.expires = CSN_TIME_NONE;
+    s->cookie.original_max_age = CSN_TIME_NONE;
+    return CSN_OK;
+  }
+  if (epoch_ms > CSN__TIME_MAX || epoch_ms < -CSN__TIME_MAX)
+    return CSN_ERANGE;
+  s->cookie.expires = epoch_ms;
+  s->cookie.original_max_age = epoch_ms - session_now(s);
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_http_only(csn_session *s, int on) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  s->cookie.http_only = on ? 1 : 0;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_secure(csn_session *s, int on) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  s->cookie.secure = on ? 1 : 0;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_same_site(csn_session *s, int same_site) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (same_site == CSN_SAMESITE_AUTO)
+    same_site = s->req->secure ? CSN_SAMESITE_NONE : CSN_SAMESITE_LAX;
+  if (same_site < CSN_SAMESITE_UNSET || same_site > CSN_SAMESITE_NONE)
+    return CSN_EINVAL;
+  s->cookie.same_site = same_site;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_partitioned(csn_session *s, int on) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  s->cookie.partitioned = on ? 1 : 0;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_priority(csn_session *s, int priority) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (priority < CSN_PRIORITY_UNSET || priority > CSN_PRIORITY_HIGH)
+    return CSN_EINVAL;
+  s->cookie.priority = priority;
+  return CSN_OK;
+}
+
+static int set_cookie_string(csn_session *s, char **slot, const char *v,
+                             int (*valid)(const char *)) {
+  char *copy = NULL;
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  if (v != NULL) {
+    if (!valid(v))
+      return CSN_EINVAL;
+    if ((copy = csn__strdup(v)) == NULL)
+      return CSN_ENOMEM;
+  }
+  csn__free(*slot);
+  *slot = copy;
+  return CSN_OK;
+}
+
+int csn_session_cookie_set_domain(csn_session *s, const char *domain) {
+  return set_cookie_string(s, s ? &s->cookie.domain : NULL, domain,
+                           csn__cookie_domain_valid);
+}
+
+int csn_session_cookie_set_path(csn_session *s, const char *path) {
+  return set_cookie_string(s, s ? &s->cookie.path : NULL, path,
+                           csn__cookie_path_valid);
+}
+
+int csn_session_touch(csn_session *s) {
+  if (!live(s))
+    return s ? CSN_ESTATE : CSN_EINVAL;
+  csn__session_touch_cookie(s, session_now(s));
+  return CSN_OK;
+}
+
+int csn_session_reset_max_age(csn_session *s) {
+  return csn_session_touch(s);
+}

@@ -1,0 +1,264 @@
+/* cookie.c - reading the request's Cookie header and writing Set-Cookie,
+ * both as express-session 1.19.0 does through cookie@0.7.2.
+ *
+ * The Cookie header is hostile input: it may be huge, hold hundreds of
+ * pairs, duplicates, junk bytes, unbalanced quotes or no '=' at all. The
+ * scanner below never allocates, never reads past hlen and does a bounded
+ * amount of work per byte, and it finds exactly the value cookie@0.7.2's
+ * parse() would put under `name`, quirks included:
+ *
+ *  - It looks for the next '=' from the current position. If there is none,
+ *    parsing stops: everything after the last '=' is ignored.
+ *  - It looks for the next ';' from the current position. If that ';' comes
+ *    before the '=', the pair has no '=': parsing restarts just after the
+ *    last ';' that precedes the '=' (so "a; b; c=1" finds c).
+ *  - Name and value are trimmed of spaces and tabs only.
+ *  - A value that starts and ends with '"' loses those two characters (a
+ *    lone '"' becomes the empty string, as JS's slice(1, 0) does).
+ *  - The first pair with a given name wins; later ones are ignored. Names
+ *    compare byte for byte (case-sensitive).
+ *  - A header shorter than 2 bytes has no pairs.
+ * Percent-decoding is left to the caller (csn__uri_decode), which keeps the
+ * raw value when decoding would throw.
+ */
+#include <string.h>
+
+#include "csn_int.h"
+
+static int is_ws(char c) { return c == ' ' || c == '\t'; }
+
+/* Index of the first `c` in h[from..to), or `to`. */
+static size_t find_from(const char *h, size_t from, size_t to, char c) {
+  const char *p;
+  if (from >= to)
+    return to;
+  p = memchr(h + from, c, to - from);
+  return p ? (size_t)(p - h) : to;
+}
+
+int csn__cookie_header_find(const char *header, size_t hlen, const char *name,
+                            size_t nlen, const char **val, size_t *vlen) {
+  size_t index = 0;
+
+  if (header == NULL || name == NULL || hlen < 2)
+    return 0;
+  do {
+    size_t eq, end, ks, ke, vs, ve;
+
+    eq = find_from(header, index, hlen, '=');
+    if (eq == hlen)
+      break; /* no more pairs */
+    end = find_from(header, index, hlen, ';');
+    if (end < eq) {
+      /* Backtrack to just after the last ';' before the '='. Work stays
+       * linear: the new index is past `end`, and every later search starts
+       * from there. */
+      size_t j = eq;
+      while (j > index && header[j - 1] != ';')
+        j--;
+      index = j;
+      continue;
+    }
+
+    ks = index;
+    while (ks < eq && is_ws(header[ks]))
+      ks++;
+    ke = eq;
+    while (ke > ks && is_ws(header[ke - 1]))
+      ke--;
+
+    if (ke - ks == nlen && memcmp(header + ks, name, nlen) == 0) {
+      vs = eq + 1;
+      while (vs < end && is_ws(header[vs]))
+        vs++;
+      ve = end;
+      while (ve > vs && is_ws(header[ve - 1]))
+        ve--;
+      if (ve > vs && header[vs] == '"' && header[ve - 1] == '"') {
+        if (ve - vs >= 2) {
+          vs++;
+          ve--;
+        } else {
+          ve = vs; /* a lone quote */
+        }
+      }
+      *val = header + vs;
+      *vlen = ve - vs;
+      return 1; /* the first occurrence wins */
+    }
+    index = end + 1;
+  } while (index < hlen);
+  return 0;
+}
+
+/* RFC 6265 token characters: cookie@0.7.2's cookieNameRegExp. */
+static int is_token_char(unsigned char c) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+      (c >= '0' && c <= '9'))
+    return 1;
+  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+int csn__cookie_name_valid(const char *name) {
+  const unsigned char *p = (const unsigned char *)name;
+  if (name == NULL || *p == '\0')
+    return 0;
+  for (; *p; p++)
+    if (!is_token_char(*p))
+      return 0;
+  return 1;
+}
+
+/* pathValueRegExp: 0x20-0x3A and 0x3D-0x7E, so ';' (0x3B), '<' (0x3C),
+ * controls and non-ASCII bytes are refused. The empty path is valid (the
+ * serializer skips it, as `if (opt.path)` does). */
+int csn__cookie_path_valid(const char *path) {
+  const unsigned char *p = (const unsigned char *)path;
+  if (path == NULL)
+    return 0;
+  for (; *p; p++)
+    if (*p < 0x20 || *p > 0x7E || *p == 0x3B || *p == 0x3C)
+      return 0;
+  return 1;
+}
+
+static int is_alnum_ci(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9');
+}
+
+/* domainValueRegExp, case-insensitive:
+ *   ^([.]?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$
+ * i.e. an optional single leading dot, then dot-separated labels of 1 to 63
+ * letters, digits and hyphens that neither start nor end with a hyphen; no
+ * empty label and no trailing dot. */
+int csn__cookie_domain_valid(const char *domain) {
+  const unsigned char *p = (const unsigned char *)domain;
+  if (domain == NULL)
+    return 0;
+  if (*p == '.')
+    p++;
+  for (;;) {
+    size_t len = 0;
+    const unsigned char *start = p;
+    while (is_alnum_ci(*p) || *p == '-') {
+      p++;
+      len++;
+    }
+    if (len == 0 || len > 63 || start[0] == '-' || p[-1] == '-')
+      return 0;
+    if (*p == '\0')
+      return 1;
+    if (*p != '.')
+      return 0;
+    p++;
+  }
+}
+
+static int fail(const char *msg, const char **errmsg) {
+  if (errmsg != NULL)
+    *errmsg = msg;
+  return CSN_EINVAL;
+}
+
+/* cookie@0.7.2 serialize(name, value, cookie.data) as express-session calls
+ * it. The attribute order and spelling are fixed; Max-Age is never written
+ * because express-session never passes maxAge. Flags that are CSN__ABSENT
+ * are off, as `undefined` is falsy. Attributes are validated in the order
+ * cookie checks them, so the same bad option produces the same message. On
+ * error nothing is left appended to b. */
+int csn__set_cookie_serialize(csn__buf *b, const char *name,
+                              const char *value, size_t vlen,
+                              const csn__cookie *c, const char **errmsg) {
+  size_t mark = b->len;
+  const char *priority = NULL, *same_site = NULL;
+  char date[48];
+  int rc;
+
+  if (!csn__cookie_name_valid(name))
+    return fail("argument name is invalid", errmsg);
+  if (value == NULL && vlen > 0)
+    return fail("argument val is invalid", errmsg);
+  if (c->domain != NULL && c->domain[0] != '\0' &&
+      !csn__cookie_domain_valid(c->domain))
+    return fail("option domain is invalid", errmsg);
+  if (c->path != NULL && c->path[0] != '\0' &&
+      !csn__cookie_path_valid(c->path))
+    return fail("option path is invalid", errmsg);
+  if (c->expires != CSN_TIME_NONE &&
+      csn__fmt_http_date(c->expires, date, sizeof date) != CSN_OK)
+    return fail("option expires is invalid", errmsg);
+
+  switch (c->priority) {
+  case CSN_PRIORITY_UNSET:
+    break;
+  case CSN_PRIORITY_LOW:
+    priority = "Low";
+    break;
+  case CSN_PRIORITY_MEDIUM:
+    priority = "Medium";
+    break;
+  case CSN_PRIORITY_HIGH:
+    priority = "High";
+    break;
+  default:
+    return fail("option priority is invalid", errmsg);
+  }
+  /* An unresolved "auto" reaching here is what express does with the
+   * function form of `cookie`: serialize() rejects it. */
+  switch (c->same_site) {
+  case CSN_SAMESITE_UNSET:
+    break;
+  case CSN_SAMESITE_TRUE:
+  case CSN_SAMESITE_STRICT:
+    same_site = "Strict";
+    break;
+  case CSN_SAMESITE_LAX:
+    same_site = "Lax";
+    break;
+  case CSN_SAMESITE_NONE:
+    same_site = "None";
+    break;
+  default:
+    return fail("option sameSite is invalid", errmsg);
+  }
+
+  /* Everything is valid: write. The buffer's OOM flag makes the checks
+   * below cheap; the last call reports any failure. */
+  csn__buf_puts(b, name);
+  csn__buf_putc(b, '=');
+  csn__uri_encode(b, value ? value : "", vlen);
+  if (c->domain != NULL && c->domain[0] != '\0') {
+    csn__buf_puts(b, "; Domain=");
+    csn__buf_puts(b, c->domain);
+  }
+  if (c->path != NULL && c->path[0] != '\0') {
+    csn__buf_puts(b, "; Path=");
+    csn__buf_puts(b, c->path);
+  }
+  if (c->expires != CSN_TIME_NONE) {
+    csn__buf_puts(b, "; Expires=");
+    csn__buf_puts(b, date);
+  }
+  if (c->http_only > 0)
+    csn__buf_puts(b, "; HttpOnly");
+  if (c->secure > 0)
+    csn__buf_puts(b, "; Secure");
+  if (c->partitioned > 0)
+    csn__buf_puts(b, "; Partitioned");
+  if (priority != NULL) {
+    csn__buf_puts(b, "; Priority=");
+    csn__buf_puts(b, priority);
+  }
+  if (same_site != NULL) {
+    csn__buf_puts(b, "; SameSite=");
+    csn__buf_puts(b, same_site);
+  }
+  rc = b->oom ? CSN_ENOMEM : CSN_OK;
+  if (rc != CSN_OK && b->data != NULL) {
+    /* Leave the buffer as it was before the call (it stays in OOM state). */
+    b->len = mark;
+    b->data[mark] = '\0';
+  }
+  return rc;
+}

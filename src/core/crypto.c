@@ -1,0 +1,246 @@
+/* crypto.c - cookie signatures, session ids, random bytes.
+ *
+ * How a signature is made, and why it is made this way
+ * ----------------------------------------------------
+ * express-session signs the session id with cookie-signature 1.0.7:
+ *
+ *     sign(val, secret) = val + "." + base64(HMAC-SHA256(secret, val))
+ *
+ * with the standard base64 alphabet and the trailing "=" removed, so the
+ * signature is always 43 characters. HMAC (RFC 2104) is
+ *
+ *     H((K ^ opad) || H((K ^ ipad) || msg))
+ *
+ * where K is the secret zero-padded to SHA-256's 64-byte block (a longer
+ * secret is first replaced by its own SHA-256). The first block of each of
+ * the two hashes depends only on the secret, so we absorb K^ipad and K^opad
+ * once, when the context is created, and keep the two SHA-256 states in
+ * csn__hmac_key. Signing then copies those states and hashes only the
+ * message and the 32-byte inner digest: no allocation, no key schedule, no
+ * EVP object per request, and the key bytes themselves are not kept.
+ *
+ * OpenSSL 3 deprecates the low-level SHA256_* functions in favour of EVP,
+ * but EVP_MAC would allocate a context per call, and an EVP_MD_CTX cannot be
+ * copied without allocating either. The low-level interface is still
+ * shipped and is exactly the primitive we need, so we silence the
+ * deprecation for this one file.
+ *
+ * Verification (cookie-signature's unsign) splits the input at its LAST
+ * dot, re-signs the part before it and accepts only a byte-exact match of
+ * the whole signature; a re-added "=", the URL-safe alphabet or any change
+ * of case is a mismatch. 1.0.7 compares SHA-1 digests of the two strings;
+ * we compare with CRYPTO_memcmp, which takes the same time wherever the
+ * first difference is, so a forger learns nothing from response timing.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
+#include <assert.h>
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "csn_int.h"
+
+static_assert(sizeof(SHA256_CTX) <= sizeof(((csn__hmac_key *)0)->inner),
+              "SHA256_CTX must fit in csn__hmac_key");
+
+#define HMAC_BLOCK 64
+
+int csn__hmac_key_init(csn__hmac_key *k, const void *secret, size_t len) {
+  unsigned char key[HMAC_BLOCK], pad[HMAC_BLOCK];
+  SHA256_CTX ctx;
+  size_t i;
+
+  if (secret == NULL && len > 0)
+    return CSN_EINVAL;
+  memset(key, 0, sizeof key);
+  if (len > HMAC_BLOCK) {
+    /* Standard HMAC: a key longer than the block is replaced by its hash. */
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, secret, len);
+    SHA256_Final(key, &ctx);
+  } else if (len > 0) {
+    memcpy(key, secret, len);
+  }
+
+  memset(k, 0, sizeof *k);
+  for (i = 0; i < HMAC_BLOCK; i++)
+    pad[i] = key[i] ^ 0x36;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, pad, HMAC_BLOCK);
+  memcpy(k->inner, &ctx, sizeof ctx);
+
+  for (i = 0; i < HMAC_BLOCK; i++)
+    pad[i] = key[i] ^ 0x5c;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, pad, HMAC_BLOCK);
+  memcpy(k->outer, &ctx, sizeof ctx);
+
+  /* Do not leave the secret on the stack. */
+  OPENSSL_cleanse(key, sizeof key);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(&ctx, sizeof ctx);
+  return CSN_OK;
+}
+
+void csn__hmac_key_clear(csn__hmac_key *k) {
+  if (k != NULL)
+    OPENSSL_cleanse(k, sizeof *k);
+}
+
+void csn__hmac_sha256(const csn__hmac_key *k, const void *msg, size_t n,
+                      unsigned char out[32]) {
+  SHA256_CTX ctx;
+  unsigned char inner[SHA256_DIGEST_LENGTH];
+
+  /* The contexts were stored as bytes; copying them back into a properly
+   * aligned local keeps the access well-defined. */
+  memcpy(&ctx, k->inner, sizeof ctx);
+  if (n > 0)
+    SHA256_Update(&ctx, msg, n);
+  SHA256_Final(inner, &ctx);
+
+  memcpy(&ctx, k->outer, sizeof ctx);
+  SHA256_Update(&ctx, inner, sizeof inner);
+  SHA256_Final(out, &ctx);
+  OPENSSL_cleanse(&ctx, sizeof ctx);
+}
+
+void csn__sign(const csn__hmac_key *k, const char *value, size_t n,
+               char sig[CSN__SIG_LEN + 1]) {
+  unsigned char mac[SHA256_DIGEST_LENGTH];
+  csn__hmac_sha256(k, value, n, mac);
+  csn__b64_encode(mac, sizeof mac, sig, 0);
+}
+
+int csn__unsign(const csn__hmac_key *keys, size_t nkeys, const char *input,
+                size_t n, size_t *vlen) {
+  const char *dot = NULL;
+  size_t i, v;
+  int found = -1;
+
+  /* The last dot: the id itself may contain dots ("a.b.<sig>" -> "a.b"). */
+  for (i = n; i > 0; i--) {
+    if (input[i - 1] == '.') {
+      dot = input + i - 1;
+      break;
+    }
+  }
+  /* Without a dot 1.0.7 signs input minus its last character and can never
+   * match; a signature of the wrong length cannot match either. */
+  if (dot == NULL || n - (size_t)(dot - input) - 1 != CSN__SIG_LEN)
+    return CSN_EINVAL;
+  v = (size_t)(dot - input);
+
+  /* Every key is tried, even after a match, so the time taken does not tell
+   * which secret of the rotation signed the cookie; the first match wins. */
+  for (i = 0; i < nkeys; i++) {
+    char sig[CSN__SIG_LEN + 1];
+    csn__sign(&keys[i], input, v, sig);
+    if (CRYPTO_memcmp(sig, dot + 1, CSN__SIG_LEN) == 0 && found < 0)
+      found = (int)i;
+  }
+  if (found < 0)
+    return CSN_EINVAL;
+  *vlen = v;
+  return found;
+}
+
+int csn__random_bytes(void *buf, size_t n) {
+  unsigned char *p = buf;
+
+  /* RAND_bytes takes an int; feed it in chunks. */
+  while (n > 0) {
+    int chunk = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+    if (RAND_bytes(p, chunk) != 1)
+      return csn__set_error(CSN_ECRYPTO, "RAND_bytes failed");
+    p += chunk;
+    n -= (size_t)chunk;
+  }
+  return CSN_OK;
+}
+
+/* uid-safe's uid(24): 24 random bytes in base64url, which is exactly 32
+ * characters with no padding (192 bits; a collision is not a concern). */
+int csn__genid(char out[33]) {
+  unsigned char raw[24];
+  int rc = csn__random_bytes(raw, sizeof raw);
+  if (rc != CSN_OK)
+    return rc;
+  csn__b64_encode(raw, sizeof raw, out, 1);
+  OPENSSL_cleanse(raw, sizeof raw);
+  return CSN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+/* ------------------------------------------------------------------------ */
+
+int csn_cookie_sign(const char *value, size_t value_len, const void *secret,
+                    size_t secret_len, char *out, size_t *outlen) {
+  csn__hmac_key k;
+  size_t need;
+  int rc;
+
+  if (outlen == NULL || (value == NULL && value_len > 0) ||
+      (secret == NULL && secret_len > 0))
+    return CSN_EINVAL;
+  if (value_len > SIZE_MAX - (CSN__SIG_LEN + 2))
+    return CSN_EINVAL;
+  need = value_len + 1 + CSN__SIG_LEN + 1; /* value "." sig NUL */
+  if (out == NULL || *outlen < need) {
+    *outlen = need;
+    return CSN_ENOBUFS;
+  }
+  if ((rc = csn__hmac_key_init(&k, secret, secret_len)) != CSN_OK)
+    return rc;
+  if (value_len > 0)
+    memmove(out, value, value_len);
+  out[value_len] = '.';
+  csn__sign(&k, out, value_len, out + value_len + 1);
+  csn__hmac_key_clear(&k);
+  *outlen = need - 1;
+  return CSN_OK;
+}
+
+int csn_cookie_unsign(const char *input, size_t input_len,
+                      const char *const *secrets, const size_t *secret_lens,
+                      size_t n_secrets, size_t *value_len) {
+  size_t i, v = 0;
+  int found = -1;
+
+  if (input == NULL || secrets == NULL || n_secrets == 0 ||
+      value_len == NULL || n_secrets > INT_MAX)
+    return CSN_EINVAL;
+  /* One key at a time on the stack: this convenience entry point must not
+   * allocate. Each key is checked even after a match (see csn__unsign). */
+  for (i = 0; i < n_secrets; i++) {
+    csn__hmac_key k;
+    size_t len, vl;
+    if (secrets[i] == NULL)
+      return CSN_EINVAL;
+    len = secret_lens ? secret_lens[i] : strlen(secrets[i]);
+    if (csn__hmac_key_init(&k, secrets[i], len) != CSN_OK)
+      return CSN_EINVAL;
+    if (csn__unsign(&k, 1, input, input_len, &vl) == 0 && found < 0) {
+      found = (int)i;
+      v = vl;
+    }
+    csn__hmac_key_clear(&k);
+  }
+  if (found < 0)
+    return CSN_EINVAL;
+  *value_len = v;
+  return found;
+}
+
+int csn_generate_id(char *buf, size_t size) {
+  if (buf == NULL)
+    return CSN_EINVAL;
+  if (size < 33)
+    return CSN_ENOBUFS;
+  return csn__genid(buf);
+}

@@ -1,0 +1,6 @@
+# Core primitives: alloc/buf, encoders, crypto, dates, cookies.
+csn_add_unit(unit_alloc ${CMAKE_CURRENT_LIST_DIR}/test_unit_alloc.c)
+csn_add_unit(unit_crypto ${CMAKE_CURRENT_LIST_DIR}/test_unit_crypto.c)
+csn_add_unit(unit_encode ${CMAKE_CURRENT_LIST_DIR}/test_unit_encode.c)
+csn_add_unit(unit_time ${CMAKE_CURRENT_LIST_DIR}/test_unit_time.c)
+csn_add_unit(unit_cookie ${CMAKE_CURRENT_LIST_DIR}/test_unit_cookie.c)

@@ -1,0 +1,403 @@
+/* store.c - the store layer: opening stores by URL, the scheme registry,
+ * per-thread error messages and the checked calls through the vtable.
+ *
+ * Everything the middleware asks of a store goes through csn_store_get() &
+ * co. below, so this is the one place that checks arguments, validates ids
+ * before they can become a path or a key, injects test faults and turns a
+ * store's own message into csn_last_error(). */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "csn_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Scheme registry                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* A fixed table: there are only a handful of store kinds, and a table that
+ * never moves cannot be torn by a reader. The mutex makes a late
+ * registration safe as well, although the header only promises start-up
+ * registration; opening a store is rare, so the lock costs nothing. */
+#define SCHEME_MAX 32
+#define REGISTRY_SIZE 32
+/* An URL longer than this is not a store address but an attack or a bug. */
+#define URL_MAX 4096
+
+typedef struct scheme_entry {
+  char scheme[SCHEME_MAX + 1];
+  csn_store_open_fn open;
+} scheme_entry;
+
+static scheme_entry registry[REGISTRY_SIZE];
+static size_t registry_len;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* scheme = [a-z][a-z0-9+.-]* (RFC 3986 in lower case only: we are strict, an
+ * upper-case scheme is reported rather than guessed at). Returns its length,
+ * or 0 if `s` does not start with a valid scheme of at most SCHEME_MAX
+ * characters. */
+static size_t scheme_span(const char *s, size_t n) {
+  size_t i = 0;
+  if (n == 0 || s[0] < 'a' || s[0] > 'z') return 0;
+  for (i = 1; i < n; i++) {
+    char c = s[i];
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+        c == '.' || c == '-')
+      continue;
+    break;
+  }
+  return i <= SCHEME_MAX ? i : 0;
+}
+
+static int scheme_valid(const char *scheme) {
+  size_t n = strlen(scheme);
+  return n > 0 && scheme_span(scheme, n) == n;
+}
+
+int csn_store_register(const char *scheme, csn_store_open_fn open) {
+  size_t i;
+  int rc = CSN_OK;
+  if (scheme == NULL || open == NULL || !scheme_valid(scheme))
+    return csn__set_error(CSN_EINVAL, "invalid store scheme");
+  pthread_mutex_lock(&registry_lock);
+  for (i = 0; i < registry_len; i++)
+    if (strcmp(registry[i].scheme, scheme) == 0) break;
+  if (i < registry_len) {
+    registry[i].open = open; /* re-registering replaces the opener */
+  } else if (registry_len < REGISTRY_SIZE) {
+    memcpy(registry[registry_len].scheme, scheme, strlen(scheme) + 1);
+    registry[registry_len].open = open;
+    registry_len++;
+  } else {
+    rc = CSN_ERANGE;
+  }
+  pthread_mutex_unlock(&registry_lock);
+  if (rc != CSN_OK)
+    return csn__set_error(rc, "store scheme registry is full (%d schemes)",
+                          REGISTRY_SIZE);
+  return CSN_OK;
+}
+
+static csn_store_open_fn registry_find(const char *scheme) {
+  csn_store_open_fn fn = NULL;
+  size_t i;
+  pthread_mutex_lock(&registry_lock);
+  for (i = 0; i < registry_len; i++) {
+    if (strcmp(registry[i].scheme, scheme) == 0) {
+      fn = registry[i].open;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&registry_lock);
+  /* "memory" is built in, but a registered opener may override it. */
+  if (fn == NULL && strcmp(scheme, "memory") == 0) fn = csn__store_open_memory;
+  return fn;
+}
+
+static int open_fail(int err, char *errbuf, size_t errlen, const char *msg,
+                     const char *scheme) {
+  char tmp[128];
+  if (scheme != NULL)
+    snprintf(tmp, sizeof tmp, "%s '%s'", msg, scheme);
+  else
+    snprintf(tmp, sizeof tmp, "%s", msg);
+  if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, "%s", tmp);
+  return csn__set_error(err, "%s", tmp);
+}
+
+int csn_store_open(const char *url, csn_store **out, char *errbuf,
+                   size_t errlen) {
+  char scheme[SCHEME_MAX + 1];
+  csn_store_open_fn fn;
+  size_t n, i, slen;
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  if (out == NULL)
+    return open_fail(CSN_EINVAL, errbuf, errlen, "no output pointer", NULL);
+  *out = NULL;
+  if (url == NULL)
+    return open_fail(CSN_EINVAL, errbuf, errlen, "no store URL", NULL);
+  /* Bound the scan: strnlen never reads past URL_MAX + 1 bytes. */
+  n = strnlen(url, URL_MAX + 1);
+  if (n > URL_MAX)
+    return open_fail(CSN_EINVAL, errbuf, errlen, "store URL is too long",
+                     NULL);
+  /* Control bytes have no business in an address, and letting them through
+   * would put them into log lines and error messages. */
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)url[i];
+    if (c < 0x20 || c == 0x7f)
+      return open_fail(CSN_EINVAL, errbuf, errlen,
+                       "store URL contains a control character", NULL);
+  }
+  slen = scheme_span(url, n);
+  if (slen == 0 || n - slen < 3 || memcmp(url + slen, "://", 3) != 0)
+    return open_fail(CSN_EINVAL, errbuf, errlen,
+                     "invalid store URL (expected scheme://...)", NULL);
+  memcpy(scheme, url, slen);
+  scheme[slen] = '\0';
+  fn = registry_find(scheme);
+  if (fn == NULL)
+    return open_fail(CSN_ENOTSUP, errbuf, errlen, "unknown store scheme",
+                     scheme);
+  return fn(url, out, errbuf, errlen);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-thread store messages                                                */
+/* ------------------------------------------------------------------------ */
+
+/* The message lives in the calling thread, not in the store: a store is
+ * shared by every worker thread, and one thread's failure must not rewrite
+ * the text another thread is about to log. It is keyed by the store that
+ * failed so that csn_store_errmsg(b) does not show a's message. `gen` lets a
+ * dispatch wrapper see whether the method recorded a message itself. */
+#define STORE_MSG_MAX 512
+
+typedef struct store_msg {
+  const csn_store *st;
+  unsigned long gen;
+  char text[STORE_MSG_MAX];
+} store_msg;
+
+static _Thread_local store_msg tls_msg;
+
+static void msg_vset(const csn_store *st, const char *fmt, va_list ap) {
+  vsnprintf(tls_msg.text, sizeof tls_msg.text, fmt, ap);
+  tls_msg.st = st;
+  tls_msg.gen++;
+}
+
+static void msg_set(const csn_store *st, const char *fmt, ...)
+    CSN__PRINTF(2, 3);
+static void msg_set(const csn_store *st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  msg_vset(st, fmt, ap);
+  va_end(ap);
+}
+
+int csn_store_set_error(csn_store *st, int err, const char *fmt, ...) {
+  va_list ap;
+  if (fmt == NULL) {
+    msg_set(st, "%s", csn_strerror(err));
+    return err;
+  }
+  va_start(ap, fmt);
+  msg_vset(st, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+const char *csn_store_errmsg(const csn_store *st) {
+  if (st == NULL || tls_msg.st != st) return "";
+  return tls_msg.text;
+}
+
+const char *csn_store_name(const csn_store *st) {
+  if (st == NULL || st->m == NULL || st->m->name == NULL) return "";
+  return st->m->name;
+}
+
+void csn_store_free(csn_store *st) {
+  if (st == NULL) return;
+  /* A later store may be allocated at the same address; it must not
+   * inherit this one's message. */
+  if (tls_msg.st == st) {
+    tls_msg.st = NULL;
+    tls_msg.text[0] = '\0';
+  }
+  if (st->m != NULL && st->m->close != NULL) st->m->close(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Ids                                                                      */
+/* ------------------------------------------------------------------------ */
+
+int csn_store_id_valid(const char *sid) {
+  size_t i;
+  if (sid == NULL || sid[0] == '\0') return 0;
+  if (strcmp(sid, ".") == 0 || strcmp(sid, "..") == 0) return 0;
+  for (i = 0; sid[i] != '\0'; i++) {
+    unsigned char c = (unsigned char)sid[i];
+    if (i >= CSN_ID_MAX) return 0;
+    if (c < 0x20 || c == 0x7f || c == '/' || c == '\\') return 0;
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fault injection and the checked calls                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Tests install the hook while no store call is in flight; the atomics only
+ * make the unsynchronised read in every call well defined. */
+static _Atomic(csn__store_fault_fn) fault_fn;
+static _Atomic(void *) fault_ud;
+
+void csn__store_set_fault(csn__store_fault_fn fn, void *ud) {
+  atomic_store(&fault_ud, ud);
+  atomic_store(&fault_fn, fn);
+}
+
+/* Common prologue: a usable store, the method present, and the fault hook
+ * consulted. Returns CSN_OK to go ahead, or the code to return. */
+static int pre_call(csn_store *st, int present, const char *op) {
+  csn__store_fault_fn fn;
+  int rc;
+  if (st == NULL || st->m == NULL)
+    return csn__set_error(CSN_EINVAL, "store %s: no store", op);
+  if (!present) {
+    msg_set(st, "%s", csn_strerror(CSN_ENOTSUP));
+    return csn__set_error(CSN_ENOTSUP, "%s %s: operation not supported",
+                          csn_store_name(st), op);
+  }
+  fn = atomic_load(&fault_fn);
+  if (fn != NULL) {
+    unsigned long gen = tls_msg.gen;
+    rc = fn(st, op, atomic_load(&fault_ud));
+    if (rc < 0) {
+      if (tls_msg.gen == gen || tls_msg.st != st)
+        msg_set(st, "injected fault: %s", csn_strerror(rc));
+      return csn__set_error(rc, "%s %s: %s", csn_store_name(st), op,
+                            tls_msg.text);
+    }
+  }
+  return CSN_OK;
+}
+
+/* Epilogue for a method that failed: make sure csn_store_errmsg() says
+ * something about this failure (not a stale message) and mirror it into
+ * csn_last_error(). */
+static int post_fail(csn_store *st, const char *op, unsigned long gen,
+                     int rc) {
+  if (tls_msg.gen == gen || tls_msg.st != st)
+    msg_set(st, "%s", csn_strerror(rc));
+  return csn__set_error(rc, "%s %s: %s", csn_store_name(st), op,
+                        tls_msg.text);
+}
+
+static int bad_id(csn_store *st, const char *op) {
+  msg_set(st, "invalid session id");
+  return csn__set_error(CSN_EINVAL, "%s %s: invalid session id",
+                        csn_store_name(st), op);
+}
+
+int csn_store_get(csn_store *st, const char *sid, char **json, size_t *len) {
+  size_t dummy;
+  unsigned long gen;
+  int rc;
+  if (json != NULL) *json = NULL;
+  if (len != NULL) *len = 0;
+  rc = pre_call(st, st != NULL && st->m != NULL && st->m->get != NULL, "get");
+  if (rc != CSN_OK) return rc;
+  if (json == NULL)
+    return csn__set_error(CSN_EINVAL, "%s get: no output pointer",
+                          csn_store_name(st));
+  if (!csn_store_id_valid(sid)) return bad_id(st, "get");
+  gen = tls_msg.gen;
+  rc = st->m->get(st, sid, json, len != NULL ? len : &dummy);
+  /* Not found is an answer, not a failure: it must not clobber the
+   * thread's last error. */
+  if (rc < 0 && rc != CSN_ENOENT) return post_fail(st, "get", gen, rc);
+  return rc;
+}
+
+int csn_store_set(csn_store *st, const char *sid, const char *json,
+                  size_t len, int64_t expires_ms) {
+  unsigned long gen;
+  int rc =
+      pre_call(st, st != NULL && st->m != NULL && st->m->set != NULL, "set");
+  if (rc != CSN_OK) return rc;
+  if (json == NULL)
+    return csn__set_error(CSN_EINVAL, "%s set: no record",
+                          csn_store_name(st));
+  if (!csn_store_id_valid(sid)) return bad_id(st, "set");
+  gen = tls_msg.gen;
+  rc = st->m->set(st, sid, json, len, expires_ms);
+  if (rc < 0) return post_fail(st, "set", gen, rc);
+  return rc;
+}
+
+int csn_store_destroy(csn_store *st, const char *sid) {
+  unsigned long gen;
+  int rc = pre_call(st, st != NULL && st->m != NULL && st->m->destroy != NULL,
+                    "destroy");
+  if (rc != CSN_OK) return rc;
+  if (!csn_store_id_valid(sid)) return bad_id(st, "destroy");
+  gen = tls_msg.gen;
+  rc = st->m->destroy(st, sid);
+  if (rc < 0) return post_fail(st, "destroy", gen, rc);
+  return rc;
+}
+
+int csn_store_touch(csn_store *st, const char *sid, const char *json,
+                    size_t len, int64_t expires_ms) {
+  unsigned long gen;
+  int rc = pre_call(st, st != NULL && st->m != NULL && st->m->touch != NULL,
+                    "touch");
+  if (rc != CSN_OK) return rc;
+  if (json == NULL)
+    return csn__set_error(CSN_EINVAL, "%s touch: no record",
+                          csn_store_name(st));
+  if (!csn_store_id_valid(sid)) return bad_id(st, "touch");
+  gen = tls_msg.gen;
+  rc = st->m->touch(st, sid, json, len, expires_ms);
+  if (rc < 0) return post_fail(st, "touch", gen, rc);
+  return rc;
+}
+
+int csn_store_clear(csn_store *st) {
+  unsigned long gen;
+  int rc = pre_call(st, st != NULL && st->m != NULL && st->m->clear != NULL,
+                    "clear");
+  if (rc != CSN_OK) return rc;
+  gen = tls_msg.gen;
+  rc = st->m->clear(st);
+  if (rc < 0) return post_fail(st, "clear", gen, rc);
+  return rc;
+}
+
+int csn_store_length(csn_store *st, size_t *count) {
+  unsigned long gen;
+  int rc = pre_call(st, st != NULL && st->m != NULL && st->m->length != NULL,
+                    "length");
+  if (rc != CSN_OK) return rc;
+  if (count == NULL)
+    return csn__set_error(CSN_EINVAL, "%s length: no output pointer",
+                          csn_store_name(st));
+  *count = 0;
+  gen = tls_msg.gen;
+  rc = st->m->length(st, count);
+  if (rc < 0) return post_fail(st, "length", gen, rc);
+  return rc;
+}
+
+int csn_store_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+  unsigned long gen;
+  int rc =
+      pre_call(st, st != NULL && st->m != NULL && st->m->all != NULL, "all");
+  if (rc != CSN_OK) return rc;
+  if (fn == NULL)
+    return csn__set_error(CSN_EINVAL, "%s all: no callback",
+                          csn_store_name(st));
+  gen = tls_msg.gen;
+  rc = st->m->all(st, fn, userdata);
+  if (rc < 0) return post_fail(st, "all", gen, rc);
+  return rc;
+}
+
+int csn_store_prune(csn_store *st, size_t *removed) {
+  size_t dummy = 0;
+  unsigned long gen;
+  int rc = pre_call(st, st != NULL && st->m != NULL && st->m->prune != NULL,
+                    "prune");
+  if (rc != CSN_OK) return rc;
+  if (removed != NULL) *removed = 0;
+  gen = tls_msg.gen;
+  rc = st->m->prune(st, removed != NULL ? removed : &dummy);
+  if (rc < 0) return post_fail(st, "prune", gen, rc);
+  return rc;
+}

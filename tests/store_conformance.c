@@ -1,0 +1,635 @@
+/* store_conformance.c - the behaviour every csn_store must show.
+ *
+ * Only public calls are used, so the suite knows nothing about any one
+ * store. Records look like what express-session writes (a "cookie" object
+ * first, then the application's members), because some stores read the
+ * cookie. Threads never call cmocka's assertions (they longjmp): they count
+ * failures, and the main thread asserts on the counts. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "store_conformance.h"
+
+typedef struct fixture {
+  const csn_conformance *c;
+  csn_store *st;
+} fixture;
+
+static int64_t system_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Is `needle` inside json[0..len)? (The text may lack a NUL.) */
+static const char *find(const char *json, size_t len, const char *needle) {
+  size_t n = strlen(needle), i;
+  for (i = 0; i + n <= len; i++)
+    if (memcmp(json + i, needle, n) == 0) return json + i;
+  return NULL;
+}
+
+static int64_t fx_now(const fixture *f) {
+  return f->c->now != NULL ? f->c->now(f->c->ud) : system_now();
+}
+
+/* "expires" as Date#toISOString writes it, for the record text. */
+static void iso(int64_t ms, char *out, size_t size) {
+  time_t secs = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  /* Years 0..9999 only: records here are near "now". */
+  snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           (int)(ms % 1000));
+}
+
+/* An express-style record (malloc'd). `members` is ",..." text or "". */
+static char *record(int64_t expires, const char *members) {
+  char when[64], *out;
+  size_t n;
+  if (expires == CSN_TIME_NONE)
+    snprintf(when, sizeof when, "null");
+  else {
+    when[0] = '"';
+    iso(expires, when + 1, sizeof when - 2);
+    strcat(when, "\"");
+  }
+  n = strlen(members) + 200;
+  out = malloc(n);
+  if (out == NULL) return NULL;
+  snprintf(out, n,
+           "{\"cookie\":{\"originalMaxAge\":%s,\"expires\":%s,"
+           "\"httpOnly\":true,\"path\":\"/\"}%s}",
+           expires == CSN_TIME_NONE ? "null" : "60000", when, members);
+  return out;
+}
+
+static int setup(void **state) {
+  fixture *f = *state;
+  if (f->c->reset != NULL) f->c->reset(f->c->ud);
+  f->st = f->c->open(f->c->ud);
+  if (f->st == NULL) {
+    print_error("could not open the store: %s\n", csn_last_error());
+    return -1;
+  }
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  csn_store_free(f->st);
+  f->st = NULL;
+  return 0;
+}
+
+static void set_ok(csn_store *st, const char *sid, const char *json,
+                   int64_t exp) {
+  int rc = csn_store_set(st, sid, json, strlen(json), exp);
+  if (rc != CSN_OK) print_error("set %s: %s\n", sid, csn_last_error());
+  assert_int_equal(rc, CSN_OK);
+}
+
+/* get must succeed and return exactly `want`. */
+static void get_eq(csn_store *st, const char *sid, const char *want) {
+  char *json = NULL;
+  size_t len = 0;
+  int rc = csn_store_get(st, sid, &json, &len);
+  assert_int_equal(rc, CSN_OK);
+  assert_non_null(json);
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(json, want, len);
+  csn_free(json);
+}
+
+static void get_missing(csn_store *st, const char *sid) {
+  char *json = (char *)"untouched";
+  size_t len = 7;
+  assert_int_equal(csn_store_get(st, sid, &json, &len), CSN_ENOENT);
+  assert_null(json);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void t_round_trip(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char *r = record(exp, ",\"views\":3");
+  assert_non_null(r);
+  set_ok(f->st, "conf-rt", r, exp);
+  get_eq(f->st, "conf-rt", r);
+  /* get hands out a copy: scribbling on it must not change the store. */
+  {
+    char *json;
+    size_t len;
+    assert_int_equal(csn_store_get(f->st, "conf-rt", &json, &len), CSN_OK);
+    memset(json, 'x', len);
+    csn_free(json);
+    get_eq(f->st, "conf-rt", r);
+  }
+  assert_int_equal(csn_store_destroy(f->st, "conf-rt"), CSN_OK);
+  get_missing(f->st, "conf-rt");
+  free(r);
+}
+
+static void t_len_not_strlen(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char *r = record(exp, ",\"a\":1");
+  char *buf;
+  size_t n;
+  assert_non_null(r);
+  n = strlen(r);
+  /* The store must take exactly len bytes, not read up to a NUL. */
+  buf = malloc(n + 16);
+  assert_non_null(buf);
+  memcpy(buf, r, n);
+  memcpy(buf + n, "GARBAGE-GARBAGE", 16);
+  assert_int_equal(csn_store_set(f->st, "conf-len", buf, n, exp), CSN_OK);
+  get_eq(f->st, "conf-len", r);
+  free(buf);
+  free(r);
+}
+
+static void t_overwrite(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char *a = record(exp, ",\"v\":\"first, a longer value than the second\"");
+  char *b = record(exp + 1000, ",\"v\":2");
+  assert_non_null(a);
+  assert_non_null(b);
+  set_ok(f->st, "conf-ow", a, exp);
+  set_ok(f->st, "conf-ow", b, exp + 1000);
+  get_eq(f->st, "conf-ow", b);
+  free(a);
+  free(b);
+}
+
+static void t_missing(void **state) {
+  fixture *f = *state;
+  get_missing(f->st, "conf-never-set");
+  assert_int_equal(csn_store_destroy(f->st, "conf-never-set"), CSN_OK);
+  get_missing(f->st, "conf-never-set");
+}
+
+static void t_touch_missing(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char *r = record(exp, "");
+  int rc;
+  assert_non_null(r);
+  rc = csn_store_touch(f->st, "conf-touch-none", r, strlen(r), exp);
+  free(r);
+  if (rc == CSN_ENOTSUP) skip();
+  assert_int_equal(rc, CSN_OK);
+  /* touch never creates a record. */
+  get_missing(f->st, "conf-touch-none");
+}
+
+static void t_touch_keeps_data(void **state) {
+  fixture *f = *state;
+  int64_t now = fx_now(f), exp1 = now + 60000, exp2 = now + 7200000;
+  /* 0.1 must come back as written: a store that re-serialises the data
+   * would write 0.10000000000000001. */
+  char *stored = record(exp1, ",\"user\":\"ann\",\"n\":0.1,\"deep\":{\"a\":[1]}");
+  char *fresh = record(exp2, ",\"user\":\"IGNORED\"");
+  char *json;
+  size_t len;
+  json_t *got, *want;
+  int rc;
+  assert_non_null(stored);
+  assert_non_null(fresh);
+  set_ok(f->st, "conf-touch", stored, exp1);
+  rc = csn_store_touch(f->st, "conf-touch", fresh, strlen(fresh), exp2);
+  if (rc == CSN_ENOTSUP) {
+    free(stored);
+    free(fresh);
+    skip();
+  }
+  assert_int_equal(rc, CSN_OK);
+  assert_int_equal(csn_store_get(f->st, "conf-touch", &json, &len), CSN_OK);
+  got = json_loadb(json, len, 0, NULL);
+  assert_non_null(got);
+  /* The data members are the stored ones... */
+  assert_string_equal(json_string_value(json_object_get(got, "user")), "ann");
+  assert_non_null(find(json, len, "\"n\":0.1,"));
+  assert_non_null(json_object_get(got, "deep"));
+  /* ...and the cookie is the one passed to touch. */
+  want = json_loads(fresh, 0, NULL);
+  assert_non_null(want);
+  assert_true(json_equal(json_object_get(got, "cookie"),
+                         json_object_get(want, "cookie")));
+  json_decref(got);
+  json_decref(want);
+  csn_free(json);
+  free(stored);
+  free(fresh);
+}
+
+/* touch moves the expiry: to the past (works on any clock), and, where the
+ * clock can be moved, beyond the original expiry. */
+static void t_touch_expiry(void **state) {
+  fixture *f = *state;
+  int64_t now = fx_now(f);
+  char *r = record(now + 3600000, ",\"k\":1");
+  char *past = record(now - 5000, ",\"k\":1");
+  int rc;
+  assert_non_null(r);
+  assert_non_null(past);
+  set_ok(f->st, "conf-te", r, now + 3600000);
+  rc = csn_store_touch(f->st, "conf-te", past, strlen(past), now - 5000);
+  if (rc == CSN_ENOTSUP) {
+    free(r);
+    free(past);
+    skip();
+  }
+  assert_int_equal(rc, CSN_OK);
+  get_missing(f->st, "conf-te");
+  if (f->c->advance != NULL) {
+    char *soon = record(now + 1000, ",\"k\":2");
+    char *later = record(now + 100000, ",\"k\":2");
+    assert_non_null(soon);
+    assert_non_null(later);
+    set_ok(f->st, "conf-te2", soon, now + 1000);
+    set_ok(f->st, "conf-te3", soon, now + 1000);
+    assert_int_equal(
+        csn_store_touch(f->st, "conf-te2", later, strlen(later), now + 100000),
+        CSN_OK);
+    f->c->advance(f->c->ud, 5000);
+    get_eq(f->st, "conf-te2", later);
+    get_missing(f->st, "conf-te3"); /* the untouched control expired */
+    free(soon);
+    free(later);
+  }
+  free(r);
+  free(past);
+}
+
+static void t_expired_not_returned(void **state) {
+  fixture *f = *state;
+  int64_t now = fx_now(f);
+  char *old = record(now - 1000, ",\"x\":1");
+  char *live = record(now + 3600000, ",\"x\":2");
+  size_t n;
+  int rc;
+  assert_non_null(old);
+  assert_non_null(live);
+  set_ok(f->st, "conf-exp-old", old, now - 1000);
+  set_ok(f->st, "conf-exp-live", live, now + 3600000);
+  get_missing(f->st, "conf-exp-old");
+  get_eq(f->st, "conf-exp-live", live);
+  /* Expired records do not count either. */
+  set_ok(f->st, "conf-exp-old2", old, now - 1000);
+  rc = csn_store_length(f->st, &n);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    assert_int_equal(n, 1);
+  }
+  if (f->c->advance != NULL) {
+    f->c->advance(f->c->ud, 3600000);
+    get_missing(f->st, "conf-exp-live");
+  }
+  free(old);
+  free(live);
+}
+
+static void t_time_none_persists(void **state) {
+  fixture *f = *state;
+  char *r = record(CSN_TIME_NONE, ",\"forever\":true");
+  assert_non_null(r);
+  set_ok(f->st, "conf-none", r, CSN_TIME_NONE);
+  get_eq(f->st, "conf-none", r);
+  if (f->c->advance != NULL) {
+    f->c->advance(f->c->ud, 3600000);
+    get_eq(f->st, "conf-none", r);
+  }
+  free(r);
+}
+
+typedef struct seen {
+  int count;
+  int ok;      /* every record was the one written for its id */
+  int stop_at; /* return non-zero after this many (0: never) */
+} seen;
+
+static int each_cb(const char *sid, const char *json, size_t len, void *ud) {
+  seen *s = ud;
+  char want[96];
+  s->count++;
+  /* Records are {"cookie":..,"id":"<sid>"}: check they belong together. */
+  snprintf(want, sizeof want, "\"id\":\"%s\"", sid);
+  if (find(json, len, want) == NULL) s->ok = 0;
+  return s->stop_at != 0 && s->count >= s->stop_at;
+}
+
+static void t_admin(void **state) {
+  fixture *f = *state;
+  int64_t now = fx_now(f), exp = now + 3600000;
+  const char *ids[] = {"conf-adm-a", "conf-adm-b", "conf-adm-c"};
+  seen s;
+  size_t n, i;
+  int rc;
+  char *gone = record(now - 1000, ",\"id\":\"conf-adm-old\"");
+  assert_non_null(gone);
+  for (i = 0; i < 3; i++) {
+    char members[64], *r;
+    snprintf(members, sizeof members, ",\"id\":\"%s\"", ids[i]);
+    r = record(exp, members);
+    assert_non_null(r);
+    set_ok(f->st, ids[i], r, exp);
+    free(r);
+  }
+  set_ok(f->st, "conf-adm-old", gone, now - 1000);
+  free(gone);
+
+  rc = csn_store_length(f->st, &n);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    assert_int_equal(n, 3);
+  }
+  memset(&s, 0, sizeof s);
+  s.ok = 1;
+  rc = csn_store_all(f->st, each_cb, &s);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    assert_int_equal(s.count, 3);
+    assert_true(s.ok);
+    /* A non-zero return from the callback stops the walk. */
+    memset(&s, 0, sizeof s);
+    s.ok = 1;
+    s.stop_at = 1;
+    assert_int_equal(csn_store_all(f->st, each_cb, &s), CSN_OK);
+    assert_int_equal(s.count, 1);
+  }
+  rc = csn_store_clear(f->st);
+  if (rc == CSN_ENOTSUP) return;
+  assert_int_equal(rc, CSN_OK);
+  for (i = 0; i < 3; i++) get_missing(f->st, ids[i]);
+  rc = csn_store_length(f->st, &n);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    assert_int_equal(n, 0);
+  }
+}
+
+static void t_bad_ids(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char long_id[301];
+  const char *bad[] = {"", ".", "..", "../x", "a/b", "a\\b", "a\x01z",
+                       "tab\there", "nl\n", "del\x7f", long_id};
+  char *r = record(exp, "");
+  size_t i, n0 = 0, n1 = 0;
+  int has_len;
+  assert_non_null(r);
+  memset(long_id, 'a', 300);
+  long_id[300] = '\0';
+  has_len = csn_store_length(f->st, &n0) == CSN_OK;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char *json = NULL;
+    size_t len;
+    assert_int_equal(csn_store_set(f->st, bad[i], r, strlen(r), exp),
+                     CSN_EINVAL);
+    assert_int_equal(csn_store_get(f->st, bad[i], &json, &len), CSN_EINVAL);
+    assert_null(json);
+    assert_int_equal(csn_store_destroy(f->st, bad[i]), CSN_EINVAL);
+    {
+      int rc = csn_store_touch(f->st, bad[i], r, strlen(r), exp);
+      assert_true(rc == CSN_EINVAL || rc == CSN_ENOTSUP);
+    }
+  }
+  assert_int_equal(csn_store_set(f->st, NULL, r, strlen(r), exp), CSN_EINVAL);
+  /* Nothing was written: the 255-byte limit is the edge, 255 is fine. */
+  if (has_len) {
+    assert_int_equal(csn_store_length(f->st, &n1), CSN_OK);
+    assert_int_equal(n1, n0);
+  }
+  long_id[255] = '\0';
+  set_ok(f->st, long_id, r, exp);
+  get_eq(f->st, long_id, r);
+  free(r);
+}
+
+static void t_large_record(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  size_t big = 1024 * 1024;
+  char *members = malloc(big + 32), *r;
+  size_t i;
+  assert_non_null(members);
+  strcpy(members, ",\"blob\":\"");
+  for (i = strlen(members); i < big; i++) members[i] = (char)('a' + i % 26);
+  strcpy(members + big, "\"");
+  r = record(exp, members);
+  assert_non_null(r);
+  set_ok(f->st, "conf-big", r, exp);
+  get_eq(f->st, "conf-big", r);
+  free(members);
+  free(r);
+}
+
+static void t_unicode(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  /* Raw UTF-8 (2, 3 and 4 byte sequences) next to escapes that must stay
+   * escapes: the store keeps text, it does not normalise it. */
+  char *r = record(exp,
+                   ",\"name\":\"h\xc3\xa9llo \xe2\x98\x83 \xf0\x9f\x98\x80\","
+                   "\"esc\":\"\\u00e9\\n\\\"q\\\"\",\"\xc3\xa9\":1");
+  assert_non_null(r);
+  set_ok(f->st, "conf-utf8", r, exp);
+  get_eq(f->st, "conf-utf8", r);
+  free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Concurrent writers                                                       */
+/* ------------------------------------------------------------------------ */
+
+#define CONC_THREADS 8
+#define CONC_OPS 500
+#define CONC_SHARED 16
+
+typedef struct worker {
+  csn_store *st;
+  int id;
+  int shared; /* 1: all threads on the same ids */
+  int64_t exp;
+  int errors; /* failed calls or malformed reads */
+} worker;
+
+static void shared_id(char *out, size_t n, int i) {
+  snprintf(out, n, "conf-shared-%d", i % CONC_SHARED);
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  int i;
+  for (i = 0; i < CONC_OPS; i++) {
+    char sid[64], members[96], *r, *json;
+    size_t len;
+    int rc;
+    if (w->shared)
+      shared_id(sid, sizeof sid, i);
+    else
+      snprintf(sid, sizeof sid, "conf-t%d-%d", w->id, i % 25);
+    snprintf(members, sizeof members, ",\"w\":%d,\"i\":%d,\"sid\":\"%s\"",
+             w->id, i, sid);
+    r = record(w->exp, members);
+    if (r == NULL) {
+      w->errors++;
+      continue;
+    }
+    switch (i % 5) {
+      case 0:
+      case 1:
+        if (csn_store_set(w->st, sid, r, strlen(r), w->exp) != CSN_OK)
+          w->errors++;
+        if (!w->shared) {
+          /* Nobody else writes this id: we must read our own write. */
+          rc = csn_store_get(w->st, sid, &json, &len);
+          if (rc != CSN_OK || len != strlen(r) || memcmp(json, r, len) != 0)
+            w->errors++;
+          if (rc == CSN_OK) csn_free(json);
+        }
+        break;
+      case 2:
+        rc = csn_store_get(w->st, sid, &json, &len);
+        if (rc == CSN_OK) {
+          /* Whatever we read must be one whole record, never a blend. */
+          json_t *j = json_loadb(json, len, 0, NULL);
+          char want[96];
+          snprintf(want, sizeof want, "\"sid\":\"%s\"", sid);
+          if (j == NULL || find(json, len, want) == NULL) w->errors++;
+          json_decref(j);
+          csn_free(json);
+        } else if (rc != CSN_ENOENT) {
+          w->errors++;
+        }
+        break;
+      case 3:
+        rc = csn_store_touch(w->st, sid, r, strlen(r), w->exp);
+        if (rc != CSN_OK && rc != CSN_ENOTSUP) w->errors++;
+        break;
+      default:
+        if (i % 10 == 4 && csn_store_destroy(w->st, sid) != CSN_OK)
+          w->errors++;
+        break;
+    }
+    free(r);
+  }
+  return NULL;
+}
+
+static void run_workers(fixture *f, int shared) {
+  pthread_t th[CONC_THREADS];
+  worker w[CONC_THREADS];
+  int i, errors = 0;
+  for (i = 0; i < CONC_THREADS; i++) {
+    w[i].st = f->st;
+    w[i].id = i;
+    w[i].shared = shared;
+    w[i].exp = fx_now(f) + 3600000;
+    w[i].errors = 0;
+    assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+  }
+  for (i = 0; i < CONC_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    errors += w[i].errors;
+  }
+  assert_int_equal(errors, 0);
+}
+
+static void t_concurrent_distinct(void **state) {
+  fixture *f = *state;
+  int t, k;
+  run_workers(f, 0);
+  /* Final state is known exactly: the last op on each id of each thread.
+   * Ids k = i % 25 for i in [475, 500): i % 5 == 4 with i % 10 == 4 means
+   * destroyed; otherwise the last set (possibly touched, same text). */
+  for (t = 0; t < CONC_THREADS; t++) {
+    for (k = 0; k < 25; k++) {
+      char sid[64];
+      int i, last_set = -1, destroyed = 0;
+      snprintf(sid, sizeof sid, "conf-t%d-%d", t, k);
+      for (i = k; i < CONC_OPS; i += 25) {
+        if (i % 5 == 0 || i % 5 == 1) {
+          last_set = i;
+          destroyed = 0;
+        } else if (i % 10 == 4) {
+          destroyed = 1;
+        }
+      }
+      if (destroyed || last_set < 0) {
+        get_missing(f->st, sid);
+      } else {
+        char *json;
+        size_t len;
+        char want[96];
+        assert_int_equal(csn_store_get(f->st, sid, &json, &len), CSN_OK);
+        snprintf(want, sizeof want, "\"w\":%d,\"i\":%d,", t, last_set);
+        assert_non_null(find(json, len, want));
+        csn_free(json);
+      }
+    }
+  }
+}
+
+static void t_concurrent_shared(void **state) {
+  fixture *f = *state;
+  int k;
+  run_workers(f, 1);
+  /* Any surviving record is whole and belongs to its id. */
+  for (k = 0; k < CONC_SHARED; k++) {
+    char sid[64], want[96], *json;
+    size_t len;
+    int rc;
+    shared_id(sid, sizeof sid, k);
+    rc = csn_store_get(f->st, sid, &json, &len);
+    if (rc == CSN_ENOENT) continue;
+    assert_int_equal(rc, CSN_OK);
+    {
+      json_t *j = json_loadb(json, len, 0, NULL);
+      json_int_t w;
+      assert_non_null(j);
+      w = json_integer_value(json_object_get(j, "w"));
+      assert_true(w >= 0 && w < CONC_THREADS);
+      json_decref(j);
+    }
+    snprintf(want, sizeof want, "\"sid\":\"%s\"", sid);
+    assert_non_null(find(json, len, want));
+    csn_free(json);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+
+int csn_conformance_run(const char *group, const csn_conformance *c) {
+  static fixture fx;
+#define T(fn) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx)
+  const struct CMUnitTest tests[] = {
+      T(t_round_trip),         T(t_len_not_strlen),
+      T(t_overwrite),          T(t_missing),
+      T(t_touch_missing),      T(t_touch_keeps_data),
+      T(t_touch_expiry),       T(t_expired_not_returned),
+      T(t_time_none_persists), T(t_admin),
+      T(t_bad_ids),            T(t_large_record),
+      T(t_unicode),            T(t_concurrent_distinct),
+      T(t_concurrent_shared),
+  };
+#undef T
+  fx.c = c;
+  fx.st = NULL;
+  return _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0],
+                                 NULL, NULL);
+}

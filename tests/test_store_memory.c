@@ -1,0 +1,703 @@
+/* test_store_memory.c - the MemoryStore and the store layer.
+ *
+ * One program, several ctest tests: the first argument picks the group
+ * (conformance, expiry, prune, evict, url, errors). Expiry is driven by a
+ * fake clock, never by sleeping; only the background-sweep test waits, and
+ * it polls with a bound instead of sleeping a fixed time. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "csn_int.h"
+#include "store_conformance.h"
+
+/* ------------------------------------------------------------------------ */
+/* A fake clock                                                             */
+/* ------------------------------------------------------------------------ */
+
+#define T0 INT64_C(1700000000000)
+
+static _Atomic int64_t fake_ms = T0;
+
+static int64_t fake_clock(void *ud) {
+  (void)ud;
+  return atomic_load(&fake_ms);
+}
+
+static csn_store *open_fake(size_t max, int64_t prune_ms) {
+  csn_memory_options o;
+  csn_store *st = NULL;
+  memset(&o, 0, sizeof o);
+  o.max_entries = max;
+  o.prune_interval_ms = prune_ms;
+  o.clock = fake_clock;
+  assert_int_equal(csn_store_memory_new(&o, &st), CSN_OK);
+  assert_non_null(st);
+  return st;
+}
+
+static void put(csn_store *st, const char *sid, int64_t exp) {
+  char rec[128];
+  snprintf(rec, sizeof rec, "{\"cookie\":{},\"sid\":\"%s\"}", sid);
+  assert_int_equal(csn_store_set(st, sid, rec, strlen(rec), exp), CSN_OK);
+}
+
+static int present(csn_store *st, const char *sid) {
+  char *json = NULL;
+  size_t len;
+  int rc = csn_store_get(st, sid, &json, &len);
+  csn_free(json);
+  assert_true(rc == CSN_OK || rc == CSN_ENOENT);
+  return rc == CSN_OK;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Conformance, on the fake clock and on the system clock                   */
+/* ------------------------------------------------------------------------ */
+
+static csn_store *conf_open_fake(void *ud) {
+  csn_memory_options o;
+  csn_store *st = NULL;
+  (void)ud;
+  memset(&o, 0, sizeof o);
+  o.clock = fake_clock;
+  return csn_store_memory_new(&o, &st) == CSN_OK ? st : NULL;
+}
+
+static int64_t conf_now(void *ud) { return fake_clock(ud); }
+
+static void conf_advance(void *ud, int64_t ms) {
+  (void)ud;
+  atomic_fetch_add(&fake_ms, ms);
+}
+
+static csn_store *conf_open_url(void *ud) {
+  csn_store *st = NULL;
+  char err[128];
+  return csn_store_open(ud, &st, err, sizeof err) == CSN_OK ? st : NULL;
+}
+
+static int run_conformance(void) {
+  csn_conformance fake = {conf_open_fake, NULL, conf_now, conf_advance, NULL};
+  csn_conformance real = {conf_open_url, NULL, NULL, NULL, (void *)"memory://"};
+  int failed = csn_conformance_run("store_memory_conformance_fake_clock", &fake);
+  failed += csn_conformance_run("store_memory_conformance_system_clock", &real);
+  return failed;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expiry                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_expiry_fake_clock(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t now = atomic_load(&fake_ms);
+  size_t n = 99, removed = 99;
+  (void)state;
+  put(st, "soon", now + 1000);
+  put(st, "later", now + 5000);
+  put(st, "never", CSN_TIME_NONE);
+  assert_true(present(st, "soon"));
+  atomic_fetch_add(&fake_ms, 999);
+  assert_true(present(st, "soon")); /* 1 ms left */
+  atomic_fetch_add(&fake_ms, 1);
+  assert_false(present(st, "soon")); /* expires <= now: gone */
+  assert_int_equal(csn__store_memory_raw_count(st), 2); /* removed on read */
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 2);
+  atomic_fetch_add(&fake_ms, 10000);
+  assert_int_equal(csn__store_memory_raw_count(st), 2); /* nothing swept */
+  assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
+  assert_int_equal(removed, 1);
+  assert_int_equal(csn__store_memory_raw_count(st), 1);
+  assert_true(present(st, "never"));
+  csn_store_free(st);
+}
+
+/* touch splices the cookie text into the stored text; these are the cases
+ * the conformance suite does not reach. */
+static void touch_case(const char *stored, const char *fresh,
+                       const char *want, int want_rc) {
+  csn_store *st = open_fake(0, -1);
+  int64_t exp = atomic_load(&fake_ms) + 60000;
+  char *json = NULL;
+  size_t len;
+  assert_int_equal(csn_store_set(st, "t", stored, strlen(stored), exp), CSN_OK);
+  assert_int_equal(csn_store_touch(st, "t", fresh, strlen(fresh), exp),
+                   want_rc);
+  assert_int_equal(csn_store_get(st, "t", &json, &len), CSN_OK);
+  assert_string_equal(json, want);
+  csn_free(json);
+  csn_store_free(st);
+}
+
+static void test_touch_splice(void **state) {
+  (void)state;
+  touch_case("{\"a\":1}", "{\"cookie\":{\"x\":1}}",
+             "{\"cookie\":{\"x\":1},\"a\":1}", CSN_OK);
+  touch_case("{ }", "{\"cookie\":{\"x\":1}}", "{\"cookie\":{\"x\":1} }",
+             CSN_OK);
+  touch_case("{\"\\u0063ookie\":{\"old\":1},\"b\":2}",
+             "{\"z\":0,\"cookie\":{\"new\":[1,\"}\"]}}",
+             "{\"\\u0063ookie\":{\"new\":[1,\"}\"]},\"b\":2}", CSN_OK);
+  touch_case("{ \"a\" : 1.10 , \"cookie\" : {\"o\":[1,{\"p\":\"}\\\"\"}]} , "
+             "\"z\":\"\\\"}\" }",
+             "{\"cookie\":null}",
+             "{ \"a\" : 1.10 , \"cookie\" : null , \"z\":\"\\\"}\" }", CSN_OK);
+  /* Duplicate keys: the last one counts, as in JSON.parse. */
+  touch_case("{\"cookie\":1,\"cookie\":2}", "{\"cookie\":3}",
+             "{\"cookie\":1,\"cookie\":3}", CSN_OK);
+  /* Bad input leaves the record alone. */
+  touch_case("{\"a\":1}", "{\"nocookie\":1}", "{\"a\":1}", CSN_EINVAL);
+  touch_case("{\"a\":1}", "not json", "{\"a\":1}", CSN_EINVAL);
+  touch_case("[1,2]", "{\"cookie\":{}}", "[1,2]", CSN_ECORRUPT);
+  touch_case("{\"a\":", "{\"cookie\":{}}", "{\"a\":", CSN_ECORRUPT);
+}
+
+/* The background thread removes expired entries with nobody reading. */
+static void test_prune_background(void **state) {
+  csn_store *st = open_fake(0, 5);
+  int64_t now = atomic_load(&fake_ms), deadline;
+  int i;
+  (void)state;
+  for (i = 0; i < 200; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "bg-%d", i);
+    put(st, sid, i < 190 ? now + 1000 : CSN_TIME_NONE);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 200);
+  atomic_fetch_add(&fake_ms, 2000);
+  deadline = mono_ms() + 10000;
+  while (csn__store_memory_raw_count(st) != 10 && mono_ms() < deadline)
+    sleep_ms(5);
+  assert_int_equal(csn__store_memory_raw_count(st), 10);
+  csn_store_free(st);
+}
+
+/* Without the thread, inserts sweep a few buckets of their shard each. */
+static void test_prune_amortised(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t now = atomic_load(&fake_ms);
+  size_t raw;
+  int i;
+  (void)state;
+  for (i = 0; i < 2000; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "old-%d", i);
+    put(st, sid, now + 1000);
+  }
+  atomic_fetch_add(&fake_ms, 2000);
+  for (i = 0; i < 2000; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "new-%d", i);
+    put(st, sid, now + 100000);
+  }
+  raw = csn__store_memory_raw_count(st);
+  /* Most of the 2000 expired entries went without any read or prune. */
+  assert_true(raw < 2000 + 500);
+  csn_store_free(st);
+}
+
+/* close wakes the sweeper instead of waiting out its 60 s interval. */
+static void test_prune_close_prompt(void **state) {
+  csn_store *st = NULL;
+  int64_t t;
+  (void)state;
+  assert_int_equal(csn_store_memory_new(NULL, &st), CSN_OK);
+  sleep_ms(20); /* let the thread reach its wait */
+  t = mono_ms();
+  csn_store_free(st);
+  assert_true(mono_ms() - t < 10000);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Capacity                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_evict_max_one(void **state) {
+  csn_store *st = open_fake(1, -1);
+  int64_t now = atomic_load(&fake_ms);
+  size_t n;
+  (void)state;
+  put(st, "a", now + 100000);
+  put(st, "b", now + 50000);
+  assert_false(present(st, "a"));
+  assert_true(present(st, "b"));
+  put(st, "b", now + 1); /* overwriting never evicts */
+  assert_true(present(st, "b"));
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 1);
+  csn_store_free(st);
+}
+
+static void test_evict_bounded(void **state) {
+  csn_store *st = open_fake(100, -1);
+  int64_t now = atomic_load(&fake_ms);
+  size_t n;
+  int i;
+  (void)state;
+  for (i = 0; i < 1000; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "e-%d", i);
+    put(st, sid, now + 100000 + i);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 100);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 100);
+  assert_true(present(st, "e-999")); /* the newest write is kept */
+  csn_store_free(st);
+}
+
+/* When full, expired entries make room before any live one is evicted. */
+static void test_evict_expired_first(void **state) {
+  csn_store *st = open_fake(64, -1);
+  int64_t now = atomic_load(&fake_ms);
+  int i;
+  (void)state;
+  for (i = 0; i < 64; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "stale-%d", i);
+    put(st, sid, now + 1000);
+  }
+  atomic_fetch_add(&fake_ms, 5000);
+  for (i = 0; i < 64; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "fresh-%d", i);
+    put(st, sid, now + 100000);
+  }
+  for (i = 0; i < 64; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "fresh-%d", i);
+    assert_true(present(st, sid));
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 64);
+  csn_store_free(st);
+}
+
+typedef struct evict_worker {
+  csn_store *st;
+  int id;
+  int64_t base; /* the fake clock moves in other tests: expire after it */
+  int errors;
+} evict_worker;
+
+static void *evict_main(void *arg) {
+  evict_worker *w = arg;
+  int i;
+  for (i = 0; i < 3000; i++) {
+    char sid[32], rec[64];
+    snprintf(sid, sizeof sid, "w%d-%d", w->id, i);
+    snprintf(rec, sizeof rec, "{\"cookie\":{},\"i\":%d}", i);
+    if (csn_store_set(w->st, sid, rec, strlen(rec), w->base + i) != CSN_OK)
+      w->errors++;
+  }
+  return NULL;
+}
+
+static void test_evict_concurrent(void **state) {
+  csn_store *st = open_fake(500, 1);
+  pthread_t th[8];
+  evict_worker w[8];
+  size_t n;
+  int i, errors = 0;
+  (void)state;
+  for (i = 0; i < 8; i++) {
+    w[i].st = st;
+    w[i].id = i;
+    w[i].errors = 0;
+    w[i].base = atomic_load(&fake_ms) + 100000;
+    assert_int_equal(pthread_create(&th[i], NULL, evict_main, &w[i]), 0);
+  }
+  for (i = 0; i < 8; i++) {
+    pthread_join(th[i], NULL);
+    errors += w[i].errors;
+  }
+  assert_int_equal(errors, 0);
+  /* The cap holds, up to one in-flight insert per thread. */
+  assert_true(csn__store_memory_raw_count(st) <= 500 + 8);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_true(n >= 400 && n <= 508);
+  csn_store_free(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* URLs and the registry                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void test_url_good(void **state) {
+  const char *good[] = {"memory://", "memory://?max=10", "memory://?prune=-1",
+                        "memory://?max=5&prune=100", "memory://?prune=250&max=0"};
+  size_t i;
+  (void)state;
+  for (i = 0; i < CSN__ARRAY_SIZE(good); i++) {
+    csn_store *st = NULL;
+    char err[128] = "x";
+    assert_int_equal(csn_store_open(good[i], &st, err, sizeof err), CSN_OK);
+    assert_non_null(st);
+    assert_string_equal(err, "");
+    assert_string_equal(csn_store_name(st), "memory");
+    csn_store_free(st);
+  }
+}
+
+static void test_url_options_apply(void **state) {
+  csn_store *st = NULL;
+  size_t n;
+  (void)state;
+  assert_int_equal(csn_store_open("memory://?max=1&prune=-1", &st, NULL, 0),
+                   CSN_OK);
+  put(st, "a", CSN_TIME_NONE);
+  put(st, "b", CSN_TIME_NONE);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 1);
+  csn_store_free(st);
+}
+
+static void test_url_bad(void **state) {
+  static char huge[5000];
+  const char *bad[] = {"", "memory", "memory:", "memory:/", "memory://host",
+                       "memory:///path", "memory://?", "memory://?max",
+                       "memory://?max=", "memory://?max=abc", "memory://?max=-1",
+                       "memory://?max=1&max=2", "memory://?foo=1",
+                       "memory://?max=1&", "memory://?&max=1", "memory://?max=1x",
+                       "MEMORY://", "Memory://", "mem ory://", "://x", "1abc://",
+                       "memory://?max=1234567890123456", "memory://\n",
+                       "memory://?prune=--1", "memory://#frag", huge};
+  size_t i;
+  (void)state;
+  memcpy(huge, "memory://?max=", 14);
+  memset(huge + 14, '1', sizeof huge - 15);
+  for (i = 0; i < CSN__ARRAY_SIZE(bad); i++) {
+    csn_store *st = (csn_store *)1;
+    char err[128] = "";
+    int rc = csn_store_open(bad[i], &st, err, sizeof err);
+    if (rc != CSN_EINVAL) print_error("URL #%zu accepted: %d\n", i, rc);
+    assert_int_equal(rc, CSN_EINVAL);
+    assert_null(st);
+    assert_true(err[0] != '\0');
+  }
+  assert_int_equal(csn_store_open(NULL, NULL, NULL, 0), CSN_EINVAL);
+  /* A tiny errbuf is truncated, not overrun. */
+  {
+    csn_store *st;
+    char err[4];
+    assert_int_equal(csn_store_open("bad", &st, err, sizeof err), CSN_EINVAL);
+    assert_int_equal(strlen(err), 3);
+  }
+}
+
+static void test_url_unknown_scheme(void **state) {
+  csn_store *st = (csn_store *)1;
+  char err[128];
+  (void)state;
+  assert_int_equal(csn_store_open("nosuch://x", &st, err, sizeof err),
+                   CSN_ENOTSUP);
+  assert_null(st);
+  assert_string_equal(err, "unknown store scheme 'nosuch'");
+  assert_non_null(strstr(csn_last_error(), "nosuch"));
+}
+
+static const char *last_opened_url;
+
+static int fake_opener(const char *url, csn_store **out, char *errbuf,
+                       size_t errlen) {
+  last_opened_url = url;
+  (void)errbuf;
+  (void)errlen;
+  return csn_store_memory_new(NULL, out);
+}
+
+static int other_opener(const char *url, csn_store **out, char *errbuf,
+                        size_t errlen) {
+  (void)url;
+  (void)out;
+  snprintf(errbuf, errlen, "other opener");
+  return CSN_EIO;
+}
+
+static void test_url_register(void **state) {
+  csn_store *st = NULL;
+  char err[64];
+  (void)state;
+  assert_int_equal(csn_store_register("Bad", fake_opener), CSN_EINVAL);
+  assert_int_equal(csn_store_register("", fake_opener), CSN_EINVAL);
+  assert_int_equal(csn_store_register("x/y", fake_opener), CSN_EINVAL);
+  assert_int_equal(csn_store_register("ok", NULL), CSN_EINVAL);
+  assert_int_equal(csn_store_register("conf-test+v1", fake_opener), CSN_OK);
+  assert_int_equal(csn_store_open("conf-test+v1://a/b?c", &st, err, sizeof err),
+                   CSN_OK);
+  assert_string_equal(last_opened_url, "conf-test+v1://a/b?c");
+  csn_store_free(st);
+  /* Re-registering replaces the opener. */
+  assert_int_equal(csn_store_register("conf-test+v1", other_opener), CSN_OK);
+  assert_int_equal(csn_store_open("conf-test+v1://", &st, err, sizeof err),
+                   CSN_EIO);
+  assert_string_equal(err, "other opener");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Errors, fault injection, NULL handling                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct thread_msg {
+  csn_store *a;
+  char seen_before[64];
+  char seen_after[64];
+} thread_msg;
+
+static void *msg_thread(void *arg) {
+  thread_msg *t = arg;
+  snprintf(t->seen_before, sizeof t->seen_before, "%s", csn_store_errmsg(t->a));
+  csn_store_set_error(t->a, CSN_EIO, "thread %s", "two");
+  snprintf(t->seen_after, sizeof t->seen_after, "%s", csn_store_errmsg(t->a));
+  return NULL;
+}
+
+static void test_errmsg_per_thread(void **state) {
+  csn_store *a = open_fake(0, -1), *b = open_fake(0, -1);
+  pthread_t th;
+  thread_msg t;
+  (void)state;
+  assert_string_equal(csn_store_errmsg(a), "");
+  assert_int_equal(csn_store_set_error(a, CSN_EIO, "boom %d", 1), CSN_EIO);
+  assert_string_equal(csn_store_errmsg(a), "boom 1");
+  assert_string_equal(csn_store_errmsg(b), ""); /* keyed by store */
+  assert_string_equal(csn_store_errmsg(NULL), "");
+  t.a = a;
+  assert_int_equal(pthread_create(&th, NULL, msg_thread, &t), 0);
+  pthread_join(th, NULL);
+  assert_string_equal(t.seen_before, ""); /* not this thread's message */
+  assert_string_equal(t.seen_after, "thread two");
+  assert_string_equal(csn_store_errmsg(a), "boom 1");
+  /* The store's own failure reaches errmsg and csn_last_error. */
+  assert_int_equal(csn_store_touch(b, "t", "nope", 4, CSN_TIME_NONE), CSN_OK);
+  put(b, "t", CSN_TIME_NONE);
+  assert_int_equal(csn_store_touch(b, "t", "nope", 4, CSN_TIME_NONE),
+                   CSN_EINVAL);
+  assert_non_null(strstr(csn_store_errmsg(b), "cookie"));
+  assert_non_null(strstr(csn_last_error(), "memory touch: "));
+  assert_string_equal(csn_store_errmsg(a), ""); /* b failed last */
+  csn_store_free(a);
+  csn_store_free(b);
+}
+
+typedef struct fault_log {
+  char ops[256];
+  const char *fail_op;
+  int with_message;
+} fault_log;
+
+static int fault_hook(csn_store *st, const char *op, void *ud) {
+  fault_log *l = ud;
+  strcat(l->ops, op);
+  strcat(l->ops, ",");
+  if (l->fail_op != NULL && strcmp(op, l->fail_op) == 0)
+    return l->with_message ? csn_store_set_error(st, CSN_ESTORE, "disk on fire")
+                           : CSN_EIO;
+  return 0;
+}
+
+static int count_cb(const char *sid, const char *json, size_t len, void *ud) {
+  (void)sid;
+  (void)json;
+  (void)len;
+  (*(int *)ud)++;
+  return 0;
+}
+
+static void test_fault_injection(void **state) {
+  csn_store *st = open_fake(0, -1);
+  fault_log l;
+  size_t n;
+  int seen = 0;
+  char *json;
+  (void)state;
+  memset(&l, 0, sizeof l);
+  csn__store_set_fault(fault_hook, &l);
+  put(st, "f", CSN_TIME_NONE);
+  assert_true(present(st, "f"));
+  assert_int_equal(csn_store_touch(st, "f", "{\"cookie\":{}}", 13, CSN_TIME_NONE),
+                   CSN_OK);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(csn_store_all(st, count_cb, &seen), CSN_OK);
+  assert_int_equal(csn_store_prune(st, NULL), CSN_OK);
+  assert_int_equal(csn_store_destroy(st, "f"), CSN_OK);
+  assert_int_equal(csn_store_clear(st), CSN_OK);
+  assert_string_equal(l.ops, "set,get,touch,length,all,prune,destroy,clear,");
+
+  /* A failing set returns the fault and writes nothing. */
+  l.fail_op = "set";
+  assert_int_equal(csn_store_set(st, "g", "{}", 2, CSN_TIME_NONE), CSN_EIO);
+  assert_string_equal(csn_last_error(),
+                      "memory set: injected fault: input/output error");
+  assert_string_equal(csn_store_errmsg(st), "injected fault: input/output error");
+  l.fail_op = "get";
+  l.with_message = 1;
+  assert_int_equal(csn_store_get(st, "g", &json, NULL), CSN_ESTORE);
+  assert_null(json);
+  assert_string_equal(csn_last_error(), "memory get: disk on fire");
+  csn__store_set_fault(NULL, NULL);
+  assert_false(present(st, "g"));
+  csn_store_free(st);
+}
+
+/* A store with only the required methods: optional calls say ENOTSUP. */
+static int min_get(csn_store *st, const char *sid, char **json, size_t *len) {
+  (void)st;
+  (void)sid;
+  (void)json;
+  (void)len;
+  return CSN_ENOENT;
+}
+static int min_set(csn_store *st, const char *sid, const char *json,
+                   size_t len, int64_t exp) {
+  (void)sid;
+  (void)json;
+  (void)len;
+  (void)exp;
+  return csn_store_set_error(st, CSN_EIO, "read-only medium");
+}
+static int min_destroy(csn_store *st, const char *sid) {
+  (void)st;
+  (void)sid;
+  return CSN_EIO; /* no message: the layer supplies one */
+}
+static int min_closed;
+static void min_close(csn_store *st) {
+  (void)st;
+  min_closed++;
+}
+
+static void test_dispatch_checks(void **state) {
+  static const csn_store_methods m = {CSN_STORE_METHODS_VERSION, "minimal",
+                                      min_get, min_set, min_destroy, NULL,
+                                      NULL, NULL, NULL, NULL, min_close};
+  csn_store st = {&m};
+  size_t n;
+  char *json;
+  (void)state;
+  assert_int_equal(csn_store_get(&st, "x", &json, &n), CSN_ENOENT);
+  assert_int_equal(csn_store_touch(&st, "x", "{}", 2, 0), CSN_ENOTSUP);
+  assert_string_equal(csn_last_error(), "minimal touch: operation not supported");
+  assert_int_equal(csn_store_clear(&st), CSN_ENOTSUP);
+  assert_int_equal(csn_store_length(&st, &n), CSN_ENOTSUP);
+  assert_int_equal(csn_store_all(&st, count_cb, NULL), CSN_ENOTSUP);
+  assert_int_equal(csn_store_prune(&st, &n), CSN_ENOTSUP);
+  assert_int_equal(csn_store_set(&st, "x", "{}", 2, 0), CSN_EIO);
+  assert_string_equal(csn_last_error(), "minimal set: read-only medium");
+  assert_int_equal(csn_store_destroy(&st, "x"), CSN_EIO);
+  assert_string_equal(csn_store_errmsg(&st), "input/output error");
+  /* Ids are checked before the store sees them. */
+  assert_int_equal(csn_store_get(&st, "../etc/passwd", &json, &n), CSN_EINVAL);
+  assert_int_equal(csn_store_get(NULL, "x", &json, &n), CSN_EINVAL);
+  assert_int_equal(csn_store_get(&st, "x", NULL, &n), CSN_EINVAL);
+  assert_int_equal(csn_store_set(&st, "x", NULL, 0, 0), CSN_EINVAL);
+  csn_store_free(&st);
+  assert_int_equal(min_closed, 1);
+}
+
+static void test_free_null(void **state) {
+  (void)state;
+  csn_store_free(NULL);
+  assert_string_equal(csn_store_name(NULL), "");
+  assert_int_equal(csn_store_memory_new(NULL, NULL), CSN_EINVAL);
+}
+
+static void test_id_valid(void **state) {
+  char id[CSN_ID_MAX + 2];
+  (void)state;
+  assert_true(csn_store_id_valid("abc_DEF-123"));
+  assert_true(csn_store_id_valid("...")); /* only "." and ".." are special */
+  assert_true(csn_store_id_valid("s\xc3\xa9"));
+  assert_false(csn_store_id_valid(NULL));
+  assert_false(csn_store_id_valid(""));
+  assert_false(csn_store_id_valid("."));
+  assert_false(csn_store_id_valid(".."));
+  assert_false(csn_store_id_valid("a/b"));
+  assert_false(csn_store_id_valid("a\\b"));
+  assert_false(csn_store_id_valid("a\x1f"));
+  assert_false(csn_store_id_valid("a\x7f"));
+  memset(id, 'a', CSN_ID_MAX);
+  id[CSN_ID_MAX] = '\0';
+  assert_true(csn_store_id_valid(id));
+  id[CSN_ID_MAX] = 'a';
+  id[CSN_ID_MAX + 1] = '\0';
+  assert_false(csn_store_id_valid(id));
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest expiry[] = {
+      cmocka_unit_test(test_expiry_fake_clock),
+      cmocka_unit_test(test_touch_splice),
+  };
+  const struct CMUnitTest prune[] = {
+      cmocka_unit_test(test_prune_background),
+      cmocka_unit_test(test_prune_amortised),
+      cmocka_unit_test(test_prune_close_prompt),
+  };
+  const struct CMUnitTest evict[] = {
+      cmocka_unit_test(test_evict_max_one),
+      cmocka_unit_test(test_evict_bounded),
+      cmocka_unit_test(test_evict_expired_first),
+      cmocka_unit_test(test_evict_concurrent),
+  };
+  const struct CMUnitTest url[] = {
+      cmocka_unit_test(test_url_good),
+      cmocka_unit_test(test_url_options_apply),
+      cmocka_unit_test(test_url_bad),
+      cmocka_unit_test(test_url_unknown_scheme),
+      cmocka_unit_test(test_url_register),
+  };
+  const struct CMUnitTest errors[] = {
+      cmocka_unit_test(test_errmsg_per_thread),
+      cmocka_unit_test(test_fault_injection),
+      cmocka_unit_test(test_dispatch_checks),
+      cmocka_unit_test(test_free_null),
+      cmocka_unit_test(test_id_valid),
+  };
+  const char *g = argc > 1 ? argv[1] : "all";
+  int all = strcmp(g, "all") == 0, failed = 0, ran = 0;
+  if (all || strcmp(g, "conformance") == 0) {
+    failed += run_conformance();
+    ran = 1;
+  }
+#define GROUP(name, arr)                                                    \
+  if (all || strcmp(g, #name) == 0) {                                       \
+    failed += _cmocka_run_group_tests("store_memory_" #name, arr,           \
+                                      CSN__ARRAY_SIZE(arr), NULL, NULL);    \
+    ran = 1;                                                                \
+  }
+  GROUP(expiry, expiry)
+  GROUP(prune, prune)
+  GROUP(evict, evict)
+  GROUP(url, url)
+  GROUP(errors, errors)
+#undef GROUP
+  if (!ran) {
+    fprintf(stderr, "unknown group '%s'\n", g);
+    return 2;
+  }
+  return failed != 0;
+}

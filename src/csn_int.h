@@ -71,6 +71,8 @@ int csn__uri_encode(csn__buf *b, const char *s, size_t n);
  * must have room for n bytes), -1 when it would throw (bad escape or the
  * result is not valid UTF-8). */
 int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn);
+/* 1 if s[0..n) is well-formed UTF-8, else 0. */
+int csn__utf8_valid(const char *s, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* crypto.c: HMAC-SHA256 with precomputed per-secret state, ids, random.    */
@@ -238,8 +240,6 @@ struct csn_request {
 };
 
 int64_t csn__ctx_now(const csn_ctx *ctx);
-void csn__ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...)
-    CSN__PRINTF(3, 4);
 
 /* session.c */
 void csn__session_init(csn_session *s, csn_request *r);

@@ -261,6 +261,14 @@ CSN_API void csn_ctx_set_userdata(csn_ctx *ctx, void *data,
                                   void (*free_fn)(void *));
 CSN_API void *csn_ctx_userdata(const csn_ctx *ctx);
 
+/* Report a message through the context's log hook (stderr when there is
+ * none), so that adapters and applications log where csession does. */
+CSN_API void csn_ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* ------------------------------------------------------------------------ */
 /* Request lifecycle (what adapters call)                                   */
 /* ------------------------------------------------------------------------ */

@@ -205,7 +205,7 @@ int64_t csn__ctx_now(const csn_ctx *ctx) {
   return csn__now_ms();
 }
 
-void csn__ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...) {
+void csn_ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...) {
   char msg[768];
   va_list ap;
   va_start(ap, fmt);

@@ -161,3 +161,40 @@ int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn) {
   *outn = o;
   return 0;
 }
+
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+ * above U+10FFFF. jansson checks the same but answers NULL for both "bad
+ * text" and "out of memory"; checking first lets callers tell them apart. */
+int csn__utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    size_t len, k;
+    unsigned long cp, min;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1Fu, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0Fu, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07u, min = 0x10000;
+    } else {
+      return 0;
+    }
+    if (n - i < len)
+      return 0;
+    for (k = 1; k < len; k++) {
+      if ((p[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (p[i + k] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += len;
+  }
+  return 1;
+}

@@ -406,7 +406,7 @@ static int build_set_cookie(csn_request *r, char **out) {
      * validated at creation): the response goes on without a cookie, as in
      * express, and the reason is logged. */
     if (rc != CSN_ENOMEM)
-      csn__ctx_log(ctx, rc, "cannot serialize the session cookie: %s",
+      csn_ctx_log(ctx, rc, "cannot serialize the session cookie: %s",
                    msg ? msg : "invalid attribute");
     return rc == CSN_ENOMEM ? rc : CSN_OK;
   }

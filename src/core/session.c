@@ -543,10 +543,11 @@ int csn_session_set_strn(csn_session *s, const char *key, const char *v,
   json_t *j;
   if (v == NULL)
     return CSN_EINVAL;
-  /* jansson refuses invalid UTF-8; so does a JSON record Node can read. */
-  j = json_stringn(v, len);
-  if (j == NULL)
+  /* A record Node can read holds only well-formed UTF-8. Checked here so
+   * that a NULL from jansson below can only mean out of memory. */
+  if (!csn__utf8_valid(v, len))
     return csn__set_error(CSN_EINVAL, "string is not valid UTF-8");
+  j = json_stringn_nocheck(v, len);
   return set_member(s, key, j);
 }
 

@@ -5,7 +5,6 @@
 #include "stores.h"
 
 #include "csn/csn.h"
-#include "csn/csn_store_file.h"
 #ifdef CSN_HAVE_SQLITE
 #include "csn/csn_store_sqlite.h"
 #endif
@@ -20,10 +19,9 @@
 #endif
 
 int csn_app_register_stores(void) {
-  int rc = csn_store_register("file", csn_store_file_open);
+  int rc = CSN_OK; /* memory:// and file:// are built into the core */
 #ifdef CSN_HAVE_SQLITE
-  if (rc == CSN_OK)
-    rc = csn_store_register("sqlite", csn_store_sqlite_open);
+  rc = csn_store_register("sqlite", csn_store_sqlite_open);
 #endif
 #ifdef CSN_HAVE_REDIS
   if (rc == CSN_OK)

@@ -464,8 +464,10 @@ typedef struct csn_store_methods {
              int64_t expires_ms);
   /* Required. A missing id is not an error. */
   int (*destroy)(csn_store *st, const char *sid);
-  /* Optional (recommended): refresh expiry; json carries the new cookie.
-   * A missing id is not an error. */
+  /* Optional (recommended): refresh the expiry of an unchanged session.
+   * json is {"cookie":{...}} only - the new cookie, no data members: keep
+   * the stored data and replace its "cookie" member (a concurrent request
+   * may have written newer data). A missing id is not an error. */
   int (*touch)(csn_store *st, const char *sid, const char *json, size_t len,
                int64_t expires_ms);
   /* Optional administration. */

@@ -363,15 +363,15 @@ static int save_now(csn_request *r, int remember) {
   return CSN_OK;
 }
 
+/* A touch carries only the cookie, {"cookie":{...}}: the store refreshes
+ * the expiry and the stored cookie but keeps the data members it has, which
+ * may have been written by a concurrent request since this one loaded. */
 static int touch_now(csn_request *r) {
   csn_session *s = &r->sess;
   char *record;
   size_t len;
   int rc;
-  const char *txt = current_text(r);
-  if (txt == NULL)
-    return CSN_ENOMEM;
-  record = csn__session_record_with(s, txt, &len);
+  record = csn__session_record_with(s, "{}", &len);
   if (record == NULL)
     return CSN_ENOMEM;
   rc = csn_store_touch(r->ctx->store, s->id, record, len, s->cookie.expires);

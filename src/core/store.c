@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "csn_int.h"
+#include "csn/csn_store_file.h"
 
 /* ------------------------------------------------------------------------ */
 /* Scheme registry                                                          */
@@ -92,8 +93,11 @@ static csn_store_open_fn registry_find(const char *scheme) {
     }
   }
   pthread_mutex_unlock(&registry_lock);
-  /* "memory" is built in, but a registered opener may override it. */
+  /* "memory" and "file" live in the core library, so they are built in; a
+   * registered opener may override them. Stores in their own libraries
+   * (sqlite, redis, ...) are registered by the application. */
   if (fn == NULL && strcmp(scheme, "memory") == 0) fn = csn__store_open_memory;
+  if (fn == NULL && strcmp(scheme, "file") == 0) fn = csn_store_file_open;
   return fn;
 }
 

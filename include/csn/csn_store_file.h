@@ -1,0 +1,98 @@
+/* csn_store_file.h - FileStore: one JSON file per session, in the layout of
+ * session-file-store 1.5.0, so a Node app using that package can share the
+ * directory with a C server.
+ *
+ * Layout and expiry (stores.md section 4):
+ *   - <dir>/<id><ext>, ext ".json" by default; the content is the record
+ *     express-session stores, with "__lastAccess" (epoch ms of the last
+ *     write) added as the last member, compact JSON, no trailing newline.
+ *   - A record is expired when __lastAccess + L < now, where L is
+ *     cookie.originalMaxAge when it is a non-zero number, else ttl
+ *     (session-file-store's rule), or, in addition, when cookie.expires has
+ *     passed (express-session keeps expires = last access + maxAge, so the
+ *     two agree for Node's records). The expires_ms argument of set/touch is
+ *     not stored separately: the record's cookie carries it.
+ *
+ * Where we differ from session-file-store, on purpose:
+ *   - get() returns the record without "__lastAccess" (the store's own
+ *     bookkeeping); set() stamps a fresh one. A Node reader still sees it.
+ *   - Writes are atomic and durable: a temporary file "<id><ext>.<random
+ *     u32>" in the same directory, write, fsync, rename, fsync of the
+ *     directory. A crash never leaves a torn session file. Files are created
+ *     with mode 0600 (sessions hold user data).
+ *   - Ids are checked with csn_store_id_valid() before they become a path
+ *     (CSN_EINVAL otherwise).
+ *   - A corrupt or foreign file (not a JSON object, or larger than 16 MiB)
+ *     is reported through csn_store_errmsg() and treated as not found: get()
+ *     returns CSN_ENOENT and leaves the file in place for inspection; the
+ *     next set() of that id replaces it, and the reaper removes it once its
+ *     modification time is older than ttl. session-file-store deletes it at
+ *     once and fails the request.
+ *   - A record without a numeric "__lastAccess" expires from the file's
+ *     modification time (session-file-store never expires it).
+ *   - touch() of a missing id is not an error (session-file-store answers
+ *     ENOENT); touch() of an expired record rewrites it as {cookie,
+ *     __lastAccess}, as session-file-store does.
+ *   - No read retries (they exist for Windows rename races).
+ *   - Reaping runs on a background thread; each pass examines at most
+ *     `reap_batch` files between short pauses, so a huge directory never
+ *     monopolises a core, and close() stops it promptly.
+ *   - length() and all() see live records only (session-file-store's length
+ *     counts every file); both read every file.
+ *   - Records are edited as text: get() returns the bytes set() was given
+ *     (numbers and escapes untouched), touch() swaps only the cookie's text.
+ *   - An id too long for a file name (id + ext > 255 bytes) is stored as
+ *     "~<sha256 hex><ext>" with the id in a "__csnId" member (stripped by
+ *     get() like __lastAccess); no Node store can hold such an id anyway.
+ *   - Encryption (session-file-store's `secret`) is not implemented yet:
+ *     "?secret=" fails with CSN_ENOTSUP.
+ *
+ * Thread-safety: every function may be called from several threads at once.
+ * Writes to one id from one process are serialised; across processes the
+ * last rename wins (as with the Node store).
+ *
+ * Since 0.1.
+ */
+#ifndef CSN_STORE_FILE_H
+#define CSN_STORE_FILE_H
+
+#include "csn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct csn_file_options {
+  const char *dir;        /* NULL: "./sessions". Created (with parents) if
+                             missing. */
+  const char *ext;        /* NULL: ".json"; "" makes every entry a session */
+  int64_t ttl_ms;         /* 0: 3600000 (session-file-store's ttl 3600 s) */
+  int64_t reap_interval_ms; /* 0: 3600000; negative: no reaper thread */
+  size_t reap_batch;      /* files per reaper step; 0: 500 */
+} csn_file_options;
+
+/* Open a FileStore. opts may be NULL (all defaults). Fails with CSN_EIO and
+ * a message in errbuf when the directory cannot be created, opened or
+ * listed; CSN_EINVAL for a bad option. Release with csn_store_free(). */
+CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
+                               char *errbuf, size_t errlen);
+
+/* Open a FileStore from a URL: "file://" followed by the directory path.
+ *   file:///var/lib/app/sessions   absolute (the path starts with '/')
+ *   file://./sessions              relative to the working directory
+ *   file://sessions                relative as well
+ *   file://                        the default, ./sessions
+ * The path is taken literally (no percent-decoding). Query options:
+ *   ttl=S     default lifetime in seconds (3600)
+ *   reap=S    reaper interval in seconds (3600); -1 or 0 disables it
+ *   ext=.json file extension
+ *   secret=.. encryption: CSN_ENOTSUP (not implemented yet)
+ * Unknown options are CSN_EINVAL. This is the opener csn_store_open() uses
+ * for the "file" scheme. */
+CSN_API int csn_store_file_open(const char *url, csn_store **out,
+                                char *errbuf, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CSN_STORE_FILE_H */

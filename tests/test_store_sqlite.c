@@ -1,0 +1,396 @@
+/* test_store_sqlite.c - SQLite store: the shared conformance suite, the
+ * connect-sqlite3 table and its rules (read back with plain SQL), pruning,
+ * a read-only database and concurrent workers with no "database is locked".
+ */
+#define _XOPEN_SOURCE 700 /* nftw() is an XSI interface */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "csn/csn.h"
+#include "csn/csn_store_sqlite.h"
+#include "csn_int.h"
+#ifdef CSN_HAVE_CONFORMANCE
+#include "store_conformance.h"
+#endif
+
+static const char REC[] =
+    "{\"cookie\":{\"originalMaxAge\":60000,\"expires\":\"2030-01-01T00:00:00."
+    "000Z\",\"httpOnly\":true,\"path\":\"/\"},\"views\":3}";
+
+static char root[256];
+
+static int rm_one(const char *p, const struct stat *sb, int flag,
+                  struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(p);
+}
+
+static void new_db(char *buf, size_t size) {
+  static unsigned n;
+  snprintf(buf, size, "%s/t%u.db", root, n++);
+}
+
+static csn_store *open_db(const char *path, const char *query) {
+  char url[1024], err[256] = "";
+  csn_store *st = NULL;
+  snprintf(url, sizeof url, "sqlite://%s%s", path, query ? query : "");
+  int rc = csn_store_sqlite_open(url, &st, err, sizeof err);
+  if (rc != CSN_OK) fail_msg("open %s: %s (%s)", url, csn_strerror(rc), err);
+  return st;
+}
+
+/* One value from plain SQL on a separate connection (what Node would see). */
+static long long sql_int(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *q = NULL;
+  long long v = -1;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+  if (sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return v;
+}
+
+static void sql_exec(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s: %s", sql, msg);
+  sqlite3_close(db);
+}
+
+#ifdef CSN_HAVE_CONFORMANCE
+static csn_store *conf_open(void *ud) {
+  char path[300];
+  (void)ud;
+  new_db(path, sizeof path);
+  return open_db(path, "?prune=0");
+}
+#endif
+
+static void store_sqlite_schema_and_rows(void **state) {
+  (void)state;
+  char path[300];
+  new_db(path, sizeof path);
+  csn_store *st = open_db(path, "?prune=0");
+  int64_t exp = csn__now_ms() + 60000;
+  assert_int_equal(csn_store_set(st, "a1", REC, strlen(REC), exp), CSN_OK);
+  /* connect-sqlite3's table, WAL mode, our index, expiry in ms. */
+  assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+                                 "name='sessions' AND sql LIKE '%sid PRIMARY "
+                                 "KEY, expired, sess%'"),
+                   1);
+  assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+                                 "type='index' AND tbl_name='sessions' AND "
+                                 "sql LIKE '%expired%'"),
+                   1);
+  char q[256];
+  snprintf(q, sizeof q,
+           "SELECT expired = %lld FROM sessions WHERE sid='a1' AND sess = '%s'",
+           (long long)exp, REC);
+  assert_int_equal(sql_int(path, q), 1);
+  {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+  }
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, "a1", &json, &len), CSN_OK);
+  assert_string_equal(json, REC);
+  assert_int_equal(len, strlen(REC));
+  csn_free(json);
+
+  /* A browser-session cookie: now + 1 day. */
+  int64_t t0 = csn__now_ms();
+  assert_int_equal(csn_store_set(st, "b1", REC, strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  long long e = sql_int(path, "SELECT expired FROM sessions WHERE sid='b1'");
+  assert_true(e >= t0 + 86400000 && e <= csn__now_ms() + 86400000);
+
+  assert_int_equal(csn_store_destroy(st, "a1"), CSN_OK);
+  assert_int_equal(csn_store_destroy(st, "a1"), CSN_OK);
+  assert_int_equal(csn_store_get(st, "a1", &json, &len), CSN_ENOENT);
+  csn_store_free(st);
+}
+
+static void store_sqlite_expiry_touch_prune(void **state) {
+  (void)state;
+  char path[300];
+  new_db(path, sizeof path);
+  csn_store *st = open_db(path, "?prune=0");
+  int64_t now = csn__now_ms();
+  char *json = NULL;
+  size_t len;
+  assert_int_equal(csn_store_set(st, "live", REC, strlen(REC), now + 60000),
+                   CSN_OK);
+  assert_int_equal(csn_store_set(st, "dead", REC, strlen(REC), now - 1),
+                   CSN_OK);
+  /* A row written by Node (expired as a REAL, as node-sqlite3 binds it). */
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sessions VALUES ('node', %lld.0, '%s')",
+           (long long)(now + 60000), REC);
+  sql_exec(path, sql);
+  assert_int_equal(csn_store_get(st, "dead", &json, &len), CSN_ENOENT);
+  assert_int_equal(csn_store_get(st, "node", &json, &len), CSN_OK);
+  csn_free(json);
+  size_t n = 0;
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 2);
+
+  /* touch: new expiry and the new cookie inside sess, data untouched; an
+   * expired row is not revived. */
+  const char *t = "{\"cookie\":{\"originalMaxAge\":99000,\"path\":\"/x\"},"
+                  "\"views\":100}";
+  assert_int_equal(csn_store_touch(st, "live", t, strlen(t), now + 99000),
+                   CSN_OK);
+  assert_int_equal(csn_store_get(st, "live", &json, &len), CSN_OK);
+  assert_string_equal(json, "{\"cookie\":{\"originalMaxAge\":99000,\"path\":"
+                            "\"/x\"},\"views\":3}");
+  csn_free(json);
+  snprintf(sql, sizeof sql,
+           "SELECT expired = %lld FROM sessions WHERE sid = 'live'",
+           (long long)(now + 99000));
+  assert_int_equal(sql_int(path, sql), 1);
+  assert_int_equal(csn_store_touch(st, "dead", t, strlen(t), now + 99000),
+                   CSN_OK);
+  assert_int_equal(csn_store_get(st, "dead", &json, &len), CSN_ENOENT);
+  assert_int_equal(csn_store_touch(st, "none", t, strlen(t), now + 99000),
+                   CSN_OK);
+
+  size_t removed = 0;
+  assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
+  assert_int_equal(removed, 1);
+  assert_int_equal(sql_int(path, "SELECT count(*) FROM sessions"), 2);
+  assert_int_equal(csn_store_clear(st), CSN_OK);
+  assert_int_equal(sql_int(path, "SELECT count(*) FROM sessions"), 0);
+  csn_store_free(st);
+}
+
+/* The background pruner removes a large backlog in batches and close()
+ * does not wait for the interval. */
+static void store_sqlite_prune_thread(void **state) {
+  (void)state;
+  char path[300];
+  new_db(path, sizeof path);
+  csn_store *st = open_db(path, "?prune=0");
+  csn_store_free(st);
+  sql_exec(path, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM "
+                 "n WHERE i < 2500) INSERT INTO sessions SELECT 'x' || i, 1, "
+                 "'{}' FROM n");
+  csn_sqlite_options o = {0};
+  o.path = path;
+  o.prune_interval_ms = 50;
+  assert_int_equal(csn_store_sqlite_new(&o, &st, NULL, 0), CSN_OK);
+  long long n = 1;
+  for (int i = 0; i < 200 && n != 0; i++) {
+    usleep(20000);
+    n = sql_int(path, "SELECT count(*) FROM sessions");
+  }
+  assert_int_equal(n, 0);
+  csn_store_free(st);
+  o.prune_interval_ms = 3600000;
+  assert_int_equal(csn_store_sqlite_new(&o, &st, NULL, 0), CSN_OK);
+  int64_t t0 = csn__now_ms();
+  csn_store_free(st);
+  assert_true(csn__now_ms() - t0 < 1000);
+}
+
+static void store_sqlite_url_and_ids(void **state) {
+  (void)state;
+  char err[256] = "";
+  csn_store *st = NULL;
+  assert_int_equal(csn_store_sqlite_open("sqlite:///tmp/x.db?table=a;b", &st,
+                                         err, sizeof err),
+                   CSN_EINVAL);
+  assert_int_equal(
+      csn_store_sqlite_open("sqlite:///tmp/x.db?nope=1", &st, err, sizeof err),
+      CSN_EINVAL);
+  assert_int_equal(csn_store_sqlite_open("file:///x", &st, err, sizeof err),
+                   CSN_EINVAL);
+  assert_null(st);
+  /* A custom table via csn_store_open (the scheme is registered), with a
+   * relative path. */
+  char cwd[512];
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(root), 0);
+  assert_int_equal(csn_store_register("sqlite", csn_store_sqlite_open), CSN_OK);
+  assert_int_equal(csn_store_open("sqlite://./rel.db?table=web_sess&prune=0",
+                                  &st, err, sizeof err),
+                   CSN_OK);
+  assert_string_equal(csn_store_name(st), "sqlite");
+  assert_int_equal(csn_store_set(st, "r", REC, strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  assert_int_equal(csn_store_set(st, "x'; DROP TABLE web_sess; --", REC,
+                                 strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  assert_int_equal(
+      csn_store_set(st, "../etc", REC, strlen(REC), CSN_TIME_NONE),
+      CSN_EINVAL);
+  csn_store_free(st);
+  assert_int_equal(chdir(cwd), 0);
+  char p[400];
+  snprintf(p, sizeof p, "%s/rel.db", root);
+  assert_int_equal(sql_int(p, "SELECT count(*) FROM web_sess"), 2);
+}
+
+/* Read-only database: reads still work; a write fails with the store's
+ * message and the old record is intact. */
+static const char *ro_path;
+static int ro_child(void) {
+  csn_store *st = NULL;
+  char url[1024], err[256];
+  snprintf(url, sizeof url, "sqlite://%s?prune=0", ro_path);
+  if (csn_store_sqlite_open(url, &st, err, sizeof err) != CSN_OK) {
+    fprintf(stderr, "ro open: %s\n", err);
+    return 10;
+  }
+  char *json = NULL;
+  size_t len = 0;
+  if (csn_store_get(st, "keep", &json, &len) != CSN_OK) return 11;
+  if (strcmp(json, REC) != 0) return 12;
+  csn_free(json);
+  const char *nw = "{\"cookie\":{},\"views\":99}";
+  int rc = csn_store_set(st, "keep", nw, strlen(nw), csn__now_ms() + 60000);
+  if (rc != CSN_EIO) return 13;
+  if (strstr(csn_store_errmsg(st), "readonly") == NULL &&
+      strstr(csn_store_errmsg(st), "read-only") == NULL) {
+    fprintf(stderr, "ro message: %s\n", csn_store_errmsg(st));
+    return 14;
+  }
+  if (csn_store_get(st, "keep", &json, &len) != CSN_OK) return 15;
+  if (strcmp(json, REC) != 0) return 16;
+  csn_free(json);
+  csn_store_free(st);
+  return 0;
+}
+
+static void store_sqlite_readonly_db(void **state) {
+  (void)state;
+  char dir[300], path[400];
+  snprintf(dir, sizeof dir, "%s/ro", root);
+  assert_int_equal(mkdir(dir, 0777), 0);
+  assert_int_equal(chmod(dir, 0777), 0); /* -wal/-shm may be created */
+  snprintf(path, sizeof path, "%s/ro.db", dir);
+  csn_store *st = open_db(path, "?prune=0");
+  assert_int_equal(
+      csn_store_set(st, "keep", REC, strlen(REC), csn__now_ms() + 60000),
+      CSN_OK);
+  csn_store_free(st);
+  assert_int_equal(chmod(path, 0444), 0);
+  ro_path = path;
+  int root_user = geteuid() == 0;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (root_user && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(90);
+    _exit(ro_child());
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  chmod(path, 0644);
+}
+
+/* Many workers on a small pool plus a second "process" (another store on
+ * the same file): no error at all. */
+static csn_store *mt_a, *mt_b;
+static void *mt_worker(void *arg) {
+  long t = (long)arg;
+  csn_store *st = (t % 2) ? mt_a : mt_b;
+  char rec[128], sid[16];
+  for (int i = 0; i < 300; i++) {
+    snprintf(sid, sizeof sid, "m%d", (int)((t * 7 + i) % 40));
+    snprintf(rec, sizeof rec, "{\"cookie\":{},\"t\":%ld,\"i\":%d}", t, i);
+    int64_t exp = csn__now_ms() + 60000;
+    if (csn_store_set(st, sid, rec, strlen(rec), exp) != CSN_OK) {
+      fprintf(stderr, "set: %s\n", csn_store_errmsg(st));
+      return (void *)1;
+    }
+    if (csn_store_touch(st, sid, rec, strlen(rec), exp + 1) != CSN_OK) {
+      fprintf(stderr, "touch: %s\n", csn_store_errmsg(st));
+      return (void *)1;
+    }
+    char *json = NULL;
+    size_t len;
+    if (csn_store_get(st, sid, &json, &len) != CSN_OK) {
+      fprintf(stderr, "get: %s\n", csn_store_errmsg(st));
+      return (void *)1;
+    }
+    csn_free(json);
+    if (i % 50 == 0 && csn_store_prune(st, NULL) != CSN_OK) return (void *)1;
+  }
+  return NULL;
+}
+
+static void store_sqlite_threads(void **state) {
+  (void)state;
+  char path[300];
+  new_db(path, sizeof path);
+  mt_a = open_db(path, "?prune=0&pool=3");
+  mt_b = open_db(path, "?prune=0&pool=2");
+  pthread_t th[8];
+  for (long i = 0; i < 8; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, mt_worker, (void *)i), 0);
+  for (int i = 0; i < 8; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    assert_null(r);
+  }
+  size_t n = 0;
+  assert_int_equal(csn_store_length(mt_a, &n), CSN_OK);
+  assert_int_equal(n, 40);
+  csn_store_free(mt_a);
+  csn_store_free(mt_b);
+}
+
+int main(void) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(root, sizeof root, "%s/csn-sqlite-XXXXXX", tmp ? tmp : "/tmp");
+  if (mkdtemp(root) == NULL) return 1;
+  chmod(root, 0755);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(store_sqlite_schema_and_rows),
+      cmocka_unit_test(store_sqlite_expiry_touch_prune),
+      cmocka_unit_test(store_sqlite_prune_thread),
+      cmocka_unit_test(store_sqlite_url_and_ids),
+      cmocka_unit_test(store_sqlite_readonly_db),
+      cmocka_unit_test(store_sqlite_threads),
+  };
+  int failed = cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
+#ifdef CSN_HAVE_CONFORMANCE
+  csn_conformance c = {0};
+  c.open = conf_open;
+  failed += csn_conformance_run("store_sqlite_conformance", &c);
+#endif
+  nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  return failed;
+}

@@ -1,6 +1,6 @@
 /* demo.c - csession-demo: express-session's visit counter, in C.
  *
- *   csession-demo --secret 'keyboard cat' [--port 3000] [--store memory://]
+ *   csession-demo --secret 'keyboard cat' [--port 3000] [--store sqlite://./csession-demo.db]
  *
  *   GET /                 counts visits in the session
  *   GET /login?user=NAME  regenerates the session, then stores "user"
@@ -48,13 +48,21 @@ typedef struct demo_config {
   unsigned int threads;
 } demo_config;
 
+/* SQLite when this build has it: one file, no server, and a restarted demo
+ * keeps its visitors' sessions. */
+#ifdef CSN_HAVE_SQLITE
+#define DEMO_DEFAULT_STORE "sqlite://./csession-demo.db"
+#else
+#define DEMO_DEFAULT_STORE "memory://"
+#endif
+
 static void usage(FILE *f) {
   fputs(
       "usage: csession-demo [options]\n"
       "\n"
       "  --port N               listen port (default 3000; 0 picks one)\n"
       "  --bind ADDR            listen address (default 127.0.0.1)\n"
-      "  --store URL            session store (default memory://)\n"
+      "  --store URL            session store (default " DEMO_DEFAULT_STORE ")\n"
       "                         (built in: ",
       f);
   fputs(csn_app_store_schemes(), f);
@@ -99,7 +107,9 @@ static int parse_args(int argc, char **argv, demo_config *c) {
   memset(c, 0, sizeof *c);
   c->port = 3000;
   c->bind = "127.0.0.1";
-  c->store_url = "memory://";
+  /* SQLite when this build has it: one file, no server, and a restarted
+   * demo keeps its visitors' sessions. */
+  c->store_url = DEMO_DEFAULT_STORE;
   c->max_age_ms = 86400000;
   c->threads = 2;
 

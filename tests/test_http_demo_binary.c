@@ -22,6 +22,9 @@
 
 #include "http_harness.h"
 
+/* Working directory for the next spawned demo (NULL: inherit). */
+static const char *spawn_cwd;
+
 typedef struct demo_proc {
   pid_t pid;
   int out_fd; /* the child's stdout */
@@ -54,6 +57,8 @@ static void demo_spawn(demo_proc *d, const char *const *args,
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);
+    if (spawn_cwd != NULL && chdir(spawn_cwd) != 0)
+      _exit(126);
     if (secret_env != NULL)
       setenv("CSN_SECRET", secret_env, 1);
     else
@@ -152,6 +157,47 @@ static void test_counts_and_stops_cleanly(void **state) {
   assert_int_equal(demo_wait(&d), 0);
 }
 
+/* Start the demo, return its base URL in base. */
+static void demo_start(demo_proc *d, const char *const *args, char *base,
+                       size_t size) {
+  unsigned int port = 0;
+  demo_spawn(d, args, NULL);
+  assert_int_equal(demo_read_line(d), 0);
+  if (sscanf(d->line, "csession-demo listening on http://127.0.0.1:%u",
+             &port) != 1 ||
+      port == 0)
+    fail_msg("unexpected banner: %s", d->line);
+  snprintf(base, size, "http://127.0.0.1:%u", port);
+}
+
+/* The default store persists: a restarted demo still knows the browser. */
+static void test_restart_keeps_visits(void **state) {
+  static const char *const args[] = {"--port", "0", "--secret", "s3cret",
+                                     NULL};
+  char dir[] = "/tmp/csn-demo-XXXXXX", base[64], cmd[128];
+  demo_proc d;
+  http_client *a;
+  (void)state;
+
+  assert_non_null(mkdtemp(dir));
+  spawn_cwd = dir;
+  a = http_client_new(1);
+  demo_start(&d, args, base, sizeof base);
+  get_body(a, base, "/", 200, "Welcome! Refresh the page to count visits.\n");
+  get_body(a, base, "/", 200, "You've visited this page 2 times\n");
+  assert_int_equal(kill(d.pid, SIGTERM), 0);
+  assert_int_equal(demo_wait(&d), 0);
+
+  demo_start(&d, args, base, sizeof base); /* a new port, same jar */
+  get_body(a, base, "/", 200, "You've visited this page 3 times\n");
+  assert_int_equal(kill(d.pid, SIGTERM), 0);
+  assert_int_equal(demo_wait(&d), 0);
+  http_client_free(a);
+  spawn_cwd = NULL;
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 static void test_sigint_stops_too(void **state) {
   static const char *const args[] = {"--port", "0", "--threads", "1", NULL};
   demo_proc d;
@@ -209,6 +255,7 @@ static void test_help(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_counts_and_stops_cleanly),
+      cmocka_unit_test(test_restart_keeps_visits),
       cmocka_unit_test(test_sigint_stops_too),
       cmocka_unit_test(test_usage_errors),
       cmocka_unit_test(test_help),

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# test.sh - the project's one test command (also what CI runs, via .ci/run).
+#
+# On a Debian 12 machine, as root or with sudo, from any directory:
+#   scripts/test.sh
+#
+# 1. installs what the tests need (apt packages when missing, `npm ci` for the
+#    Node packages under tests/ and bench/);
+# 2. starts Redis and PostgreSQL on loopback (scripts/services.sh) and exports
+#    CSN_TEST_REDIS_URL / CSN_TEST_PG_URL;
+# 3. build-ci:    -DCSN_WERROR=ON, build, every test;
+# 4. build-asan:  the same with AddressSanitizer + UndefinedBehaviorSanitizer;
+# 5. the http_ tests of build-ci again under valgrind memcheck.
+#
+# Every step runs even when an earlier one failed (a build failure skips only
+# the steps that need that build), so one run reports everything. The exit
+# status is 0 only when every step passed. A skipped test is a failure here:
+# the servers are up, so a test that skips has lost its server or its wiring.
+#
+# Knobs: CSN_TEST_JOBS (parallel tests and build jobs, default 2).
+
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+
+# shellcheck source=scripts/deps.sh
+. "$ROOT/scripts/deps.sh"
+# shellcheck source=scripts/services.sh
+. "$ROOT/scripts/services.sh"
+
+JOBS=${CSN_TEST_JOBS:-2}
+
+# Every store is built: a fragment under src/stores/ only exists once its store
+# does, and an option without a fragment is ignored.
+CONFIG_ARGS=(
+  -DCSN_WERROR=ON
+  -DCSN_WITH_SQLITE=ON -DCSN_WITH_REDIS=ON -DCSN_WITH_PG=ON -DCSN_WITH_MONGO=ON
+)
+
+# A test taking longer than this is hung, not slow (valgrind gets more below).
+TEST_TIMEOUT=300
+MEMCHECK_TIMEOUT=1200
+
+LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/csn-test.XXXXXX") || exit 1
+
+SUMMARY=()
+FAILED=0
+TESTS_PASSED=0
+TESTS_FAILED=0
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# record NAME RC START [NOTE]: one summary line per step.
+record() {
+  local name=$1 rc=$2 start=$3 note=${4:-} secs
+  secs=$(($(date +%s) - start))
+  if [ "$rc" -eq 0 ]; then
+    SUMMARY+=("PASS  $name (${secs}s)${note:+  $note}")
+  else
+    SUMMARY+=("FAIL  $name (${secs}s)${note:+  $note}")
+    FAILED=1
+  fi
+}
+
+# run_ctest LOG ARGS...: ctest with the output shown and kept in LOG. Fails
+# when ctest fails, when it ran nothing, and when any test was skipped or did
+# not run. Adds the per-test results to the totals.
+run_ctest() {
+  local log=$1 rc pass fail skipped
+  shift
+  ctest --output-on-failure --no-tests=error "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  # ctest prints one line per test: "  3/12 Test  #3: name ....   Passed  0.01 sec"
+  # ("MemCheck #3" under -T memcheck). Anything but Passed is a failure.
+  pass=$(grep -Ec '^ *[0-9]+/[0-9]+ (Test|MemCheck) +#[0-9]+: .* Passed +[0-9.]+ sec' "$log")
+  fail=$(grep -E '^ *[0-9]+/[0-9]+ (Test|MemCheck) +#[0-9]+: ' "$log" |
+           grep -Evc ' Passed +[0-9.]+ sec')
+  TESTS_PASSED=$((TESTS_PASSED + pass))
+  TESTS_FAILED=$((TESTS_FAILED + fail))
+  skipped=$(grep -E '\*\*\*(Skipped|Not Run)|The following tests did not run' "$log" || true)
+  if [ -n "$skipped" ]; then
+    echo "test.sh: tests were skipped or did not run; that is a failure here:" >&2
+    grep -E '\*\*\*(Skipped|Not Run)|\((Skipped|Not Run|Disabled)\)' "$log" >&2 || true
+    return 1
+  fi
+  return "$rc"
+}
+
+# build DIR EXTRA_CMAKE_ARGS...: configure and build into ROOT/DIR.
+build() {
+  local dir=$1
+  shift
+  cmake -S "$ROOT" -B "$ROOT/$dir" "${CONFIG_ARGS[@]}" "$@" &&
+    cmake --build "$ROOT/$dir" -j "$JOBS"
+}
+
+T0=$(date +%s)
+
+# --- 1. dependencies ------------------------------------------------------
+say "dependencies"
+t=$(date +%s)
+csn_deps_test "$ROOT"
+rc=$?
+record "dependencies (apt, npm ci)" "$rc" "$t"
+
+# --- 2. servers -----------------------------------------------------------
+say "servers (Redis, PostgreSQL on 127.0.0.1)"
+t=$(date +%s)
+csn_services_start "$ROOT"
+rc=$?
+record "servers" "$rc" "$t" "${CSN_TEST_REDIS_URL:-} ${CSN_TEST_PG_URL:-} ${CSN_TEST_MONGO_URL:-}"
+
+# --- 3. plain build, all tests --------------------------------------------
+say "build-ci: configure + build (-DCSN_WERROR=ON)"
+t=$(date +%s)
+build build-ci
+ci_built=$?
+record "build-ci: build" "$ci_built" "$t"
+if [ "$ci_built" -eq 0 ]; then
+  say "build-ci: ctest"
+  t=$(date +%s)
+  run_ctest "$LOGDIR/ci.log" --test-dir "$ROOT/build-ci" -j "$JOBS" --timeout "$TEST_TIMEOUT"
+  record "build-ci: ctest (all tests)" "$?" "$t"
+fi
+
+# --- 4. sanitizers --------------------------------------------------------
+say "build-asan: configure + build (-DCSN_SANITIZE=ON)"
+t=$(date +%s)
+build build-asan -DCSN_SANITIZE=ON
+asan_built=$?
+record "build-asan: build" "$asan_built" "$t"
+if [ "$asan_built" -eq 0 ]; then
+  say "build-asan: ctest (ASan + UBSan)"
+  t=$(date +%s)
+  ASAN_OPTIONS=detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_ctest "$LOGDIR/asan.log" --test-dir "$ROOT/build-asan" -j "$JOBS" \
+      --timeout "$TEST_TIMEOUT"
+  record "build-asan: ctest (all tests)" "$?" "$t"
+fi
+
+# --- 5. valgrind on the HTTP tests ----------------------------------------
+# The http_ tests drive the whole stack (MHD threads, libcurl, the stores), so
+# they are the ones worth the 20x slowdown. ctest's memcheck mode runs each
+# under valgrind; --error-exitcode makes any error or leak a failed test.
+# "Possibly lost" blocks are reported but not counted: they are interior
+# pointers that tools and libraries keep on purpose, not leaks.
+if [ "$ci_built" -eq 0 ]; then
+  n_http=$(ctest --test-dir "$ROOT/build-ci" -N -R '^http_' 2>/dev/null |
+             sed -n 's/^Total Tests: *\([0-9]*\).*/\1/p')
+  if [ "${n_http:-0}" -gt 0 ]; then
+    say "valgrind: $n_http http_ test(s) of build-ci"
+    t=$(date +%s)
+    vg_opts="--leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,indirect"
+    vg_opts+=" --show-leak-kinds=definite,indirect,possible --num-callers=30"
+    vg_opts+=" --track-origins=yes"
+    if [ -f "$ROOT/tests/valgrind.supp" ]; then
+      vg_opts+=" --suppressions=$ROOT/tests/valgrind.supp"
+    fi
+    vg_logs="$ROOT/build-ci/Testing/Temporary"
+    rm -f "$vg_logs"/MemoryChecker.*.log
+    run_ctest "$LOGDIR/memcheck.log" --test-dir "$ROOT/build-ci" -R '^http_' -T memcheck \
+      -j "$JOBS" --timeout "$MEMCHECK_TIMEOUT" \
+      --overwrite MemoryCheckCommand="$(command -v valgrind)" \
+      --overwrite MemoryCheckCommandOptions="$vg_opts"
+    rc=$?
+    # ctest keeps valgrind's reports in files; show the ones with errors.
+    for f in "$vg_logs"/MemoryChecker.*.log; do
+      [ -f "$f" ] || continue
+      if grep -q 'ERROR SUMMARY: [1-9]' "$f"; then
+        printf '\n--- %s\n' "$f"
+        cat "$f"
+      fi
+    done
+    record "valgrind: http_ tests" "$rc" "$t"
+  else
+    SUMMARY+=("----  valgrind: no http_ test exists yet, step not run")
+  fi
+fi
+
+csn_services_stop
+trap - EXIT INT TERM
+
+# --- summary --------------------------------------------------------------
+printf '\n=== csession test summary (%ss, logs in %s)\n' "$(($(date +%s) - T0))" "$LOGDIR"
+for line in "${SUMMARY[@]}"; do
+  printf '  %s\n' "$line"
+done
+if [ "$FAILED" -eq 0 ]; then
+  echo "  result: all steps passed"
+else
+  echo "  result: FAILED"
+fi
+# Counted over the three ctest runs (a test run by two steps counts twice).
+echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed"
+exit "$FAILED"

@@ -107,6 +107,9 @@ CSN_API int csn_set_allocator(const csn_allocator *a);
 
 /* Free memory csession handed to you (every `char **` out-parameter). */
 CSN_API void csn_free(void *ptr);
+/* Allocate with csession's allocator: store implementations use it for the
+ * text a get() hands back (the core releases it with csn_free). */
+CSN_API void *csn_malloc(size_t size);
 
 /* ------------------------------------------------------------------------ */
 /* Opaque handles                                                           */
@@ -525,6 +528,25 @@ CSN_API int csn_store_length(csn_store *st, size_t *count);
 CSN_API int csn_store_all(csn_store *st, csn_store_each_fn fn,
                           void *userdata);
 CSN_API int csn_store_prune(csn_store *st, size_t *removed);
+
+/* Store URL query parameters ("...?max=100&prune=5000"), for store
+ * openers. csn_url_param_next() walks the query: start with *cursor at the
+ * character after '?' (or NULL for none); each call yields the next
+ * "key=value" (borrowed slices of the URL) and returns 1, or 0 at the end,
+ * or CSN_EINVAL for an empty parameter or one without '='. */
+typedef struct csn_url_param {
+  const char *key;
+  size_t key_len;
+  const char *value;
+  size_t value_len;
+} csn_url_param;
+CSN_API int csn_url_param_next(const char **cursor, csn_url_param *p);
+/* 1 if the parameter's key is `key`. */
+CSN_API int csn_url_param_is(const csn_url_param *p, const char *key);
+/* The value as a decimal integer within [lo, hi] (a leading '-' only when
+ * lo < 0): CSN_OK, or CSN_EINVAL for anything else. */
+CSN_API int csn_url_param_int(const csn_url_param *p, int64_t lo, int64_t hi,
+                              int64_t *out);
 
 /* Is `sid` acceptable as a store key? Non-empty, at most CSN_ID_MAX bytes,
  * no control characters, no '/' or '\\', not "." or "..". Stores that map

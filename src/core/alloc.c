@@ -86,3 +86,7 @@ char *csn__strdup(const char *s) {
     return NULL;
   return csn__strndup(s, strlen(s));
 }
+
+void *csn_malloc(size_t size) {
+  return csn__malloc(size);
+}

@@ -387,6 +387,10 @@ static int parse_record(file_store *fs, const char *name, const char *text,
                         size_t len, json_t **out) {
   json_error_t jerr;
   json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  /* Out of memory is not corruption: reporting it as such would turn a
+   * transient failure into "session not found" and a lost login. */
+  if (o == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+    return csn_store_set_error(&fs->base, CSN_ENOMEM, "out of memory");
   if (o == NULL || !json_is_object(o)) {
     json_decref(o);
     return csn_store_set_error(&fs->base, CSN_ECORRUPT,
@@ -545,6 +549,7 @@ static int file_set(csn_store *st, const char *sid, const char *json,
   json_t *rec = NULL;
   rc = parse_record(fs, sid, json, len, &rec);
   json_decref(rec);
+  if (rc == CSN_ENOMEM) return rc;
   if (rc != CSN_OK)
     return csn_store_set_error(st, CSN_EINVAL, "set: record is not a JSON "
                                                "object");
@@ -596,6 +601,7 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
   json_t *given = NULL;
   rc = parse_record(fs, sid, json, len, &given);
   json_decref(given);
+  if (rc == CSN_ENOMEM) return rc;
   if (rc != CSN_OK)
     return csn_store_set_error(st, CSN_EINVAL, "touch: record is not a JSON "
                                                "object");
@@ -913,7 +919,7 @@ static const csn_store_methods file_methods = {
 static int make_dirs(const char *path) {
   size_t n = strlen(path);
   char *p = csn__strdup(path);
-  if (p == NULL) return -1;
+  if (p == NULL) return CSN_ENOMEM;
   for (size_t i = 1; i <= n; i++) {
     if (p[i] != '/' && p[i] != '\0') continue;
     char c = p[i];
@@ -968,8 +974,10 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
 
   /* Create, open and list the directory now, so a missing permission is a
    * clear error at start-up rather than a 500 on the first request. */
-  int rc = CSN_OK;
-  if (make_dirs(fs->dir) != 0) {
+  int rc = make_dirs(fs->dir);
+  if (rc == CSN_ENOMEM) {
+    set_errbuf(errbuf, errlen, "file store: out of memory");
+  } else if (rc != 0) {
     set_errbuf(errbuf, errlen, "file store: cannot create %s: %s", fs->dir,
                strerror(errno));
     rc = CSN_EIO;
@@ -1002,21 +1010,6 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
   return CSN_OK;
 }
 
-/* Parse a non-negative or -1 decimal number of seconds into ms. */
-static int parse_seconds(const char *v, size_t n, int64_t *ms) {
-  char buf[24];
-  char *end;
-  if (n == 0 || n >= sizeof buf) return -1;
-  memcpy(buf, v, n);
-  buf[n] = '\0';
-  errno = 0;
-  long long s = strtoll(buf, &end, 10);
-  if (errno != 0 || *end != '\0' || s < -1 || s > INT64_C(9000000000000))
-    return -1;
-  *ms = s < 0 ? -1 : (int64_t)s * 1000;
-  return 0;
-}
-
 int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                         size_t errlen) {
   static const char scheme[] = "file://";
@@ -1035,40 +1028,37 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
   o.dir = plen > 0 ? dir : NULL;
 
   int rc = CSN_OK;
-  for (const char *p = q ? q + 1 : NULL; p != NULL && *p != '\0' && rc == 0;) {
-    const char *amp = strchr(p, '&');
-    size_t n = amp ? (size_t)(amp - p) : strlen(p);
-    const char *eq = memchr(p, '=', n);
-    size_t klen = eq ? (size_t)(eq - p) : n;
-    const char *v = eq ? eq + 1 : p + n;
-    size_t vlen = eq ? n - klen - 1 : 0;
-    int64_t ms = 0;
-    if (klen == 3 && memcmp(p, "ttl", 3) == 0) {
-      if (parse_seconds(v, vlen, &ms) != 0 || ms <= 0) rc = CSN_EINVAL;
-      o.ttl_ms = ms;
-    } else if (klen == 4 && memcmp(p, "reap", 4) == 0) {
-      if (parse_seconds(v, vlen, &ms) != 0) rc = CSN_EINVAL;
-      o.reap_interval_ms = ms <= 0 ? -1 : ms;
-    } else if (klen == 3 && memcmp(p, "ext", 3) == 0) {
-      if (vlen > FILE_EXT_MAX) {
-        rc = CSN_EINVAL;
-      } else {
-        memcpy(ext, v, vlen);
-        ext[vlen] = '\0';
-        o.ext = ext;
-      }
-    } else if (klen == 6 && memcmp(p, "secret", 6) == 0) {
+  const char *cur = q ? q + 1 : NULL;
+  csn_url_param prm;
+  int more;
+  while (rc == CSN_OK && (more = csn_url_param_next(&cur, &prm)) != 0) {
+    int64_t s = 0;
+    if (more < 0) {
+      rc = CSN_EINVAL;
+    } else if (csn_url_param_is(&prm, "ttl")) {
+      rc = csn_url_param_int(&prm, 1, INT64_C(9000000000000), &s);
+      o.ttl_ms = s * 1000;
+    } else if (csn_url_param_is(&prm, "reap")) {
+      rc = csn_url_param_int(&prm, -1, INT64_C(9000000000000), &s);
+      o.reap_interval_ms = s <= 0 ? -1 : s * 1000;
+    } else if (csn_url_param_is(&prm, "ext") &&
+               prm.value_len <= FILE_EXT_MAX) {
+      memcpy(ext, prm.value, prm.value_len);
+      ext[prm.value_len] = '\0';
+      o.ext = ext;
+    } else if (csn_url_param_is(&prm, "secret")) {
       set_errbuf(errbuf, errlen,
                  "file store: encryption (secret=) is not supported yet");
       rc = CSN_ENOTSUP;
-      break;
     } else {
       rc = CSN_EINVAL;
     }
     if (rc == CSN_EINVAL)
       set_errbuf(errbuf, errlen, "file store: bad URL option '%.*s'",
-                 (int)(n > 64 ? 64 : n), p);
-    p = amp ? amp + 1 : NULL;
+                 more < 0 ? 1 : (int)(prm.key_len + 1 + prm.value_len > 64
+                                          ? 64
+                                          : prm.key_len + 1 + prm.value_len),
+                 more < 0 ? "?" : prm.key);
   }
   if (rc == CSN_OK) rc = csn_store_file_new(&o, out, errbuf, errlen);
   csn__free(dir);

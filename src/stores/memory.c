@@ -1025,23 +1025,6 @@ size_t csn__store_memory_raw_count(const csn_store *st) {
 
 /* A decimal integer with an optional '-' (prune only), at most 15 digits:
  * anything longer is no sensible count or interval. */
-static int parse_int(const char *s, size_t n, int allow_neg, int64_t *out) {
-  size_t i = 0;
-  int neg = 0;
-  int64_t v = 0;
-  if (n > 0 && s[0] == '-' && allow_neg) {
-    neg = 1;
-    i = 1;
-  }
-  if (i == n || n - i > 15) return -1;
-  for (; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = neg ? -v : v;
-  return 0;
-}
-
 static int url_fail(char *errbuf, size_t errlen, const char *msg) {
   if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, "%s", msg);
   return csn__set_error(CSN_EINVAL, "%s", msg);
@@ -1065,23 +1048,20 @@ int csn__store_open_memory(const char *url, csn_store **out, char *errbuf,
                       "memory store URL takes no host or path, only "
                       "?max=N&prune=MS");
     q++;
-    for (;;) {
-      const char *amp = strchr(q, '&');
-      size_t seg = amp != NULL ? (size_t)(amp - q) : strlen(q);
-      const char *eq = memchr(q, '=', seg);
-      size_t klen, vlen;
+    csn_url_param prm;
+    int more;
+    while ((more = csn_url_param_next(&q, &prm)) != 0) {
       int64_t v;
-      if (eq == NULL)
+      if (more < 0)
         return url_fail(errbuf, errlen, "memory store URL: bad query parameter");
-      klen = (size_t)(eq - q);
-      vlen = seg - klen - 1;
-      if (klen == 3 && memcmp(q, "max", 3) == 0 && !seen_max) {
-        if (parse_int(eq + 1, vlen, 0, &v) != 0)
+      if (csn_url_param_is(&prm, "max") && !seen_max) {
+        if (csn_url_param_int(&prm, 0, INT64_C(999999999999999), &v) != 0)
           return url_fail(errbuf, errlen, "memory store URL: bad max value");
         o.max_entries = (size_t)v;
         seen_max = 1;
-      } else if (klen == 5 && memcmp(q, "prune", 5) == 0 && !seen_prune) {
-        if (parse_int(eq + 1, vlen, 1, &v) != 0)
+      } else if (csn_url_param_is(&prm, "prune") && !seen_prune) {
+        if (csn_url_param_int(&prm, -INT64_C(999999999999999),
+                              INT64_C(999999999999999), &v) != 0)
           return url_fail(errbuf, errlen, "memory store URL: bad prune value");
         o.prune_interval_ms = v;
         seen_prune = 1;
@@ -1089,8 +1069,6 @@ int csn__store_open_memory(const char *url, csn_store **out, char *errbuf,
         return url_fail(errbuf, errlen,
                         "memory store URL: unknown or repeated parameter");
       }
-      if (amp == NULL) break;
-      q = amp + 1;
     }
   }
   return csn_store_memory_new(&o, out);

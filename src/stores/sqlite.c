@@ -84,19 +84,10 @@ typedef struct sq_store {
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void *sq_malloc(size_t n) {
-  json_malloc_t m;
-  json_free_t f;
-  json_get_alloc_funcs(&m, &f);
-  return m(n);
-}
-
-static void sq_free(void *p) {
-  json_malloc_t m;
-  json_free_t f;
-  json_get_alloc_funcs(&m, &f);
-  f(p);
-}
+/* This store is its own shared library and cannot reach the core's csn__
+ * internals; the public csn_malloc()/csn_free() use the same allocator. */
+#define sq_malloc csn_malloc
+#define sq_free csn_free
 
 static char *sq_strdup(const char *s) {
   size_t n = strlen(s) + 1;
@@ -621,20 +612,6 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   return CSN_OK;
 }
 
-static int parse_int(const char *v, size_t n, long long lo, long long hi,
-                     long long *out) {
-  char buf[24];
-  char *end;
-  if (n == 0 || n >= sizeof buf) return -1;
-  memcpy(buf, v, n);
-  buf[n] = '\0';
-  errno = 0;
-  long long x = strtoll(buf, &end, 10);
-  if (errno != 0 || *end != '\0' || x < lo || x > hi) return -1;
-  *out = x;
-  return 0;
-}
-
 int csn_store_sqlite_open(const char *url, csn_store **out, char *errbuf,
                           size_t errlen) {
   static const char scheme[] = "sqlite://";
@@ -656,33 +633,36 @@ int csn_store_sqlite_open(const char *url, csn_store **out, char *errbuf,
   o.path = plen > 0 ? p0 : NULL;
 
   int rc = CSN_OK;
-  for (const char *p = q ? q + 1 : NULL; p != NULL && *p != '\0' && rc == 0;) {
-    const char *amp = strchr(p, '&');
-    size_t n = amp ? (size_t)(amp - p) : strlen(p);
-    const char *eq = memchr(p, '=', n);
-    size_t klen = eq ? (size_t)(eq - p) : n;
-    const char *v = eq ? eq + 1 : p + n;
-    size_t vlen = eq ? n - klen - 1 : 0;
-    long long x = 0;
-    if (klen == 5 && memcmp(p, "table", 5) == 0 && vlen <= SQ_TABLE_MAX) {
-      memcpy(table, v, vlen);
-      table[vlen] = '\0';
+  const char *cur = q ? q + 1 : NULL;
+  csn_url_param prm;
+  int more;
+  while (rc == CSN_OK && (more = csn_url_param_next(&cur, &prm)) != 0) {
+    int64_t x = 0;
+    if (more < 0) {
+      rc = CSN_EINVAL;
+    } else if (csn_url_param_is(&prm, "table") &&
+               prm.value_len <= SQ_TABLE_MAX) {
+      memcpy(table, prm.value, prm.value_len);
+      table[prm.value_len] = '\0';
       o.table = table;
-    } else if (klen == 5 && memcmp(p, "prune", 5) == 0 &&
-               parse_int(v, vlen, -1, INT64_C(9000000000000), &x) == 0) {
-      o.prune_interval_ms = x <= 0 ? -1 : (int64_t)x * 1000;
-    } else if (klen == 4 && memcmp(p, "busy", 4) == 0 &&
-               parse_int(v, vlen, 1, INT32_MAX, &x) == 0) {
+    } else if (csn_url_param_is(&prm, "prune") &&
+               csn_url_param_int(&prm, -1, INT64_C(9000000000000), &x) == 0) {
+      o.prune_interval_ms = x <= 0 ? -1 : x * 1000;
+    } else if (csn_url_param_is(&prm, "busy") &&
+               csn_url_param_int(&prm, 1, INT32_MAX, &x) == 0) {
       o.busy_timeout_ms = x;
-    } else if (klen == 4 && memcmp(p, "pool", 4) == 0 &&
-               parse_int(v, vlen, 1, 1024, &x) == 0) {
+    } else if (csn_url_param_is(&prm, "pool") &&
+               csn_url_param_int(&prm, 1, 1024, &x) == 0) {
       o.pool_size = (unsigned)x;
     } else {
-      set_errbuf(errbuf, errlen, "sqlite store: bad URL option '%.*s'",
-                 (int)(n > 64 ? 64 : n), p);
       rc = CSN_EINVAL;
     }
-    p = amp ? amp + 1 : NULL;
+    if (rc == CSN_EINVAL)
+      set_errbuf(errbuf, errlen, "sqlite store: bad URL option '%.*s'",
+                 more < 0 ? 1 : (int)(prm.key_len + 1 + prm.value_len > 64
+                                          ? 64
+                                          : prm.key_len + 1 + prm.value_len),
+                 more < 0 ? "?" : prm.key);
   }
   if (rc == CSN_OK) rc = csn_store_sqlite_new(&o, out, errbuf, errlen);
   sq_free(p0);

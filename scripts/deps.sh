@@ -15,7 +15,7 @@
 # test fragments need cmocka and libcurl).
 CSN_DEPS_BUILD=(
   build-essential cmake pkg-config
-  libmicrohttpd-dev libjansson-dev libssl-dev
+  libmicrohttpd-dev libjansson-dev libssl-dev libsqlite3-dev
   libcurl4-openssl-dev libcmocka-dev
 )
 
@@ -27,6 +27,7 @@ CSN_DEPS_TEST=(
   libsqlite3-dev libhiredis-dev libpq-dev libmongoc-dev libbson-dev
   redis-server postgresql
   valgrind wrk openssl
+  clang libclang-rt-14-dev
   python3 python3-mockupdb python3-mongomock
 )
 

@@ -179,6 +179,22 @@ if [ "$ci_built" -eq 0 ]; then
   fi
 fi
 
+# Fuzzing: every libFuzzer target for a short, bounded time (the long runs
+# are recorded in docs/RELIABILITY.md). CSN_FUZZ_SECONDS overrides 30.
+say "fuzz: build (clang, -DCSN_FUZZ=ON)"
+t=$(date +%s)
+CC=clang cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCSN_FUZZ=ON -DBUILD_TESTING=OFF \
+  -DCSN_BENCH=OFF -DCSN_WITH_MHD=OFF >/dev/null &&
+  cmake --build "$ROOT/build-fuzz" -j "$JOBS" --target fuzz
+fuzz_built=$?
+record "fuzz: build" "$fuzz_built" "$t"
+if [ "$fuzz_built" -eq 0 ]; then
+  say "fuzz: run each target ${CSN_FUZZ_SECONDS:-30}s"
+  t=$(date +%s)
+  sh "$ROOT/fuzz/run.sh" "${CSN_FUZZ_SECONDS:-30}" "$ROOT/build-fuzz"
+  record "fuzz: every target ${CSN_FUZZ_SECONDS:-30}s" "$?" "$t"
+fi
+
 csn_services_stop
 trap - EXIT INT TERM
 

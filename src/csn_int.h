@@ -223,6 +223,9 @@ struct csn_request {
   int secure;       /* issecure(req), computed once */
   int has_cookie_id;
   char cookie_id[CSN_ID_MAX + 1]; /* id from a verified cookie */
+  /* Its signature, when the signing secret (keys[0]) verified it: the
+   * Set-Cookie for the same id reuses it instead of computing it again. */
+  char cookie_sig[CSN__SIG_LEN + 1];
   char original_id[CSN_ID_MAX + 1];
   /* Modification tracking (express hashes the data without "cookie"): the
    * data's text before the first change, the change count, and the text
@@ -254,8 +257,12 @@ char *csn__session_record(const csn_session *s, size_t *len);
 /* The record built from an already serialized data text. */
 char *csn__session_record_with(const csn_session *s, const char *data_text,
                                size_t *len);
-/* Compact JSON of any value appended to b (jansson escaping). */
+/* json.c: JSON as JavaScript reads and writes it. Parse returns NULL and
+ * *err = CSN_ECORRUPT (not JSON) or CSN_ENOMEM. Dump appends the compact
+ * JSON.stringify form of any value. */
+json_t *csn__json_parse(const char *text, size_t len, int *err);
 int csn__json_dump(csn__buf *b, const json_t *j);
+void csn__buf_put_int(csn__buf *b, int64_t v);
 /* The data without cookie, compact (what express hashes). */
 char *csn__session_data_text(const csn_session *s);
 /* Call before any change to the data (captures the original text). */

@@ -125,6 +125,10 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
       memcpy(r->cookie_id, val + 2, idlen);
       r->cookie_id[idlen] = '\0';
       r->has_cookie_id = 1;
+      if (k == 0) { /* unsign checked it is exactly CSN__SIG_LEN long */
+        memcpy(r->cookie_sig, val + 2 + idlen + 1, CSN__SIG_LEN);
+        r->cookie_sig[CSN__SIG_LEN] = '\0';
+      }
       ok = 1;
     }
   }
@@ -390,7 +394,10 @@ static int build_set_cookie(csn_request *r, char **out) {
   csn__buf b;
   int rc;
 
-  csn__sign(&ctx->keys[0], s->id, idlen, sig);
+  if (r->cookie_sig[0] != '\0' && strcmp(s->id, r->cookie_id) == 0)
+    memcpy(sig, r->cookie_sig, sizeof sig);
+  else
+    csn__sign(&ctx->keys[0], s->id, idlen, sig);
   value[0] = 's';
   value[1] = ':';
   memcpy(value + 2, s->id, idlen);

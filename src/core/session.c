@@ -37,18 +37,6 @@ static const char *const priority_names[] = {
     [CSN_PRIORITY_HIGH] = "high",
 };
 
-static int dump_cb(const char *buffer, size_t size, void *data) {
-  return csn__buf_append((csn__buf *)data, buffer, size) == CSN_OK ? 0 : -1;
-}
-
-/* Serialize straight into our buffer: no intermediate string from
- * jansson's allocator. */
-int csn__json_dump(csn__buf *b, const json_t *j) {
-  if (json_dump_callback(j, dump_cb, b, JSON_ENCODE_ANY | JSON_COMPACT) != 0)
-    b->oom = 1;
-  return b->oom ? CSN_ENOMEM : CSN_OK;
-}
-
 static void put_json_string(csn__buf *b, const char *s) {
   /* Cookie strings (domain, path) are validated ASCII, but a record from
    * another writer may hold anything: let jansson do the escaping. */
@@ -61,10 +49,13 @@ static void put_json_string(csn__buf *b, const char *s) {
   json_decref(j);
 }
 
-static void put_bool_member(csn__buf *b, const char *key, int v) {
+/* `text` is ",\"key\":" - the member's prefix, spelled out by the caller so
+ * no formatting happens on this per-request path. */
+static void put_bool_member(csn__buf *b, const char *text, int v) {
   if (v == CSN__ABSENT)
     return;
-  csn__buf_printf(b, ",\"%s\":%s", key, v ? "true" : "false");
+  csn__buf_puts(b, text);
+  csn__buf_puts(b, v ? "true" : "false");
 }
 
 /* express-session's Cookie#toJSON order: originalMaxAge, partitioned,
@@ -72,22 +63,28 @@ static void put_bool_member(csn__buf *b, const char *key, int v) {
 int csn__cookie_to_json(csn__buf *b, const csn__cookie *c) {
   char iso[40];
 
-  if (c->original_max_age == CSN_TIME_NONE)
+  if (c->original_max_age == CSN_TIME_NONE) {
     csn__buf_puts(b, "{\"originalMaxAge\":null");
-  else
-    csn__buf_printf(b, "{\"originalMaxAge\":%lld",
-                    (long long)c->original_max_age);
-  put_bool_member(b, "partitioned", c->partitioned);
-  if (c->priority > CSN_PRIORITY_UNSET && c->priority <= CSN_PRIORITY_HIGH)
-    csn__buf_printf(b, ",\"priority\":\"%s\"", priority_names[c->priority]);
+  } else {
+    csn__buf_puts(b, "{\"originalMaxAge\":");
+    csn__buf_put_int(b, c->original_max_age);
+  }
+  put_bool_member(b, ",\"partitioned\":", c->partitioned);
+  if (c->priority > CSN_PRIORITY_UNSET && c->priority <= CSN_PRIORITY_HIGH) {
+    csn__buf_puts(b, ",\"priority\":\"");
+    csn__buf_puts(b, priority_names[c->priority]);
+    csn__buf_putc(b, '"');
+  }
   if (c->expires == CSN_TIME_NONE ||
       csn__fmt_iso8601(c->expires, iso, sizeof iso) != CSN_OK) {
     csn__buf_puts(b, ",\"expires\":null");
   } else {
-    csn__buf_printf(b, ",\"expires\":\"%s\"", iso);
+    csn__buf_puts(b, ",\"expires\":\"");
+    csn__buf_puts(b, iso);
+    csn__buf_putc(b, '"');
   }
-  put_bool_member(b, "secure", c->secure);
-  put_bool_member(b, "httpOnly", c->http_only);
+  put_bool_member(b, ",\"secure\":", c->secure);
+  put_bool_member(b, ",\"httpOnly\":", c->http_only);
   if (c->domain) {
     csn__buf_puts(b, ",\"domain\":");
     put_json_string(b, c->domain);
@@ -100,7 +97,11 @@ int csn__cookie_to_json(csn__buf *b, const csn__cookie *c) {
     csn__buf_puts(b, ",\"sameSite\":true");
   else if (c->same_site >= CSN_SAMESITE_STRICT &&
            c->same_site <= CSN_SAMESITE_NONE)
-    csn__buf_printf(b, ",\"sameSite\":\"%s\"", same_site_names[c->same_site]);
+  {
+    csn__buf_puts(b, ",\"sameSite\":\"");
+    csn__buf_puts(b, same_site_names[c->same_site]);
+    csn__buf_putc(b, '"');
+  }
   csn__buf_putc(b, '}');
   return b->oom ? CSN_ENOMEM : CSN_OK;
 }
@@ -290,22 +291,16 @@ int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
   return CSN_OK;
 }
 
-/* Parse a stored record. jansson refuses integers beyond 64 bits; a record
- * written by JavaScript may hold them (they are doubles there), so such a
- * record is parsed again with integers read as reals rather than refused. */
+/* Parse a stored record (JSON.parse semantics, see json.c). */
 int csn__session_from_record(csn_session *s, const char *json, size_t len) {
-  json_error_t err;
   json_t *root, *cookie;
-  int rc;
+  int rc = CSN_OK;
 
-  root = json_loadb(json, len, 0, &err);
-  if (root == NULL && json_error_code(&err) == json_error_numeric_overflow)
-    root = json_loadb(json, len, JSON_DECODE_INT_AS_REAL, &err);
+  root = csn__json_parse(json, len, &rc);
   if (root == NULL) {
-    if (json_error_code(&err) == json_error_out_of_memory)
-      return CSN_ENOMEM;
-    return csn__set_error(CSN_ECORRUPT, "stored session is not JSON: %s",
-                          err.text);
+    if (rc == CSN_ENOMEM)
+      return rc;
+    return csn__set_error(CSN_ECORRUPT, "stored session is not JSON");
   }
   if (!json_is_object(root)) {
     json_decref(root);
@@ -552,16 +547,13 @@ int csn_session_set_strn(csn_session *s, const char *key, const char *v,
 }
 
 int csn_session_set_json(csn_session *s, const char *key, const char *json) {
-  json_error_t err;
   json_t *j;
+  int rc = CSN_OK;
   if (json == NULL)
     return CSN_EINVAL;
-  j = json_loads(json, JSON_DECODE_ANY, &err);
+  j = csn__json_parse(json, strlen(json), &rc);
   if (j == NULL)
-    return csn__set_error(json_error_code(&err) == json_error_out_of_memory
-                              ? CSN_ENOMEM
-                              : CSN_EINVAL,
-                          "invalid JSON: %s", err.text);
+    return rc == CSN_ENOMEM ? rc : csn__set_error(CSN_EINVAL, "invalid JSON");
   return set_member(s, key, j);
 }
 

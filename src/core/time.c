@@ -89,11 +89,44 @@ static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed",
 static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+/* Two digits at p (0..99). */
+static char *put2(char *p, int v) {
+  p[0] = (char)('0' + v / 10);
+  p[1] = (char)('0' + v % 10);
+  return p + 2;
+}
+
+/* Four digits at p (0..9999). */
+static char *put4(char *p, int64_t v) {
+  p = put2(p, (int)(v / 100));
+  return put2(p, (int)(v % 100));
+}
+
 int csn__fmt_http_date(int64_t ms, char *out, size_t size) {
   civil_time t;
   int n, rc;
   if ((rc = split_ms(ms, &t)) != CSN_OK)
     return rc;
+  /* Every Set-Cookie with an expiry formats one of these: years 0..9999
+   * are written by hand, the rest (never seen in practice) by snprintf. */
+  if (t.year >= 0 && t.year <= 9999 && size >= 30) {
+    char *p = out;
+    memcpy(p, wdays[t.wday], 3);
+    p[3] = ',', p[4] = ' ';
+    p = put2(p + 5, t.day);
+    *p++ = ' ';
+    memcpy(p, months[t.mon - 1], 3);
+    p[3] = ' ';
+    p = put4(p + 4, t.year);
+    *p++ = ' ';
+    p = put2(p, t.hour);
+    *p++ = ':';
+    p = put2(p, t.min);
+    *p++ = ':';
+    p = put2(p, t.sec);
+    memcpy(p, " GMT", 5);
+    return CSN_OK;
+  }
   /* toUTCString: the year has at least 4 digits and a '-' when negative;
    * milliseconds are dropped (floor, via split_ms). */
   n = snprintf(out, size, "%s, %02d %s %s%04lld %02d:%02d:%02d GMT",
@@ -111,6 +144,24 @@ int csn__fmt_iso8601(int64_t ms, char *out, size_t size) {
   char year[24];
   if ((rc = split_ms(ms, &t)) != CSN_OK)
     return rc;
+  if (t.year >= 0 && t.year <= 9999 && size >= 25) {
+    char *p = put4(out, t.year);
+    *p++ = '-';
+    p = put2(p, t.mon);
+    *p++ = '-';
+    p = put2(p, t.day);
+    *p++ = 'T';
+    p = put2(p, t.hour);
+    *p++ = ':';
+    p = put2(p, t.min);
+    *p++ = ':';
+    p = put2(p, t.sec);
+    *p++ = '.';
+    *p++ = (char)('0' + t.ms / 100);
+    p = put2(p, t.ms % 100);
+    memcpy(p, "Z", 2);
+    return CSN_OK;
+  }
   /* toISOString: years 0..9999 as 4 digits, others as a sign and 6. */
   if (t.year >= 0 && t.year <= 9999)
     snprintf(year, sizeof year, "%04lld", (long long)t.year);

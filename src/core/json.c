@@ -1,0 +1,609 @@
+/* json.c - JSON text <-> jansson values, the way JavaScript does it.
+ *
+ * Why not json_loadb()/json_dumps()? Two reasons, both measured:
+ *
+ * 1. Compatibility. express-session writes records with JSON.stringify and
+ *    reads them with JSON.parse. jansson prints reals with 17 significant
+ *    digits (0.1 becomes 0.10000000000000001), refuses integers beyond 64
+ *    bits, and refuses "\u0000". A record that went through C and came back
+ *    to Node should look as if Node had written it. So numbers are printed
+ *    as Number#toString prints them (the shortest text that reads back to
+ *    the same double), integers that fit int64 stay integers, larger ones
+ *    become doubles, and escapes follow JSON.stringify.
+ *
+ * 2. Speed. Loading the record is on every request's path. jansson's
+ *    reader validates and copies each character through a stream layer and
+ *    cost about 20k instructions for a 130-byte session; this reader works
+ *    on the buffer in place and builds the same jansson values.
+ *
+ * The reader is strict RFC 8259 (what JSON.parse accepts), with a nesting
+ * limit so hostile input cannot exhaust the stack; duplicate keys keep the
+ * last value, as JSON.parse does.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csn_int.h"
+
+#define JSON_MAX_DEPTH 256
+
+typedef struct reader {
+  const char *p;
+  const char *end;
+  int depth;
+  int oom;
+  csn__buf scratch; /* decoded string bytes */
+} reader;
+
+static void skip_ws(reader *r) {
+  while (r->p < r->end &&
+         (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+    r->p++;
+}
+
+static int hex4(const char *p, unsigned *out) {
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9')
+      v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v |= (unsigned)(c - 'A' + 10);
+    else
+      return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static void put_utf8(csn__buf *b, unsigned long cp) {
+  char u[4];
+  size_t n;
+  if (cp < 0x80) {
+    u[0] = (char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    u[0] = (char)(0xC0 | (cp >> 6));
+    u[1] = (char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | (cp >> 12));
+    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F));
+    n = 3;
+  } else {
+    u[0] = (char)(0xF0 | (cp >> 18));
+    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[3] = (char)(0x80 | (cp & 0x3F));
+    n = 4;
+  }
+  csn__buf_append(b, u, n);
+}
+
+/* A string token (r->p at the opening quote). On success the decoded bytes
+ * are in *s and *n: a slice of the input when there was no escape (the common
+ * case, no copy), else of r->scratch. */
+static int read_string(reader *r, const char **s, size_t *n) {
+  const char *start = ++r->p, *run;
+  int escaped = 0;
+
+  r->scratch.len = 0;
+  run = start;
+  while (r->p < r->end) {
+    unsigned char c = (unsigned char)*r->p;
+    if (c == '"') {
+      if (!escaped) {
+        *s = start;
+        *n = (size_t)(r->p - start);
+      } else {
+        csn__buf_append(&r->scratch, run, (size_t)(r->p - run));
+        if (r->scratch.oom) {
+          r->oom = 1;
+          return -1;
+        }
+        *s = r->scratch.data ? r->scratch.data : "";
+        *n = r->scratch.len;
+      }
+      r->p++;
+      return 0;
+    }
+    if (c < 0x20)
+      return -1; /* raw control characters are not JSON */
+    if (c == '\\') {
+      unsigned cp, lo;
+      escaped = 1;
+      csn__buf_append(&r->scratch, run, (size_t)(r->p - run));
+      if (r->end - r->p < 2)
+        return -1;
+      switch (r->p[1]) {
+      case '"': csn__buf_putc(&r->scratch, '"'); break;
+      case '\\': csn__buf_putc(&r->scratch, '\\'); break;
+      case '/': csn__buf_putc(&r->scratch, '/'); break;
+      case 'b': csn__buf_putc(&r->scratch, '\b'); break;
+      case 'f': csn__buf_putc(&r->scratch, '\f'); break;
+      case 'n': csn__buf_putc(&r->scratch, '\n'); break;
+      case 'r': csn__buf_putc(&r->scratch, '\r'); break;
+      case 't': csn__buf_putc(&r->scratch, '\t'); break;
+      case 'u':
+        if (r->end - r->p < 6 || hex4(r->p + 2, &cp) != 0)
+          return -1;
+        r->p += 4;
+        /* A surrogate pair is one code point; a lone surrogate has no
+         * UTF-8 form, so the record cannot be represented: refuse it. */
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (r->end - r->p < 8 || r->p[2] != '\\' || r->p[3] != 'u' ||
+              hex4(r->p + 4, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+            return -1;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          r->p += 6;
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return -1;
+        }
+        put_utf8(&r->scratch, cp);
+        break;
+      default:
+        return -1;
+      }
+      r->p += 2;
+      run = r->p;
+      continue;
+    }
+    if (c >= 0x80) {
+      /* Validate one UTF-8 sequence in place. */
+      size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4 : 0;
+      if (len == 0 || (size_t)(r->end - r->p) < len ||
+          !csn__utf8_valid(r->p, len))
+        return -1;
+      r->p += len;
+      continue;
+    }
+    r->p++;
+  }
+  return -1; /* unterminated */
+}
+
+static json_t *read_number(reader *r) {
+  const char *s = r->p;
+  int is_int = 1;
+  char tmp[64];
+  size_t n;
+
+  if (r->p < r->end && *r->p == '-')
+    r->p++;
+  if (r->p >= r->end)
+    return NULL;
+  if (*r->p == '0') {
+    r->p++;
+  } else if (*r->p >= '1' && *r->p <= '9') {
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+      r->p++;
+  } else {
+    return NULL;
+  }
+  if (r->p < r->end && *r->p == '.') {
+    is_int = 0;
+    r->p++;
+    if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+      return NULL;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+      r->p++;
+  }
+  if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
+    is_int = 0;
+    r->p++;
+    if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+      r->p++;
+    if (r->p >= r->end || *r->p < '0' || *r->p > '9')
+      return NULL;
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
+      r->p++;
+  }
+  n = (size_t)(r->p - s);
+  if (is_int && n <= 18) {
+    /* At most 18 digits: fits int64 without overflow checks. */
+    int64_t v = 0;
+    const char *q = s + (*s == '-');
+    for (; q < r->p; q++)
+      v = v * 10 + (*q - '0');
+    return json_integer(*s == '-' ? -v : v);
+  }
+  if (n >= sizeof tmp) {
+    /* Absurdly long numbers: JavaScript still reads them as a double. */
+    char *big = csn__strndup(s, n);
+    double d;
+    json_t *j;
+    if (big == NULL) {
+      r->oom = 1;
+      return NULL;
+    }
+    d = strtod(big, NULL);
+    csn__free(big);
+    j = json_real(isfinite(d) ? d : (d > 0 ? 1.7976931348623157e308
+                                           : -1.7976931348623157e308));
+    if (j == NULL)
+      r->oom = 1;
+    return j;
+  }
+  memcpy(tmp, s, n);
+  tmp[n] = '\0';
+  if (is_int) {
+    /* 19+ digits: an int64 if it fits, else a double as in JavaScript. */
+    long long v;
+    errno = 0;
+    v = strtoll(tmp, NULL, 10);
+    if (errno != ERANGE)
+      return json_integer((json_int_t)v);
+  }
+  {
+    double d = strtod(tmp, NULL);
+    /* JSON.parse gives Infinity for 1e400; JSON.stringify then writes
+     * null. The closest thing a JSON value can carry is the largest double;
+     * jansson has no infinity. */
+    if (!isfinite(d))
+      d = d > 0 ? 1.7976931348623157e308 : -1.7976931348623157e308;
+    return json_real(d);
+  }
+}
+
+static json_t *read_value(reader *r);
+
+static json_t *read_object(reader *r) {
+  json_t *obj = json_object();
+  if (obj == NULL) {
+    r->oom = 1;
+    return NULL;
+  }
+  r->p++; /* '{' */
+  skip_ws(r);
+  if (r->p < r->end && *r->p == '}') {
+    r->p++;
+    return obj;
+  }
+  for (;;) {
+    const char *k;
+    size_t kn;
+    json_t *v;
+    char stackkey[128], *key;
+
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != '"' || read_string(r, &k, &kn) != 0)
+      goto fail;
+    /* The key must outlive the value's parse (which reuses scratch). */
+    key = kn < sizeof stackkey ? stackkey : csn__malloc(kn + 1);
+    if (key == NULL) {
+      r->oom = 1;
+      goto fail;
+    }
+    memcpy(key, k, kn);
+    key[kn] = '\0';
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != ':') {
+      if (key != stackkey)
+        csn__free(key);
+      goto fail;
+    }
+    r->p++;
+    v = read_value(r);
+    if (v == NULL ||
+        json_object_setn_new_nocheck(obj, key, kn, v) != 0) {
+      if (v != NULL)
+        r->oom = 1;
+      if (key != stackkey)
+        csn__free(key);
+      goto fail;
+    }
+    if (key != stackkey)
+      csn__free(key);
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ',') {
+      r->p++;
+      continue;
+    }
+    if (r->p < r->end && *r->p == '}') {
+      r->p++;
+      return obj;
+    }
+    goto fail;
+  }
+fail:
+  json_decref(obj);
+  return NULL;
+}
+
+static json_t *read_array(reader *r) {
+  json_t *arr = json_array();
+  if (arr == NULL) {
+    r->oom = 1;
+    return NULL;
+  }
+  r->p++; /* '[' */
+  skip_ws(r);
+  if (r->p < r->end && *r->p == ']') {
+    r->p++;
+    return arr;
+  }
+  for (;;) {
+    json_t *v = read_value(r);
+    if (v == NULL)
+      goto fail;
+    if (json_array_append_new(arr, v) != 0) {
+      r->oom = 1;
+      goto fail;
+    }
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ',') {
+      r->p++;
+      continue;
+    }
+    if (r->p < r->end && *r->p == ']') {
+      r->p++;
+      return arr;
+    }
+    goto fail;
+  }
+fail:
+  json_decref(arr);
+  return NULL;
+}
+
+static int literal(reader *r, const char *word, size_t n) {
+  if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+    return 0;
+  r->p += n;
+  return 1;
+}
+
+static json_t *read_value(reader *r) {
+  json_t *v = NULL;
+  skip_ws(r);
+  if (r->p >= r->end)
+    return NULL;
+  if (++r->depth > JSON_MAX_DEPTH)
+    return NULL;
+  switch (*r->p) {
+  case '{':
+    v = read_object(r);
+    break;
+  case '[':
+    v = read_array(r);
+    break;
+  case '"': {
+    const char *s;
+    size_t n;
+    if (read_string(r, &s, &n) == 0 &&
+        (v = json_stringn_nocheck(s, n)) == NULL)
+      r->oom = 1;
+    break;
+  }
+  case 't':
+    v = literal(r, "true", 4) ? json_true() : NULL;
+    break;
+  case 'f':
+    v = literal(r, "false", 5) ? json_false() : NULL;
+    break;
+  case 'n':
+    v = literal(r, "null", 4) ? json_null() : NULL;
+    break;
+  default:
+    v = read_number(r);
+    break;
+  }
+  r->depth--;
+  return v;
+}
+
+json_t *csn__json_parse(const char *text, size_t len, int *err) {
+  reader r;
+  json_t *v;
+
+  memset(&r, 0, sizeof r);
+  r.p = text;
+  r.end = text + len;
+  csn__buf_init(&r.scratch);
+  v = read_value(&r);
+  skip_ws(&r);
+  if (v != NULL && r.p != r.end) {
+    json_decref(v);
+    v = NULL;
+  }
+  csn__buf_free(&r.scratch);
+  if (v == NULL && err)
+    *err = (r.oom || r.scratch.oom) ? CSN_ENOMEM : CSN_ECORRUPT;
+  return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writer                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void put_int(csn__buf *b, int64_t v) {
+  char tmp[24], *p = tmp + sizeof tmp;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--p = '-';
+  csn__buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* Number#toString: the shortest digits that read back to d, placed as
+ * ECMA-262 Number::toString places them (plain up to 1e21, "0.000001"
+ * down to 1e-6, exponential beyond). */
+static void put_double(csn__buf *b, double d) {
+  char digits[32], out[40];
+  int prec, exp10 = 0, k = 0, n;
+  size_t o = 0;
+
+  if (!isfinite(d)) {
+    csn__buf_puts(b, "null"); /* JSON.stringify(NaN) */
+    return;
+  }
+  if (d == 0) {
+    csn__buf_putc(b, '0'); /* also -0, as in JavaScript */
+    return;
+  }
+  if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+    put_int(b, (int64_t)d);
+    return;
+  }
+  for (prec = 1; prec <= 17; prec++) {
+    char tmp[40];
+    snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
+    if (strtod(tmp, NULL) == d || prec == 17) {
+      /* tmp: [-]D[.DDD]e[+-]XX */
+      const char *q = tmp;
+      if (*q == '-')
+        q++;
+      k = 0;
+      for (; *q && *q != 'e'; q++)
+        if (*q != '.')
+          digits[k++] = *q;
+      exp10 = atoi(q + 1);
+      break;
+    }
+  }
+  while (k > 1 && digits[k - 1] == '0')
+    k--;
+  n = exp10 + 1; /* value = 0.d1..dk x 10^n */
+  if (d < 0)
+    out[o++] = '-';
+  if (k <= n && n <= 21) {
+    memcpy(out + o, digits, (size_t)k);
+    o += (size_t)k;
+    for (int i = 0; i < n - k; i++)
+      out[o++] = '0';
+  } else if (0 < n && n <= 21) {
+    memcpy(out + o, digits, (size_t)n);
+    o += (size_t)n;
+    out[o++] = '.';
+    memcpy(out + o, digits + n, (size_t)(k - n));
+    o += (size_t)(k - n);
+  } else if (-6 < n && n <= 0) {
+    out[o++] = '0';
+    out[o++] = '.';
+    for (int i = 0; i < -n; i++)
+      out[o++] = '0';
+    memcpy(out + o, digits, (size_t)k);
+    o += (size_t)k;
+  } else {
+    out[o++] = digits[0];
+    if (k > 1) {
+      out[o++] = '.';
+      memcpy(out + o, digits + 1, (size_t)(k - 1));
+      o += (size_t)(k - 1);
+    }
+    o += (size_t)snprintf(out + o, sizeof out - o, "e%c%d",
+                          n - 1 < 0 ? '-' : '+', abs(n - 1));
+  }
+  csn__buf_append(b, out, o);
+}
+
+/* JSON.stringify's string escapes: the two-character forms it uses, \u00xx
+ * (lowercase) for the other control characters, everything else raw. */
+static void put_string(csn__buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  size_t run = 0;
+  csn__buf_reserve(b, n + 2);
+  csn__buf_putc(b, '"');
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc = NULL;
+    char u[6];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    csn__buf_append(b, s + run, i - run);
+    run = i + 1;
+    switch (c) {
+    case '"': esc = "\\\""; break;
+    case '\\': esc = "\\\\"; break;
+    case '\b': esc = "\\b"; break;
+    case '\f': esc = "\\f"; break;
+    case '\n': esc = "\\n"; break;
+    case '\r': esc = "\\r"; break;
+    case '\t': esc = "\\t"; break;
+    default:
+      u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
+      u[4] = hex[c >> 4], u[5] = hex[c & 15];
+      csn__buf_append(b, u, 6);
+      continue;
+    }
+    csn__buf_puts(b, esc);
+  }
+  csn__buf_append(b, s + run, n - run);
+  csn__buf_putc(b, '"');
+}
+
+static void put_value(csn__buf *b, const json_t *j, int depth) {
+  if (depth > JSON_MAX_DEPTH) {
+    b->oom = 1; /* cannot happen for values we parsed; refuse anyway */
+    return;
+  }
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: {
+    void *it = json_object_iter((json_t *)j);
+    int first = 1;
+    csn__buf_putc(b, '{');
+    /* Insertion order, as JavaScript keeps it; keys may hold NUL. */
+    while (it != NULL) {
+      if (!first)
+        csn__buf_putc(b, ',');
+      first = 0;
+      put_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+      csn__buf_putc(b, ':');
+      put_value(b, json_object_iter_value(it), depth + 1);
+      it = json_object_iter_next((json_t *)j, it);
+    }
+    csn__buf_putc(b, '}');
+    break;
+  }
+  case JSON_ARRAY: {
+    size_t i;
+    json_t *v;
+    csn__buf_putc(b, '[');
+    json_array_foreach(j, i, v) {
+      if (i > 0)
+        csn__buf_putc(b, ',');
+      put_value(b, v, depth + 1);
+    }
+    csn__buf_putc(b, ']');
+    break;
+  }
+  case JSON_STRING:
+    put_string(b, json_string_value(j), json_string_length(j));
+    break;
+  case JSON_INTEGER:
+    put_int(b, (int64_t)json_integer_value(j));
+    break;
+  case JSON_REAL:
+    put_double(b, json_real_value(j));
+    break;
+  case JSON_TRUE:
+    csn__buf_puts(b, "true");
+    break;
+  case JSON_FALSE:
+    csn__buf_puts(b, "false");
+    break;
+  default:
+    csn__buf_puts(b, "null");
+    break;
+  }
+}
+
+int csn__json_dump(csn__buf *b, const json_t *j) {
+  put_value(b, j, 0);
+  return b->oom ? CSN_ENOMEM : CSN_OK;
+}
+
+void csn__buf_put_int(csn__buf *b, int64_t v) {
+  put_int(b, v);
+}

@@ -44,8 +44,33 @@
  *   - An id too long for a file name (id + ext > 255 bytes) is stored as
  *     "~<sha256 hex><ext>" with the id in a "__csnId" member (stripped by
  *     get() like __lastAccess); no Node store can hold such an id anyway.
- *   - Encryption (session-file-store's `secret`) is not implemented yet:
- *     "?secret=" fails with CSN_ENOTSUP.
+ *
+ * Encryption (session-file-store's `secret`). With a secret set
+ * (csn_file_options.secret or "?secret=") every file is written and read in
+ * the format session-file-store 1.5.0 produces with `secret` and its default
+ * `crypto` options (kruptein 2.x: AES-256-GCM, key = scrypt N=16384 r=8 p=1
+ * over a 128-byte salt stored in the file, HMAC-SHA512; stores.md 4.9), so
+ * a Node app and a C server sharing the directory and the secret read each
+ * other's sessions. A custom `crypto` object on the Node side (PBKDF2,
+ * asn1, another cipher) is not supported. Differences:
+ *   - A file that cannot be decrypted (another secret, altered content, or a
+ *     plaintext file left from before the secret was set) is reported
+ *     through csn_store_errmsg() and treated as not found, like a corrupt
+ *     file (above); the reaper removes it once older than ttl.
+ *     session-file-store throws there and the Node process crashes.
+ *   - Cost: scrypt takes about 50 ms of CPU and 16 MiB per derivation.
+ *     session-file-store derives a key on every read and every write. We
+ *     derive one write key per store and reuse it (with a fresh IV per file,
+ *     and a new salt every 2^20 writes) and cache the keys of the last 64
+ *     salts read, so our own files cost no scrypt after the first write;
+ *     each new version of a file written by Node still costs one derivation
+ *     when first read. The format is unchanged: Node reads our files as its
+ *     own.
+ *   - Files may be up to 48 MiB (sealing makes a record about 2.6 times
+ *     larger) instead of 16 MiB.
+ *   - Nothing without the secret can tell an expired file from a live one
+ *     (__lastAccess is inside the ciphertext); as in session-file-store,
+ *     only a store holding the secret reaps.
  *
  * Thread-safety: every function may be called from several threads at once.
  * Writes to one id from one process are serialised; across processes the
@@ -69,6 +94,10 @@ typedef struct csn_file_options {
   int64_t ttl_ms;         /* 0: 3600000 (session-file-store's ttl 3600 s) */
   int64_t reap_interval_ms; /* 0: 3600000; negative: no reaper thread */
   size_t reap_batch;      /* files per reaper step; 0: 500 */
+  /* NULL: plaintext files. Otherwise session-file-store's
+   * `secret` (used as its UTF-8 bytes; copied, so the caller may free it
+   * after csn_store_file_new returns); "" is CSN_EINVAL. */
+  const char *secret;
 } csn_file_options;
 
 /* Open a FileStore. opts may be NULL (all defaults). Fails with CSN_EIO and
@@ -86,7 +115,11 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *   ttl=S     default lifetime in seconds (3600)
  *   reap=S    reaper interval in seconds (3600); -1 or 0 disables it
  *   ext=.json file extension
- *   secret=.. encryption: CSN_ENOTSUP (not implemented yet)
+ *   secret=.. encryption with this secret (see above). Taken literally, with
+ *             no percent-decoding, up to the next '&': use a URL-safe
+ *             secret here, or set csn_file_options.secret for any other.
+ *             Note that a URL in a config file or a command line exposes
+ *             the secret.
  * Unknown options are CSN_EINVAL. This is the opener csn_store_open() uses
  * for the "file" scheme. */
 CSN_API int csn_store_file_open(const char *url, csn_store **out,

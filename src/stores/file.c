@@ -19,6 +19,13 @@
  * read-modify-write, so operations on one id are serialised by one of a
  * small array of mutexes chosen by hashing the id. Different ids never wait
  * for each other beyond a hash collision.
+ *
+ * Encryption (a secret set) is a layer at the two ends and nothing else:
+ * every read of a file goes through open_sealed() right after read_file(),
+ * every write through write_buf(), which seals the finished text; get, set,
+ * touch, length, all and the reaper all use those two paths, so the record
+ * logic in between never sees ciphertext. The format and its costs are in
+ * file_crypt.c.
  */
 #include <assert.h>
 #include <dirent.h>
@@ -35,10 +42,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "csn/csn_store_file.h"
 #include "csn_int.h"
+#include "file_crypt.h"
 
 #define FILE_DEFAULT_TTL_MS INT64_C(3600000)
 #define FILE_DEFAULT_REAP_MS INT64_C(3600000)
@@ -56,6 +65,8 @@ typedef struct file_store {
   int64_t ttl_ms;
   int64_t reap_ms;
   size_t reap_batch;
+  csn__fcrypt *crypt; /* NULL: plaintext files */
+  size_t max_file;    /* largest file read; encryption inflates records */
   pthread_mutex_t locks[FILE_NLOCKS];
   /* Reaper thread and its stop signal. */
   int has_reaper;
@@ -153,7 +164,7 @@ static int read_file(file_store *fs, const char *name, char **out,
     return csn_store_set_error(&fs->base, CSN_EIO, "cannot stat %s/%s: %s",
                                fs->dir, name, strerror(e));
   }
-  if (!S_ISREG(st.st_mode) || (uintmax_t)st.st_size > FILE_MAX_RECORD) {
+  if (!S_ISREG(st.st_mode) || (uintmax_t)st.st_size > fs->max_file) {
     close(fd);
     return csn_store_set_error(&fs->base, CSN_ECORRUPT,
                                "%s/%s is not a session file (type or size)",
@@ -434,6 +445,29 @@ static int record_expired(const file_store *fs, json_t *rec, int64_t mtime,
   return 0;
 }
 
+/* With a secret, replace the file content in *text by the record it seals.
+ * A file that does not open (another secret, altered, or plaintext from
+ * before the secret was set) is CSN_ECORRUPT with the reason recorded, so
+ * every caller treats it like any corrupt file: not found, never a crash.
+ * Without a secret this does nothing. */
+static int open_sealed(file_store *fs, const char *name, char **text,
+                       size_t *len) {
+  if (fs->crypt == NULL) return CSN_OK;
+  char *plain = NULL;
+  size_t n = 0;
+  const char *why = "";
+  int rc = csn__fcrypt_open(fs->crypt, *text, *len, &plain, &n, &why);
+  csn__free(*text);
+  *text = NULL;
+  if (rc == CSN_ECORRUPT || rc == CSN_EIO)
+    return csn_store_set_error(&fs->base, rc, "cannot decrypt %s/%s: %s",
+                               fs->dir, name, why);
+  if (rc != CSN_OK) return rc;
+  *text = plain;
+  *len = n;
+  return CSN_OK;
+}
+
 /* Load and judge one session file: CSN_OK with the live record's text and
  * parsed form; CSN_ENOENT when missing or expired (*expired tells which);
  * CSN_ECORRUPT. */
@@ -444,6 +478,7 @@ static int load_record(file_store *fs, const char *name, char **text,
   *text = NULL;
   *out = NULL;
   int rc = read_file(fs, name, text, len, &mtime);
+  if (rc == CSN_OK) rc = open_sealed(fs, name, text, len);
   if (rc != CSN_OK) return rc;
   rc = parse_record(fs, name, *text, *len, out);
   if (rc != CSN_OK) {
@@ -491,10 +526,25 @@ static int finish_record(csn__buf *b, const char *sid, int hashed) {
   return b->oom ? CSN_ENOMEM : CSN_OK;
 }
 
+/* Every record write ends here: the finished text, sealed when a secret
+ * is set, then the atomic replace. */
 static int write_buf(file_store *fs, const char *name, csn__buf *b) {
   size_t n = 0;
   char *out = csn__buf_steal(b, &n);
   if (out == NULL) return CSN_ENOMEM;
+  if (fs->crypt != NULL) {
+    char *sealed = NULL;
+    size_t sn = 0;
+    const char *why = "";
+    int rc = csn__fcrypt_seal(fs->crypt, out, n, &sealed, &sn, &why);
+    csn__free(out);
+    if (rc == CSN_EIO)
+      return csn_store_set_error(&fs->base, rc, "cannot encrypt %s/%s: %s",
+                                 fs->dir, name, why);
+    if (rc != CSN_OK) return rc;
+    out = sealed;
+    n = sn;
+  }
   int rc = write_file(fs, name, out, n);
   csn__free(out);
   return rc;
@@ -819,6 +869,9 @@ static int prune_one(file_store *fs, const char *name, size_t id_len,
   size_t n = 0;
   int64_t mtime = 0;
   int rc = read_file(fs, name, &text, &n, &mtime), drop = 0;
+  /* An undecryptable file is judged like a corrupt one: by its age. */
+  if (rc == CSN_OK && (rc = open_sealed(fs, name, &text, &n)) == CSN_ECORRUPT)
+    drop = mtime + fs->ttl_ms < p->now;
   if (rc == CSN_OK) {
     json_t *rec = NULL;
     if (parse_record(fs, name, text, n, &rec) == CSN_OK)
@@ -892,6 +945,7 @@ static void file_close(csn_store *st) {
   pthread_mutex_destroy(&fs->stop_mu);
   pthread_cond_destroy(&fs->stop_cv);
   if (fs->dirfd >= 0) close(fs->dirfd);
+  csn__fcrypt_free(fs->crypt);
   csn__free(fs->dir);
   csn__free(fs->ext);
   csn__free(fs);
@@ -951,6 +1005,11 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
     set_errbuf(errbuf, errlen, "file store: bad ttl or extension");
     return CSN_EINVAL;
   }
+  if (o.secret != NULL && o.secret[0] == '\0') {
+    /* kruptein refuses an empty secret too ("Must supply a secret!"). */
+    set_errbuf(errbuf, errlen, "file store: empty secret");
+    return CSN_EINVAL;
+  }
 
   file_store *fs = csn__calloc(1, sizeof *fs);
   if (fs == NULL) return CSN_ENOMEM;
@@ -968,13 +1027,23 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
   fs->ttl_ms = o.ttl_ms;
   fs->reap_ms = o.reap_interval_ms;
   fs->reap_batch = o.reap_batch;
+  /* A sealed record is about 2.6 times its text (escapes, then the latin1
+   * view of the ciphertext), so the size guard grows with it. */
+  fs->max_file = o.secret != NULL ? 3 * (size_t)FILE_MAX_RECORD
+                                  : FILE_MAX_RECORD;
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_init(&fs->locks[i], NULL);
   pthread_mutex_init(&fs->stop_mu, NULL);
   pthread_cond_init(&fs->stop_cv, NULL);
 
+  int rc = CSN_OK;
+  if (o.secret != NULL && csn__fcrypt_new(o.secret, &fs->crypt) != CSN_OK) {
+    file_close(&fs->base);
+    return CSN_ENOMEM; /* the secret is non-empty, so only memory fails */
+  }
+
   /* Create, open and list the directory now, so a missing permission is a
    * clear error at start-up rather than a 500 on the first request. */
-  int rc = make_dirs(fs->dir);
+  rc = make_dirs(fs->dir);
   if (rc == CSN_ENOMEM) {
     set_errbuf(errbuf, errlen, "file store: out of memory");
   } else if (rc != 0) {
@@ -1023,6 +1092,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
   size_t plen = q ? (size_t)(q - path) : strlen(path);
   csn_file_options o = {0};
   char ext[FILE_EXT_MAX + 1];
+  char *secret = NULL;
   char *dir = csn__strndup(path, plen);
   if (dir == NULL) return CSN_ENOMEM;
   o.dir = plen > 0 ? dir : NULL;
@@ -1046,10 +1116,12 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
       memcpy(ext, prm.value, prm.value_len);
       ext[prm.value_len] = '\0';
       o.ext = ext;
-    } else if (csn_url_param_is(&prm, "secret")) {
-      set_errbuf(errbuf, errlen,
-                 "file store: encryption (secret=) is not supported yet");
-      rc = CSN_ENOTSUP;
+    } else if (csn_url_param_is(&prm, "secret") && prm.value_len > 0) {
+      /* Taken literally, like the path; the last one given wins. */
+      csn__free(secret);
+      secret = csn__strndup(prm.value, prm.value_len);
+      if (secret == NULL) rc = CSN_ENOMEM;
+      o.secret = secret;
     } else {
       rc = CSN_EINVAL;
     }
@@ -1061,6 +1133,11 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                  more < 0 ? "?" : prm.key);
   }
   if (rc == CSN_OK) rc = csn_store_file_new(&o, out, errbuf, errlen);
+  if (secret != NULL) {
+    /* The store keeps its own copy; do not leave this one in the heap. */
+    OPENSSL_cleanse(secret, strlen(secret));
+    csn__free(secret);
+  }
   csn__free(dir);
   return rc;
 }

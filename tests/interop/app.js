@@ -5,6 +5,8 @@
 //   STORE_PATH  the sessions directory (file) or the database file (sqlite)
 //   SECRET      the cookie secret
 //   PORT        port to bind on 127.0.0.1 (0: any; the chosen one is printed)
+//   FILE_SECRET optional, file store only: session-file-store's `secret`
+//               (encrypted session files)
 // Prints "listening <port>" once ready; exits on SIGTERM.
 'use strict';
 
@@ -24,7 +26,9 @@ let store;
 if (kind === 'file') {
   const FileStore = require('session-file-store')(session);
   // No read retries: a missing file is simply a new session here.
-  store = new FileStore({ path: where, retries: 0, logFn: () => {} });
+  const opts = { path: where, retries: 0, logFn: () => {} };
+  if (process.env.FILE_SECRET) opts.secret = process.env.FILE_SECRET;
+  store = new FileStore(opts);
 } else if (kind === 'sqlite') {
   const SQLiteStore = require('connect-sqlite3')(session);
   store = new SQLiteStore({

@@ -7,7 +7,10 @@
  * whichever server answers, in both orders (C first, Node first), and after
  * each server has read the other's record.
  *
- * Usage: test_interop_node file|sqlite <node> <app.js>
+ * "file-secret" is the file store with session-file-store's `secret` on both
+ * sides (encrypted files; app.js reads FILE_SECRET).
+ *
+ * Usage: test_interop_node file|file-secret|sqlite <node> <app.js>
  */
 #define _XOPEN_SOURCE 700 /* nftw() */
 #include <setjmp.h>
@@ -36,8 +39,13 @@
 
 #define SECRET "interop keyboard cat"
 #define WELCOME "Welcome! Refresh the page to count visits."
+/* The store's secret, deliberately not the cookie secret; URL-safe. */
+#define FILE_SECRET "interop-file-secret"
 
+/* kind is the Node app's STORE ("file" or "sqlite"); encrypted is set for
+ * "file-secret". */
 static const char *kind, *node_bin, *app_js;
+static int encrypted;
 static char root[256];
 
 typedef struct node_app {
@@ -86,6 +94,7 @@ static int node_start(node_app *n, const char *store_path) {
     setenv("STORE", kind, 1);
     setenv("STORE_PATH", store_path, 1);
     setenv("SECRET", SECRET, 1);
+    if (encrypted) setenv("FILE_SECRET", FILE_SECRET, 1);
     setenv("PORT", "0", 1);
     execl(node_bin, node_bin, app_js, (char *)NULL);
     _exit(127);
@@ -126,7 +135,8 @@ static csn_store *open_store(char *store_path, size_t size) {
   int rc;
   if (strcmp(kind, "file") == 0) {
     snprintf(store_path, size, "%s/sessions", root);
-    snprintf(url, sizeof url, "file://%s?reap=0", store_path);
+    snprintf(url, sizeof url, "file://%s?reap=0%s", store_path,
+             encrypted ? "&secret=" FILE_SECRET : "");
     rc = csn_store_file_open(url, &st, err, sizeof err);
   } else {
 #ifdef CSN_INTEROP_SQLITE
@@ -218,7 +228,13 @@ static void walk(int c_first) {
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     buf[n] = '\0';
     fclose(f);
-    assert_non_null(strstr(buf, "\"__lastAccess\":"));
+    if (encrypted) {
+      /* kruptein's envelope, and nothing of the record in clear. */
+      assert_int_equal(strncmp(buf, "{\"hmac\":\"", 9), 0);
+      assert_null(strstr(buf, "__lastAccess"));
+    } else {
+      assert_non_null(strstr(buf, "\"__lastAccess\":"));
+    }
   }
 
   free(first_sid);
@@ -261,10 +277,15 @@ static void interop_node_first(void **state) {
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s file|sqlite <node> <app.js>\n", argv[0]);
+    fprintf(stderr, "usage: %s file|file-secret|sqlite <node> <app.js>\n",
+            argv[0]);
     return 2;
   }
   kind = argv[1];
+  if (strcmp(kind, "file-secret") == 0) {
+    kind = "file";
+    encrypted = 1;
+  }
   node_bin = argv[2];
   app_js = argv[3];
   signal(SIGPIPE, SIG_IGN);
@@ -274,6 +295,7 @@ int main(int argc, char **argv) {
                                       drop_root),
   };
   char group[64];
-  snprintf(group, sizeof group, "store_%s_interop_node", kind);
+  snprintf(group, sizeof group, "store_%s_interop_node",
+           encrypted ? "file_crypt" : kind);
   return cmocka_run_group_tests_name(group, tests, NULL, NULL);
 }

@@ -47,6 +47,10 @@
 #define HAVE_FILE_STORE 1
 #endif
 #endif
+/* tests/fault.cmake defines this when it links the SQLite store. */
+#ifdef CSN_HAVE_SQLITE_STORE
+#include "csn/csn_store_sqlite.h"
+#endif
 
 #define NOW INT64_C(1735689600000)
 #define SID "hrUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf"
@@ -565,6 +569,57 @@ static void fault_alloc_store_file(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* The SQLite store, when it is built. SQLite's own allocations use its own
+ * allocator and are not failed here; the store's (its struct, path, SQL
+ * texts, pool entries and the record copy get() hands back) go through
+ * csn_malloc and are. A set allocates nothing of ours, so its loop ends at
+ * N = 1 with the record replaced. */
+static void fault_alloc_store_sqlite(void **state) {
+#ifdef CSN_HAVE_SQLITE_STORE
+  char dir[] = "/tmp/csn-fault-XXXXXX", url[96], cmd[96];
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  /* Registered by hand, for the reason given in fault_alloc_store_file. */
+  assert_int_equal(csn_store_register("sqlite", csn_store_sqlite_open),
+                   CSN_OK);
+  /* prune=0: no prune thread allocating behind the counter's back. */
+  snprintf(url, sizeof url, "sqlite://%s/s.db?prune=0", dir);
+  store_oom(url);
+
+  /* The loops accept success at every N; make sure our allocations really
+   * are on the open and get paths, so the loops above did fail them. */
+  {
+    csn_store *st = NULL;
+    char *json = NULL;
+    size_t len = 0;
+    long live = fa.live;
+    arm(1, 1);
+    assert_int_equal(csn_store_open(url, &st, NULL, 0), CSN_ENOMEM);
+    disarm();
+    assert_null(st);
+    assert_int_equal(fa.live, live);
+    assert_int_equal(csn_store_open(url, &st, NULL, 0), CSN_OK);
+    live = fa.live;
+    arm(1, 1);
+    assert_int_equal(csn_store_get(st, SID, &json, &len), CSN_ENOMEM);
+    disarm();
+    assert_null(json);
+    assert_int_equal(fa.live, live);
+    /* The store still answers: the last set of the loops above stored
+     * its record (the one with "v":2) and nothing since changed it. */
+    assert_int_equal(csn_store_get(st, SID, &json, &len), CSN_OK);
+    assert_non_null(strstr(json, "\"v\":2"));
+    csn_free(json);
+    csn_store_free(st);
+  }
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+#else
+  (void)state;
+  skip();
+#endif
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fault_alloc_cycle_transient),
@@ -575,6 +630,7 @@ int main(void) {
       cmocka_unit_test(fault_alloc_ctx_new),
       cmocka_unit_test(fault_alloc_store_memory),
       cmocka_unit_test(fault_alloc_store_file),
+      cmocka_unit_test(fault_alloc_store_sqlite),
   };
   void *warm[4];
   int rc;

@@ -220,16 +220,28 @@ void csn_store_free(csn_store *st) {
 /* Ids                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* Bytes an id may not contain: NUL and the other control characters, DEL,
+ * and the path separators. A table, because this runs several times on
+ * every request. */
+static const unsigned char id_forbidden[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
+    [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
+    [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1,
+    [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+    [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+    [0x1e] = 1, [0x1f] = 1, [0x7f] = 1, ['/'] = 1, ['\\'] = 1,
+};
+
 int csn_store_id_valid(const char *sid) {
+  const unsigned char *p = (const unsigned char *)sid;
   size_t i;
-  if (sid == NULL || sid[0] == '\0') return 0;
-  if (strcmp(sid, ".") == 0 || strcmp(sid, "..") == 0) return 0;
-  for (i = 0; sid[i] != '\0'; i++) {
-    unsigned char c = (unsigned char)sid[i];
-    if (i >= CSN_ID_MAX) return 0;
-    if (c < 0x20 || c == 0x7f || c == '/' || c == '\\') return 0;
-  }
-  return 1;
+  if (p == NULL || p[0] == '\0') return 0;
+  /* "." and "..": forbidden as whole ids (they are directory names). */
+  if (p[0] == '.' && (p[1] == '\0' || (p[1] == '.' && p[2] == '\0')))
+    return 0;
+  for (i = 0; p[i] != '\0'; i++)
+    if (id_forbidden[p[i]]) return 0;
+  return i <= CSN_ID_MAX;
 }
 
 /* ------------------------------------------------------------------------ */

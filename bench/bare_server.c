@@ -1,0 +1,140 @@
+/* bare_server.c - the benchmark's ceiling: libmicrohttpd with no session work.
+ *
+ * It runs the same threading as the demo server (internal polling thread,
+ * epoll, a pool of two threads) and answers every request with a fixed body,
+ * so the difference between this server and csession-demo in one benchmark
+ * run is the cost of the session middleware and nothing else.
+ *
+ *   csn-bench-bare [--port N]      (default 8080, binds 127.0.0.1)
+ *
+ * SIGTERM or SIGINT stops the daemon and exits with status 0.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if MHD_VERSION < 0x00097002
+typedef int bare_result;
+#else
+typedef enum MHD_Result bare_result;
+#endif
+
+static const char body[] = "Hello from the bare server.\n";
+
+/* Any non-NULL address marks "first call seen" in *req_cls. */
+static int first_call_marker;
+
+static bare_result handler(void *cls, struct MHD_Connection *conn,
+                           const char *url, const char *method,
+                           const char *version, const char *upload_data,
+                           size_t *upload_data_size, void **req_cls) {
+  (void)cls;
+  (void)url;
+  (void)method;
+  (void)version;
+  (void)upload_data;
+
+  /* libmicrohttpd 0.9.75 closes the connection when a handler answers on its
+   * very first call for a request, which would turn the benchmark into a
+   * connect() benchmark; the demo answers on the second call, so do we. */
+  if (*req_cls == NULL) {
+    *req_cls = &first_call_marker;
+    return MHD_YES;
+  }
+  /* A request body is read and dropped; the answer comes after it. */
+  if (*upload_data_size != 0) {
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+
+  /* A response per request, as the demo builds one: the buffer is static so
+   * nothing is copied. */
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                              "text/plain; charset=utf-8") != MHD_YES) {
+    MHD_destroy_response(resp);
+    return MHD_NO;
+  }
+  bare_result ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static int parse_port(const char *s, unsigned short *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 65535)
+    return -1;
+  *out = (unsigned short)v;
+  return 0;
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: csn-bench-bare [--port N]\n");
+}
+
+int main(int argc, char **argv) {
+  unsigned short port = 8080;
+
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+      if (parse_port(argv[++i], &port) != 0) {
+        fprintf(stderr, "csn-bench-bare: bad port '%s'\n", argv[i]);
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  /* Block the stop signals before libmicrohttpd starts its threads, so the
+   * threads inherit the mask and only sigwait() below ever sees them. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  if (pthread_sigmask(SIG_BLOCK, &stop, NULL) != 0) {
+    fprintf(stderr, "csn-bench-bare: cannot block signals\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, port, NULL, NULL,
+      handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+  if (d == NULL) {
+    fprintf(stderr, "csn-bench-bare: cannot listen on 127.0.0.1:%u\n",
+            (unsigned)port);
+    return 1;
+  }
+  fprintf(stderr, "csn-bench-bare: listening on http://127.0.0.1:%u/\n",
+          (unsigned)port);
+
+  int sig = 0;
+  if (sigwait(&stop, &sig) != 0)
+    sig = 0;
+  MHD_stop_daemon(d);
+  (void)sig;
+  return 0;
+}

@@ -1,0 +1,102 @@
+'use strict';
+// The Node reference for csession's benchmark: the demo's visit counter on
+// Express + express-session, with the store chosen from the environment.
+//
+//   STORE   memory | file | redis | postgres | sqlite | none   (default memory)
+//           "none" is the same app without the session middleware.
+//   PORT    port on 127.0.0.1 (default 3000)
+//   SECRET  session secret (default "bench secret")
+//   STORE_DIR     file: session directory; sqlite: directory of sessions.db
+//   REDIS_URL     redis: e.g. redis://127.0.0.1:6379
+//   DATABASE_URL  postgres: e.g. postgres://postgres@127.0.0.1:5432/postgres
+//
+// Options match the C demo: resave false, saveUninitialized false, cookie
+// maxAge one day.
+
+const express = require('express');
+const session = require('express-session');
+
+const ONE_DAY_MS = 24 * 60 * 60 * 1000;
+const kind = process.env.STORE || 'memory';
+const port = Number(process.env.PORT || 3000);
+const secret = process.env.SECRET || 'bench secret';
+const storeDir = process.env.STORE_DIR || './sessions';
+
+// Things to close on SIGTERM (database clients).
+const closers = [];
+
+async function makeStore() {
+  switch (kind) {
+    case 'memory':
+      return undefined; // express-session's own MemoryStore
+    case 'file': {
+      const FileStore = require('session-file-store')(session);
+      return new FileStore({ path: storeDir, logFn: () => {} });
+    }
+    case 'redis': {
+      const { createClient } = require('redis');
+      const { RedisStore } = require('connect-redis');
+      const client = createClient({ url: process.env.REDIS_URL || 'redis://127.0.0.1:6379' });
+      client.on('error', (err) => console.error('redis:', err.message));
+      await client.connect();
+      closers.push(() => client.quit());
+      return new RedisStore({ client });
+    }
+    case 'postgres': {
+      const pg = require('pg');
+      const PgStore = require('connect-pg-simple')(session);
+      const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+      closers.push(() => pool.end());
+      return new PgStore({ pool, createTableIfMissing: true });
+    }
+    case 'sqlite': {
+      const SQLiteStore = require('connect-sqlite3')(session);
+      return new SQLiteStore({ dir: storeDir, db: 'sessions.db' });
+    }
+    default:
+      throw new Error(`unknown STORE "${kind}"`);
+  }
+}
+
+async function main() {
+  const app = express();
+  app.disable('x-powered-by');
+
+  if (kind === 'none') {
+    app.get('/', (req, res) => {
+      res.type('text/plain').send('Welcome! Refresh the page to count visits.\n');
+    });
+  } else {
+    app.use(session({
+      secret,
+      store: await makeStore(),
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: ONE_DAY_MS },
+    }));
+    app.get('/', (req, res) => {
+      if (req.session.views) {
+        req.session.views++;
+        res.type('text/plain').send(`You've visited this page ${req.session.views} times\n`);
+      } else {
+        req.session.views = 1;
+        res.type('text/plain').send('Welcome! Refresh the page to count visits.\n');
+      }
+    });
+  }
+
+  const server = app.listen(port, '127.0.0.1', () => {
+    console.error(`node bench app (${kind}) on http://127.0.0.1:${port}/`);
+  });
+  process.on('SIGTERM', () => {
+    server.close();
+    Promise.allSettled(closers.map((c) => c())).finally(() => process.exit(0));
+    // Keep-alive connections would hold close() open: do not wait for them.
+    setTimeout(() => process.exit(0), 500).unref();
+  });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

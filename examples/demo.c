@@ -46,6 +46,7 @@ typedef struct demo_config {
   int proxy;
   int secure;
   unsigned int threads;
+  unsigned int conn_memory_kb;
 } demo_config;
 
 /* SQLite when this build has it: one file, no server, and a restarted demo
@@ -78,6 +79,8 @@ static void usage(FILE *f) {
       "  --proxy                trust X-Forwarded-Proto\n"
       "  --secure               send the cookie over HTTPS only\n"
       "  --threads N            worker threads (default 2)\n"
+      "  --conn-memory KB       memory per connection, which bounds the\n"
+      "                         request headers (default 32, libmicrohttpd's)\n"
       "  --help                 this text\n",
       f);
 }
@@ -112,6 +115,7 @@ static int parse_args(int argc, char **argv, demo_config *c) {
   c->store_url = DEMO_DEFAULT_STORE;
   c->max_age_ms = 86400000;
   c->threads = 2;
+  c->conn_memory_kb = 32;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -135,7 +139,8 @@ static int parse_args(int argc, char **argv, demo_config *c) {
     } else if (strcmp(a, "--port") == 0 || strcmp(a, "--bind") == 0 ||
                strcmp(a, "--store") == 0 || strcmp(a, "--secret") == 0 ||
                strcmp(a, "--name") == 0 || strcmp(a, "--max-age") == 0 ||
-               strcmp(a, "--threads") == 0) {
+               strcmp(a, "--threads") == 0 ||
+               strcmp(a, "--conn-memory") == 0) {
       if (!has_value) {
         fprintf(stderr, "csession-demo: %s needs a value\n", a);
         return 2;
@@ -168,6 +173,13 @@ static int parse_args(int argc, char **argv, demo_config *c) {
           return 2;
         }
         c->max_age_ms = (int64_t)v;
+      } else if (strcmp(a, "--conn-memory") == 0) {
+        if (parse_uint(val, 1024 * 1024, &v) != 0 || v < 8) {
+          fprintf(stderr, "csession-demo: --conn-memory: expected KiB, "
+                          "8..1048576\n");
+          return 2;
+        }
+        c->conn_memory_kb = (unsigned int)v;
       } else {
         if (parse_uint(val, 1024, &v) != 0 || v == 0) {
           fprintf(stderr, "csession-demo: --threads: expected 1..1024\n");
@@ -371,10 +383,14 @@ static struct MHD_Daemon *start_daemon(const demo_config *c, csn_ctx *ctx,
                                        const struct sockaddr *sa, int ipv6) {
   unsigned int base = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
   struct MHD_Daemon *d = NULL;
-  /* 64 KiB per connection instead of MHD's 32: MHD parses every cookie of
-   * the Cookie header into that pool, and a browser may legitimately send
-   * a few hundred (Node accepts 16 KiB of headers). */
-  size_t mem = 64 * 1024;
+  /* libmicrohttpd keeps a connection's headers - every cookie of the
+   * Cookie header parsed separately - in a pool of this size, and clears
+   * the whole pool for each request on a kept-alive connection. So the
+   * size is a trade: 32 KiB (libmicrohttpd's default, and the bare
+   * benchmark server's) answers 431 to a header of a few hundred cookies;
+   * 64 KiB takes those but cost a quarter of the throughput in
+   * bench/run.sh. --conn-memory chooses. */
+  size_t mem = (size_t)c->conn_memory_kb * 1024;
   struct MHD_OptionItem ops[4];
   size_t n = 0;
 

@@ -14,7 +14,7 @@ set -u
 TIME=${1:?usage: fuzz/run.sh TIME_SECONDS [BUILD_DIR]}
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${2:-${CSN_FUZZ_BUILD:-$HERE/../build-fuzz}}
-TARGETS="cookie_header unsign set_cookie record store_url"
+TARGETS=${FUZZ_TARGETS:-"cookie_header unsign set_cookie record store_url"}
 status=0
 
 mkdir -p "$BUILD/fuzz-artifacts" "$BUILD/fuzz-logs"

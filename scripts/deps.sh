@@ -78,8 +78,8 @@ csn_deps_node() {
   fi
 }
 
-# csn_deps_npm ROOT: `npm ci` in every directory under ROOT/tests and
-# ROOT/bench that has a package-lock.json. npm ci wipes node_modules and
+# csn_deps_npm ROOT: `npm ci` in every directory under ROOT/tests that has a
+# package-lock.json (bench/run.sh installs the benchmark's own). npm ci wipes node_modules and
 # reinstalls, so skip a directory whose install is newer than its lock file
 # (npm writes node_modules/.package-lock.json last) to keep reruns fast.
 csn_deps_npm() {
@@ -93,7 +93,7 @@ csn_deps_npm() {
     fi
     csn_deps_log "npm ci in ${dir#"$root"/}"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || rc=1
-  done < <(find "$root/tests" "$root/bench" -name package-lock.json \
+  done < <(find "$root/tests" -name package-lock.json \
              -not -path '*/node_modules/*' 2>/dev/null | sort)
   return "$rc"
 }

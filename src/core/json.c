@@ -170,6 +170,13 @@ static int read_string(reader *r, const char **s, size_t *n) {
   return -1; /* unterminated */
 }
 
+/* A number value; a NULL from jansson here can only mean out of memory. */
+static json_t *oom_check(reader *r, json_t *j) {
+  if (j == NULL)
+    r->oom = 1;
+  return j;
+}
+
 static json_t *read_number(reader *r) {
   const char *s = r->p;
   int is_int = 1;
@@ -213,7 +220,7 @@ static json_t *read_number(reader *r) {
     const char *q = s + (*s == '-');
     for (; q < r->p; q++)
       v = v * 10 + (*q - '0');
-    return json_integer(*s == '-' ? -v : v);
+    return oom_check(r, json_integer(*s == '-' ? -v : v));
   }
   if (n >= sizeof tmp) {
     /* Absurdly long numbers: JavaScript still reads them as a double. */
@@ -240,7 +247,7 @@ static json_t *read_number(reader *r) {
     errno = 0;
     v = strtoll(tmp, NULL, 10);
     if (errno != ERANGE)
-      return json_integer((json_int_t)v);
+      return oom_check(r, json_integer((json_int_t)v));
   }
   {
     double d = strtod(tmp, NULL);
@@ -249,7 +256,7 @@ static json_t *read_number(reader *r) {
      * jansson has no infinity. */
     if (!isfinite(d))
       d = d > 0 ? 1.7976931348623157e308 : -1.7976931348623157e308;
-    return json_real(d);
+    return oom_check(r, json_real(d));
   }
 }
 
@@ -414,9 +421,9 @@ json_t *csn__json_parse(const char *text, size_t len, int *err) {
     json_decref(v);
     v = NULL;
   }
-  csn__buf_free(&r.scratch);
   if (v == NULL && err)
     *err = (r.oom || r.scratch.oom) ? CSN_ENOMEM : CSN_ECORRUPT;
+  csn__buf_free(&r.scratch);
   return v;
 }
 

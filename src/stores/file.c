@@ -396,17 +396,18 @@ static void append_stripped(csn__buf *b, const char *t, size_t n) {
  * is not a JSON object. */
 static int parse_record(file_store *fs, const char *name, const char *text,
                         size_t len, json_t **out) {
-  json_error_t jerr;
-  json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  int perr = CSN_OK;
+  /* JSON.parse's reading (session-file-store's decoder), see core/json.c. */
+  json_t *o = csn__json_parse(text, len, &perr);
   /* Out of memory is not corruption: reporting it as such would turn a
    * transient failure into "session not found" and a lost login. */
-  if (o == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+  if (o == NULL && perr == CSN_ENOMEM)
     return csn_store_set_error(&fs->base, CSN_ENOMEM, "out of memory");
   if (o == NULL || !json_is_object(o)) {
     json_decref(o);
     return csn_store_set_error(&fs->base, CSN_ECORRUPT,
                                "corrupt session file %s/%s: %s", fs->dir,
-                               name, o ? "not an object" : jerr.text);
+                               name, o ? "not an object" : "not JSON");
   }
   *out = o;
   return CSN_OK;

@@ -443,13 +443,13 @@ int csn__fcrypt_open(csn__fcrypt *c, const char *text, size_t n, char **out,
   unsigned char *want = NULL, *ct = NULL, *aad = NULL, *pt = NULL;
   size_t wantn = 0, ctn = 0, aadn = 0;
   json_t *lit = NULL;
-  json_error_t jerr;
   int rc;
   *why = "";
 
   /* Ciphertext strings may hold U+0000 (written as \u0000). */
-  json_t *env = json_loadb(text, n, JSON_ALLOW_NUL, &jerr);
-  if (env == NULL && json_error_code(&jerr) == json_error_out_of_memory)
+  int perr = CSN_OK;
+  json_t *env = csn__json_parse(text, n, &perr);
+  if (env == NULL && perr == CSN_ENOMEM)
     return CSN_ENOMEM;
   if (!json_is_object(env) || !json_is_string(json_object_get(env, "ct"))) {
     *why = "not an encrypted session file";
@@ -496,9 +496,8 @@ int csn__fcrypt_open(csn__fcrypt *c, const char *text, size_t n, char **out,
     goto done;
   }
   /* Undo the double encoding: the plaintext is a JSON string literal. */
-  lit = json_loadb((const char *)pt, ctn, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                   &jerr);
-  if (lit == NULL && json_error_code(&jerr) == json_error_out_of_memory) {
+  lit = csn__json_parse((const char *)pt, ctn, &perr);
+  if (lit == NULL && perr == CSN_ENOMEM) {
     rc = CSN_ENOMEM;
     goto done;
   }

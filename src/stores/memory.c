@@ -573,13 +573,13 @@ static int key_is_cookie(const char *k, size_t n) {
   int eq;
   char *quoted;
   if (memchr(k, '\\', n) == NULL) return n == 6 && memcmp(k, "cookie", 6) == 0;
-  /* An escaped key ("\u0063ookie") is rare: let jansson decode it. */
+  /* An escaped key ("\u0063ookie") is rare: let the JSON reader decode it. */
   quoted = csn__malloc(n + 2);
   if (quoted == NULL) return -1;
   quoted[0] = '"';
   memcpy(quoted + 1, k, n);
   quoted[n + 1] = '"';
-  j = json_loadb(quoted, n + 2, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+  j = csn__json_parse(quoted, n + 2, NULL);
   csn__free(quoted);
   if (j == NULL) return -1;
   eq = json_is_string(j) && json_string_length(j) == 6 &&
@@ -632,7 +632,7 @@ static int find_cookie(const char *s, size_t n, size_t *open, int *found,
 }
 
 static int is_object_text(const char *s, size_t n) {
-  json_t *j = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
+  json_t *j = csn__json_parse(s, n, NULL);
   int ok = j != NULL && json_is_object(j);
   json_decref(j);
   return ok;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -275,6 +277,43 @@ static void test_genid(void **state) {
   assert_int_equal(csn_generate_id(NULL, 33), CSN_EINVAL);
 }
 
+/* Ids are drawn from a per-thread pool of random bytes: a forked child
+ * must not hand out the ids its parent is about to hand out. */
+static void test_genid_after_fork(void **state) {
+  char parent[33], child[33] = "", first[33];
+  int fds[2], status = 0;
+  pid_t pid;
+  (void)state;
+  assert_int_equal(csn__genid(first), CSN_OK); /* fills the pool */
+  assert_int_equal(pipe(fds), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char id[33];
+    close(fds[0]);
+    if (csn__genid(id) != CSN_OK || write(fds[1], id, 33) != 33)
+      _exit(1);
+    _exit(0);
+  }
+  close(fds[1]);
+  assert_int_equal(read(fds[0], child, 33), 33);
+  close(fds[0]);
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(csn__genid(parent), CSN_OK);
+  assert_string_not_equal(parent, child);
+  assert_string_not_equal(first, child);
+  /* Many ids in a row (several pool refills) never repeat. */
+  {
+    static char seen[600][33];
+    for (int i = 0; i < 600; i++) {
+      assert_int_equal(csn__genid(seen[i]), CSN_OK);
+      for (int j = 0; j < i; j++)
+        assert_string_not_equal(seen[i], seen[j]);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sign_vectors),
@@ -285,6 +324,7 @@ int main(void) {
       cmocka_unit_test(test_public_sign_unsign),
       cmocka_unit_test(test_id_mapping),
       cmocka_unit_test(test_genid),
+      cmocka_unit_test(test_genid_after_fork),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

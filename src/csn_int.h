@@ -157,7 +157,6 @@ int csn__cookie_to_json(csn__buf *b, const csn__cookie *c);
 /* From the record's "cookie" member. CSN_ECORRUPT if not an object. */
 int csn__cookie_from_json(csn__cookie *c, json_t *obj);
 void csn__cookie_free(csn__cookie *c);
-int csn__cookie_copy(csn__cookie *dst, const csn__cookie *src);
 
 /* ------------------------------------------------------------------------ */
 /* store.c                                                                  */
@@ -175,10 +174,6 @@ size_t csn__store_memory_raw_count(const csn_store *st);
 /* ------------------------------------------------------------------------ */
 /* Middleware objects (request.c, session.c)                                */
 /* ------------------------------------------------------------------------ */
-typedef struct csn__cookie_opts {
-  csn_cookie_options o; /* strings owned by the ctx */
-} csn__cookie_opts;
-
 struct csn_ctx {
   csn__hmac_key *keys;
   size_t nkeys;
@@ -239,7 +234,6 @@ struct csn_request {
   int touched;
   int committed;
   csn_cookie_options cookie_opts; /* effective for this request */
-  int cookie_opts_dynamic;        /* came from cookie_fn */
 };
 
 int64_t csn__ctx_now(const csn_ctx *ctx);

@@ -172,16 +172,6 @@ static int generate(csn_request *r, const csn_request_info *in) {
   return CSN_OK;
 }
 
-static void tracking_reset(csn_request *r) {
-  csn__free(r->orig_text);
-  csn__free(r->saved_text);
-  csn__free(r->cur_text);
-  r->orig_text = r->saved_text = r->cur_text = NULL;
-  r->mut_gen = 0;
-  r->has_saved = 0;
-  r->saved_gen = 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Begin                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -218,7 +208,6 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
       csn__set_error(rc, "%s", msg);
       goto fail;
     }
-    r->cookie_opts_dynamic = 1;
   }
 
   /* Path gate: a raw, case-sensitive prefix test on the undecoded path. */
@@ -509,7 +498,9 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
 void csn_request_free(csn_request *r) {
   if (r == NULL)
     return;
-  tracking_reset(r);
+  csn__free(r->orig_text);
+  csn__free(r->saved_text);
+  csn__free(r->cur_text);
   json_decref(r->sess.data);
   csn__cookie_free(&r->sess.cookie);
   csn__free(r);

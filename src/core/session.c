@@ -211,20 +211,6 @@ oom:
   return CSN_ENOMEM;
 }
 
-int csn__cookie_copy(csn__cookie *dst, const csn__cookie *src) {
-  csn__cookie n = *src;
-  n.domain = n.path = NULL;
-  if (src->domain && (n.domain = csn__strdup(src->domain)) == NULL)
-    return CSN_ENOMEM;
-  if (src->path && (n.path = csn__strdup(src->path)) == NULL) {
-    csn__free(n.domain);
-    return CSN_ENOMEM;
-  }
-  csn__cookie_free(dst);
-  *dst = n;
-  return CSN_OK;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Session object                                                           */
 /* ------------------------------------------------------------------------ */

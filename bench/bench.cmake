@@ -8,3 +8,12 @@ target_link_libraries(csn-bench-bare PRIVATE PkgConfig::MHD Threads::Threads)
 # The core alone, no HTTP: begin / modify / commit cycles against a MemoryStore.
 add_executable(csn-bench-core bench/core_bench.c)
 target_link_libraries(csn-bench-core PRIVATE csn_static)
+
+# The lost-update probe (issue 9): 8 clients on one session cookie, each
+# incrementing its own member through GET /inc. Needs libcurl; bench/run.sh
+# lost-update drives it against csession-demo and the Node app.
+pkg_check_modules(CSN_BENCH_CURL IMPORTED_TARGET libcurl)
+if(CSN_BENCH_CURL_FOUND)
+  add_executable(csn-lost-update bench/lost_update.c)
+  target_link_libraries(csn-lost-update PRIVATE PkgConfig::CSN_BENCH_CURL Threads::Threads)
+endif()

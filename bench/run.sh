@@ -2,7 +2,10 @@
 # csession's benchmark: one command runs the whole comparison.
 #
 #   bench/run.sh [--runs N] [--duration S] [--warmup S] [--stores "memory file ..."]
-#                [--out FILE]
+#                [--scenarios "new returning"] [--targets "bare csession ..."]
+#                [--base-rev REV] [--threads N] [--out FILE]
+#   bench/run.sh lost-update [--runs N] [--stores ...] [--delays "0 1"]
+#                [--threads N] [--out FILE]
 #
 # Builds the benchmark programs (Release, in $BUILD_DIR, default build-bench/),
 # installs the Node reference app's packages if they are missing, starts every
@@ -14,16 +17,46 @@
 # Servers (and Redis/PostgreSQL) run on core $SERVER_CPU, wrk on core
 # $CLIENT_CPU. Each round starts every target afresh, in turn, so slow drift
 # of the machine spreads over all targets; medians over rounds are reported.
+# Even rounds take the targets in reverse order, so no target always runs
+# right after the same other one.
 # Prints a Markdown table and writes it to --out (default
 # $BUILD_DIR/bench-results.md). Exits non-zero if any run failed.
+#
+# --targets picks kinds of target: bare, csession, base, express (no
+# session), express-session (default: all). --base-rev REV (or BASE_REV)
+# also builds csession-demo from commit REV (a git worktree under $TMPDIR,
+# removed after the build; the binary is kept in
+# $TMPDIR/csn-bench-base-HASH/ for the next run) and measures it as target
+# "base" beside the working tree's demo, same flags, same rounds, with a
+# "now/base" column and per-round ratios (bench/compare.sh).
+# --threads N passes --threads N to every csession-demo (default: the
+# demo's own default, 2; 8 in lost-update mode).
+#
+# lost-update mode (bench/lost_update.sh): for each store, csession-demo
+# (--threads 8) and express-session, one after the other, each run
+# csn-lost-update (bench/lost_update.c) once per --delays value (default
+# "0 1" ms): 8 clients on one session cookie, each adds 1 to its own member
+# 100 times through GET /inc?k=k<i>&delay=MS; the table says how many of the
+# 800 increments the store kept. Servers are not pinned in this mode
+# (SERVER_CPU defaults to every core), so requests really overlap.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+MODE=bench
+if [ "${1:-}" = lost-update ]; then MODE=lost-update; shift; fi
 BUILD_DIR=${BUILD_DIR:-$root/build-bench}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 STORES=${STORES:-"memory file sqlite redis postgres"}
+SCENARIOS=${SCENARIOS:-"new returning"}
+TARGETS=${TARGETS:-"bare csession base express express-session"}
+BASE_REV=${BASE_REV:-}
+DEMO_THREADS=${DEMO_THREADS:-}
+LU_DELAYS=${LU_DELAYS:-"0 1"}
+LU_CLIENTS=${LU_CLIENTS:-8}
+LU_REQUESTS=${LU_REQUESTS:-100}
+server_cpu_given=${SERVER_CPU:+1}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 PORT_BASE=${PORT_BASE:-18700}
@@ -37,17 +70,40 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --stores) STORES=$2; shift 2 ;;
+    --scenarios) SCENARIOS=$2; shift 2 ;;
+    --targets) TARGETS=$2; shift 2 ;;
+    --base-rev) BASE_REV=$2; shift 2 ;;
+    --threads) DEMO_THREADS=$2; shift 2 ;;
+    --delays) LU_DELAYS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+if [ $MODE = lost-update ]; then
+  OUT=${OUT:-$BUILD_DIR/lost-update-results.md}
+  DEMO_THREADS=${DEMO_THREADS:-8}
+  # Requests must overlap for the race to be real: every core, unless told.
+  [ -n "$server_cpu_given" ] || SERVER_CPU=0-$(( $(nproc) - 1 ))
+  if [ -n "$BASE_REV" ]; then
+    echo "run.sh: --base-rev is for the throughput benchmark; ignored in lost-update mode" >&2
+    BASE_REV=
+  fi
+fi
 OUT=${OUT:-$BUILD_DIR/bench-results.md}
 
 log() { echo "bench: $*" >&2; }
 has_store() { case " $STORES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+want() { case " $TARGETS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+for sc in $SCENARIOS; do
+  [ -f "$root/bench/$sc.lua" ] || { log "unknown scenario $sc (no bench/$sc.lua)"; exit 2; }
+done
+want base || BASE_REV=
 
-for tool in wrk taskset curl cmake; do
+tools="taskset curl cmake"
+[ $MODE = bench ] && tools="wrk $tools"
+[ -n "$BASE_REV" ] && tools="$tools git"
+for tool in $tools; do
   command -v "$tool" >/dev/null || { log "$tool not found"; exit 1; }
 done
 
@@ -55,16 +111,44 @@ done
 # Build and install.
 # ---------------------------------------------------------------------------
 . "$root/bench/build.sh"
-csn_bench_build "$root" "$BUILD_DIR" csn-bench-bare || true
-csn_bench_build "$root" "$BUILD_DIR" csession-demo || true
-bare_bin=$BUILD_DIR/csn-bench-bare
+bare_bin=
 demo_bin=$BUILD_DIR/csession-demo
-[ -x "$bare_bin" ] || { log "csn-bench-bare did not build"; exit 1; }
-[ -x "$demo_bin" ] || { log "csession-demo did not build: csession rows are skipped"; demo_bin=; }
+lu_bin=
+if [ $MODE = bench ]; then
+  if want bare; then
+    csn_bench_build "$root" "$BUILD_DIR" csn-bench-bare || true
+    bare_bin=$BUILD_DIR/csn-bench-bare
+    [ -x "$bare_bin" ] || { log "csn-bench-bare did not build"; exit 1; }
+  fi
+else
+  csn_bench_build "$root" "$BUILD_DIR" csn-lost-update || true
+  lu_bin=$BUILD_DIR/csn-lost-update
+  [ -x "$lu_bin" ] || { log "csn-lost-update did not build (it needs libcurl)"; exit 1; }
+fi
+if want csession || [ -n "$BASE_REV" ]; then
+  csn_bench_build "$root" "$BUILD_DIR" csession-demo || true
+  [ -x "$demo_bin" ] || { log "csession-demo did not build: csession rows are skipped"; demo_bin=; }
+else
+  demo_bin=
+fi
+want csession || demo_bin=
+demo_args=()
+[ -n "$DEMO_THREADS" ] && demo_args+=(--threads "$DEMO_THREADS")
+
+# The same tree as what the figures came from, for the table's header.
+tree_desc() {
+  local d
+  d=$(git -C "$root" log -1 --format='%h "%s"' 2>/dev/null) || { echo "?"; return; }
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no -- src include examples CMakeLists.txt 2>/dev/null)" ]; then
+    d="$d + uncommitted changes"
+  fi
+  echo "$d"
+}
 
 node_dir=$root/bench/node
 have_node=0
-if command -v node >/dev/null && command -v npm >/dev/null; then
+if { want express || want express-session; } && command -v node >/dev/null &&
+   command -v npm >/dev/null; then
   if [ ! -d "$node_dir/node_modules" ]; then
     log "installing the Node reference app (npm ci)"
     (cd "$node_dir" && npm ci --no-audit --no-fund >/dev/null) || log "npm ci failed"
@@ -77,7 +161,11 @@ if command -v node >/dev/null && command -v npm >/dev/null; then
   fi
   [ -d "$node_dir/node_modules/express-session" ] && have_node=1
 fi
-[ $have_node = 1 ] || log "Node app unavailable: Node rows are skipped"
+if want express || want express-session; then
+  [ $have_node = 1 ] || log "Node app unavailable: Node rows are skipped"
+else
+  have_node=0
+fi
 
 # ---------------------------------------------------------------------------
 # Scratch space, and cleanup of everything started here.
@@ -88,6 +176,7 @@ server_pid=
 redis_pid=
 pg_dir=
 pg_user=
+base_wt=
 
 stop_pid() {
   local pid=$1 i
@@ -106,10 +195,42 @@ cleanup() {
   [ -n "$server_pid" ] && stop_pid "$server_pid"
   [ -n "$redis_pid" ] && stop_pid "$redis_pid"
   [ -n "$pg_dir" ] && as_pg pg_ctl -D "$pg_dir" -m fast stop >/dev/null 2>&1 || true
+  if [ -n "$base_wt" ]; then
+    git -C "$root" worktree remove --force "$base_wt" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# The base revision's demo (--base-rev): built once per commit, from a git
+# worktree that exists only while it builds.
+# ---------------------------------------------------------------------------
+base_bin=
+base_short=
+base_desc=
+if [ -n "$BASE_REV" ]; then
+  base_hash=$(git -C "$root" rev-parse --verify --quiet "$BASE_REV^{commit}") ||
+    { log "--base-rev $BASE_REV: not a commit"; exit 2; }
+  base_short=$(git -C "$root" rev-parse --short "$base_hash")
+  base_desc="$base_short \"$(git -C "$root" log -1 --format=%s "$base_hash")\""
+  base_home=${TMPDIR:-/tmp}/csn-bench-base-$base_hash
+  base_bin=$base_home/build/csession-demo
+  if [ ! -x "$base_bin" ]; then
+    log "building csession-demo at $base_short (a worktree in $base_home/src)"
+    mkdir -p "$base_home"
+    rm -rf "$base_home/src"
+    git -C "$root" worktree prune
+    base_wt=$base_home/src
+    git -C "$root" worktree add --detach --quiet "$base_wt" "$base_hash" ||
+      { log "git worktree add failed"; base_wt=; exit 1; }
+    csn_bench_build "$base_wt" "$base_home/build" csession-demo || true
+    git -C "$root" worktree remove --force "$base_wt" >/dev/null 2>&1 || true
+    base_wt=
+  fi
+  [ -x "$base_bin" ] || { log "csession-demo at $base_short did not build (logs: $base_home/build-logs)"; exit 1; }
+fi
 
 # ---------------------------------------------------------------------------
 # Redis and PostgreSQL, on the server's core.
@@ -180,6 +301,16 @@ c_store_url() {
 # ---------------------------------------------------------------------------
 # Targets: "kind:store". Start one, wait until it answers, stop it.
 # ---------------------------------------------------------------------------
+label() {
+  case $1 in
+    bare:none) echo "bare libmicrohttpd" ;;
+    node:none) echo "Express, no session" ;;
+    csession:*) echo "csession ${1#*:}" ;;
+    base:*) echo "csession ${1#*:} @ $base_short" ;;
+    node:*) echo "express-session ${1#*:}" ;;
+  esac
+}
+
 port_of() {
   local i=0 t
   for t in "${targets[@]}"; do
@@ -190,13 +321,14 @@ port_of() {
 }
 
 start_target() {
-  local t=$1 port=$2 kind=${1%%:*} store=${1#*:}
+  local t=$1 port=$2 kind=${1%%:*} store=${1#*:} bin
   reset_store "$store"
   case $kind in
     bare) taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" >"$work/server.log" 2>&1 & ;;
-    csession)
-      taskset -c "$SERVER_CPU" "$demo_bin" --port "$port" --store "$(c_store_url "$store")" \
-        --secret "$SECRET" >"$work/server.log" 2>&1 & ;;
+    csession|base)
+      bin=$demo_bin; [ "$kind" = base ] && bin=$base_bin
+      taskset -c "$SERVER_CPU" "$bin" --port "$port" --store "$(c_store_url "$store")" \
+        --secret "$SECRET" ${demo_args[@]+"${demo_args[@]}"} >"$work/server.log" 2>&1 & ;;
     node)
       STORE=$store PORT=$port SECRET=$SECRET STORE_DIR=$work/${store/file/files} \
         REDIS_URL=$redis_url DATABASE_URL=$pg_url \
@@ -221,30 +353,37 @@ stop_target() {
   server_pid=
 }
 
-targets=("bare:none")
-if [ -n "$demo_bin" ]; then
-  for s in $STORES; do
-    if start_target "csession:$s" "$(port_of probe)"; then
-      targets+=("csession:$s")
+targets=()
+[ -n "$bare_bin" ] && targets+=("bare:none")
+for s in $STORES; do
+  for kind in csession base; do
+    [ $kind = csession ] && [ -z "$demo_bin" ] && continue
+    [ $kind = base ] && [ -z "$base_bin" ] && continue
+    if start_target "$kind:$s" "$(port_of probe)"; then
+      targets+=("$kind:$s")
       stop_target
     else
-      log "csession-demo does not start with $(c_store_url "$s"): skipped"
+      log "$(label "$kind:$s") does not start with $(c_store_url "$s"): skipped"
       sed 's/^/  | /' "$work/server.log" | head -5 >&2
     fi
   done
-fi
+done
 if [ $have_node = 1 ]; then
-  targets+=("node:none")
-  for s in $STORES; do targets+=("node:$s"); done
+  [ $MODE = bench ] && want express && targets+=("node:none")
+  if want express-session; then
+    for s in $STORES; do targets+=("node:$s"); done
+  fi
 fi
+[ ${#targets[@]} -gt 0 ] || { log "nothing to measure"; exit 1; }
 
-label() {
-  case $1 in
-    bare:none) echo "bare libmicrohttpd" ;;
-    node:none) echo "Express, no session" ;;
-    csession:*) echo "csession ${1#*:}" ;;
-    node:*) echo "express-session ${1#*:}" ;;
-  esac
+# The targets of one round: even rounds go backwards.
+round_order() {
+  local i
+  if [ $(( $1 % 2 )) = 1 ]; then
+    printf '%s\n' "${targets[@]}"
+  else
+    for (( i = ${#targets[@]} - 1; i >= 0; i-- )); do echo "${targets[$i]}"; done
+  fi
 }
 
 # ---------------------------------------------------------------------------
@@ -280,23 +419,146 @@ kids_secs_to() {
     for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
     print t }' >"$work/$1"
 }
+machine_line() {
+  local w=
+  [ $MODE = bench ] && w=" wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}' || true),"
+  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
+       "$(uname -sr);$w" \
+       "libmicrohttpd $(pkg-config --modversion libmicrohttpd 2>/dev/null || echo '?')," \
+       "node $(node --version 2>/dev/null || echo '-')."
+}
+
+# ---------------------------------------------------------------------------
+# lost-update mode: csn-lost-update against each target, once per delay.
+# lu.tsv: target delay round kept total ok non2xx failed other_cookie good
+#         lost codes
+# ---------------------------------------------------------------------------
+if [ $MODE = lost-update ]; then
+  lu=$work/lu.tsv
+  : >"$lu"
+  failed=0
+  total=$(( LU_CLIENTS * LU_REQUESTS ))
+  n_delays=$(echo $LU_DELAYS | wc -w)
+  log "${#targets[@]} targets x $n_delays delays x $RUNS rounds:" \
+      "$LU_CLIENTS clients x $LU_REQUESTS GET /inc on one session each time"
+  for round in $(seq "$RUNS"); do
+    mapfile -t order < <(round_order "$round")
+    for t in "${order[@]}"; do
+      port=$(port_of "$t")
+      if ! start_target "$t" "$port"; then
+        log "round $round: $(label "$t") did not start"
+        sed 's/^/  | /' "$work/server.log" | head -5 >&2
+        for d in $LU_DELAYS; do
+          printf '%s\t%s\t%s\t0\t%s\t0\t0\t0\t0\t0\n' "$t" "$d" "$round" "$total" >>"$lu"
+        done
+        failed=1
+        continue
+      fi
+      for d in $LU_DELAYS; do
+        # Bounded: every transfer has a 10 s timeout, the whole probe 300 s.
+        timeout 300 "$lu_bin" --clients "$LU_CLIENTS" --requests "$LU_REQUESTS" \
+          --delay "$d" "http://127.0.0.1:$port/" >"$work/lu.out" 2>"$work/lu.err" || true
+        line=$(grep '^LOSTUPDATE' "$work/lu.out" || true)
+        good=1
+        if [ -z "$line" ] || [ -s "$work/lu.err" ]; then
+          good=0; failed=1
+          log "round $round: $(label "$t") delay $d: the probe failed"
+          sed 's/^/  | /' "$work/lu.err" | head -3 >&2
+        fi
+        kept=$(field kept); ok=$(field ok); non2xx=$(field non2xx); lost=$(field lost)
+        pfail=$(field failed); other=$(field other_cookie); codes=$(field codes)
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$d" "$round" "${kept:-0}" \
+          "$total" "${ok:-0}" "${non2xx:-0}" "${pfail:-0}" "${other:-0}" "$good" "${lost:-0}" \
+          "${codes:--}" >>"$lu"
+        log "round $round: $(label "$t") delay $d ms: kept ${kept:-?} of $total" \
+            "(2xx answers ${ok:-0}, of them lost ${lost:-?}; non-2xx ${non2xx:-0} [${codes:--}]," \
+            "failed ${pfail:-0}, other session ${other:-0}; keys $(field keys))"
+        grep '^NON2XX' "$work/lu.out" | sed 's/^/  | first /' >&2 || true
+      done
+      stop_target
+    done
+  done
+
+  # One cell: the kept counts of every round, then any trouble.
+  lu_cell() {
+    awk -F'\t' -v t="$1" -v d="$2" '$1 == t && $2 == d {
+        n++; s = s (n > 1 ? ", " : "") ($10 == 1 ? $4 : "failed")
+        bad += $7 + $8; other += $9
+        if ($12 != "-" && $12 != "") {
+          k = split($12, a, ",")
+          for (i = 1; i <= k; i++) { split(a[i], b, ":"); by[b[1]] += b[2] }
+        } }
+      END {
+        if (n == 0) { print "-"; exit }
+        if (bad) {
+          c = ""
+          for (st in by) c = c (c == "" ? "" : ", ") st " x" by[st]
+          s = s sprintf(" (%d errors%s)", bad, c == "" ? "" : ": " c)
+        }
+        if (other) s = s sprintf(" (%d answers on another session)", other)
+        print s }' "$lu"
+  }
+  has_target() { local x; for x in "${targets[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
+  {
+    echo "Lost-update probe, run of $(date -u '+%Y-%m-%d %H:%M UTC'): $RUNS round(s); each" \
+         "probe gets one session cookie from GET /, then $LU_CLIENTS clients, released together," \
+         "each send $LU_REQUESTS GET /inc?k=k<i>[&delay=MS] on a keep-alive connection of their own" \
+         "with that cookie; the stored k<i> are read back afterwards (bench/lost_update.c)."
+    echo "csession-demo ${demo_args[*]} (tree: $(tree_desc)); express-session on node," \
+         "one process. Servers on cores $SERVER_CPU, the probe unpinned."
+    machine_line
+    echo
+    echo "Increments kept, of $total, one figure per round. errors = non-2xx answers and failed" \
+         "transfers, summed over rounds; \"-\": csession-demo has no such store (or the Node" \
+         "app's was not asked for)."
+    echo
+    echo "| store | delay ms | csession | express-session |"
+    echo "|---|---:|---|---|"
+    for s in $STORES; do
+      has_target "csession:$s" || has_target "node:$s" || continue
+      for d in $LU_DELAYS; do
+        echo "| $s | $d | $(lu_cell "csession:$s" "$d") | $(lu_cell "node:$s" "$d") |"
+      done
+    done
+    echo
+    # Lost: answered "k<i>: N" but missing from the stored value. A request
+    # that failed (non-2xx) is not expected to count.
+    awk -F'\t' '$1 ~ /^csession:/ && $10 == 1 {
+        p++; lost += $11; if ($11 > 0) lp++; err += $7 + $8; if ($7 + $8 > 0) ep++ }
+      END {
+        if (p == 0) exit
+        if (lost == 0) printf "csession lost no answered increment in %d probes.", p
+        else printf "csession LOST %d answered increments, in %d of %d probes.", lost, lp, p
+        if (err) printf " %d requests failed (non-2xx or no answer) in %d probes;" \
+                        " their increments are not counted as lost.", err, ep
+        printf "\n" }' "$lu"
+  } >"$work/table.md"
+  mkdir -p "$(dirname "$OUT")"
+  cp "$work/table.md" "$OUT"
+  cat "$work/table.md"
+  log "table written to $OUT"
+  exit $failed
+fi
+
 : >"$results"
 failed=0
-n_runs=$(( ${#targets[@]} * 2 * RUNS ))
-log "${#targets[@]} targets x 2 scenarios x $RUNS rounds, ${WARMUP}+${DURATION} s each:" \
+n_sc=$(echo $SCENARIOS | wc -w)
+n_runs=$(( ${#targets[@]} * n_sc * RUNS ))
+log "${#targets[@]} targets x $n_sc scenarios x $RUNS rounds, ${WARMUP}+${DURATION} s each:" \
     "about $(( n_runs * (WARMUP + DURATION + 1) / 60 + 1 )) min"
 
 for round in $(seq "$RUNS"); do
-  for t in "${targets[@]}"; do
+  mapfile -t order < <(round_order "$round")
+  for t in "${order[@]}"; do
     port=$(port_of "$t")
     if ! start_target "$t" "$port"; then
       log "round $round: $(label "$t") did not start"
       sed 's/^/  | /' "$work/server.log" | head -5 >&2
-      for sc in new returning; do printf '%s\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\n' "$t" "$sc" "$round" >>"$results"; done
+      for sc in $SCENARIOS; do printf '%s\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\n' "$t" "$sc" "$round" >>"$results"; done
       failed=1
       continue
     fi
-    for sc in new returning; do
+    for sc in $SCENARIOS; do
       url=http://127.0.0.1:$port/
       script=$root/bench/$sc.lua
       taskset -c "$CLIENT_CPU" wrk "${WRK_ARGS[@]}" -d"${WARMUP}s" -s "$script" "$url" >/dev/null 2>&1 || true
@@ -355,37 +617,89 @@ bad_runs() {
 }
 fmt2() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.2f", v }'; }
 ratio() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf f, a / b }'; }
+# Median req/s over every good run, quiet or not (for now/base: filtering
+# one row by quietness and not the other would bias the ratio).
+median_all() {
+  awk -F'\t' -v t="$1" -v s="$2" '$1 == t && $2 == s && $8 == 1 { print $4 }' "$results" |
+    sort -g | awk '{ v[NR] = $1 } END {
+      if (NR == 0) { print ""; exit }
+      if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# One round's req/s of a target and scenario ("" when it failed), and the
+# other load during it.
+round_rps() {
+  awk -F'\t' -v t="$1" -v s="$2" -v r="$3" '$1 == t && $2 == s && $3 == r && $8 == 1 { print $4 }' "$results"
+}
+round_other() {
+  awk -F'\t' -v t="$1" -v s="$2" -v r="$3" '$1 == t && $2 == s && $3 == r { print $9 }' "$results"
+}
 
 {
   echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'): $RUNS rounds, wrk ${WRK_ARGS[*]} -d${DURATION}s" \
        "after ${WARMUP} s warm-up; server on core $SERVER_CPU, wrk on core $CLIENT_CPU."
-  echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
-       "$(uname -sr); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')," \
-       "libmicrohttpd $(pkg-config --modversion libmicrohttpd 2>/dev/null || echo '?')," \
-       "node $(node --version 2>/dev/null || echo '-')."
+  machine_line
+  echo "Tree: $(tree_desc)${demo_args[*]:+; csession-demo ${demo_args[*]}}."
+  [ -n "$base_bin" ] && echo "Base: csession-demo built from $base_desc, same flags" \
+       "(rows \"@ $base_short\"); now/base divides the working tree's median req/s by the base's," \
+       "both over all their runs, quiet or not."
   echo
   echo "Medians over the quiet runs (other load at most $QUIET_LIMIT core) of each row, or over all"
   echo "its runs when none was quiet (marked *). errors = socket errors + non-2xx, summed over runs."
   echo
-  echo "| target | scenario | req/s (median) | p50 ms | p99 ms | errors | quiet runs | csession/bare | csession/Node | p99 vs bare |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  hdr="| target | scenario | req/s (median) | p50 ms | p99 ms | errors | quiet runs | csession/bare | csession/Node | p99 vs bare |"
+  sep="|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  [ -n "$base_bin" ] && { hdr="$hdr now/base |"; sep="$sep---:|"; }
+  echo "$hdr"
+  echo "$sep"
   for t in "${targets[@]}"; do
-    for sc in new returning; do
+    for sc in $SCENARIOS; do
       rps=$(median 4 "$t" "$sc"); p50=$(median 5 "$t" "$sc"); p99=$(median 6 "$t" "$sc")
-      rb=-; rn=-; pb=-
-      if [ "${t%%:*}" = csession ]; then
-        rb=$(ratio "$rps" "$(median 4 bare:none "$sc")" '%.2f')
-        rn=$(ratio "$rps" "$(median 4 "node:${t#*:}" "$sc")" '%.1fx')
-        pb=$(ratio "$p99" "$(median 6 bare:none "$sc")" '%.2fx')
-      fi
+      rb=-; rn=-; pb=-; vb=-
+      case ${t%%:*} in
+        csession|base)
+          rb=$(ratio "$rps" "$(median 4 bare:none "$sc")" '%.2f')
+          rn=$(ratio "$rps" "$(median 4 "node:${t#*:}" "$sc")" '%.1fx')
+          pb=$(ratio "$p99" "$(median 6 bare:none "$sc")" '%.2fx')
+          ;;
+      esac
+      [ "${t%%:*}" = csession ] &&
+        vb=$(ratio "$(median_all "$t" "$sc")" "$(median_all "base:${t#*:}" "$sc")" '%.3f')
       bad=$(bad_runs "$t" "$sc")
       note=; [ "$bad" != 0 ] && note=" ($bad failed)"
       nq=$(quiet_runs "$t" "$sc"); star=; [ "$nq" = 0 ] && star="*"
-      printf '| %s | %s | %s%s | %s | %s | %s%s | %s/%s | %s | %s | %s |\n' "$(label "$t")" "$sc" \
+      printf '| %s | %s | %s%s | %s | %s | %s%s | %s/%s | %s | %s | %s |' "$(label "$t")" "$sc" \
         "$(awk -v v="$rps" 'BEGIN { if (v == "") print "FAILED"; else printf "%.0f", v }')" "$star" \
         "$(fmt2 "$p50")" "$(fmt2 "$p99")" "$(errors_sum "$t" "$sc")" "$note" "$nq" "$RUNS" "$rb" "$rn" "$pb"
+      [ -n "$base_bin" ] && printf ' %s |' "$vb"
+      echo
     done
   done
+  # Before/after, round by round: the two binaries ran back to back in each
+  # round, so each round's ratio is the one least moved by drift.
+  if [ -n "$base_bin" ]; then
+    echo
+    echo "Round by round (req/s now / at $base_short = ratio, then the other load in cores during"
+    echo "each run; every run, quiet or not):"
+    echo
+    for s in $STORES; do
+      case " ${targets[*]} " in *" csession:$s "*) ;; *) continue ;; esac
+      case " ${targets[*]} " in *" base:$s "*) ;; *) continue ;; esac
+      for sc in $SCENARIOS; do
+        cells=; ratios=
+        for round in $(seq "$RUNS"); do
+          a=$(round_rps "csession:$s" "$sc" "$round"); b=$(round_rps "base:$s" "$sc" "$round")
+          r=$(ratio "$a" "$b" '%.3f')
+          cells="$cells${cells:+; }$(awk -v v="$a" 'BEGIN { if (v == "") print "-"; else printf "%.0f", v }')/$(awk -v v="$b" 'BEGIN { if (v == "") print "-"; else printf "%.0f", v }') = $r"
+          cells="$cells ($(round_other "csession:$s" "$sc" "$round")/$(round_other "base:$s" "$sc" "$round"))"
+          [ "$r" != - ] && ratios="$ratios $r"
+        done
+        mr=$(printf '%s\n' $ratios | sort -g | awk 'NF { v[++n] = $1 } END {
+               if (n == 0) print "-"; else if (n % 2) printf "%.3f", v[(n + 1) / 2];
+               else printf "%.3f", (v[n / 2] + v[n / 2 + 1]) / 2 }')
+        echo "- $s $sc: $cells; median of the round ratios $mr"
+      done
+    done
+  fi
 } >"$work/table.md"
 
 mkdir -p "$(dirname "$OUT")"

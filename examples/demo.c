@@ -5,6 +5,10 @@
  *   GET /                 counts visits in the session
  *   GET /login?user=NAME  regenerates the session, then stores "user"
  *   GET /logout           destroys the session
+ *   GET /inc?k=NAME[&delay=MS]
+ *                         waits MS ms (default 0, at most 60000) after
+ *                         loading the session, then adds 1 to the integer
+ *                         member NAME: the probe for concurrent updates
  *   GET /session          the session record as JSON ({} when none)
  *   GET /health           "ok" (no session)
  *
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "csn/csn.h"
 #include "csn/csn_mhd.h"
@@ -30,7 +35,7 @@
  * demo's routes (demo_dispatch) from their own server with an
  * instrumented store, so what they check is this code, not a copy. */
 #ifndef CSN_DEMO_NO_MAIN
-#include "stores.h" /* tools/: every store this build has, by URL */
+#include "csn/csn_stores.h" /* every store this build has, by URL */
 
 typedef struct demo_config {
   unsigned int port;
@@ -66,7 +71,7 @@ static void usage(FILE *f) {
       "  --store URL            session store (default " DEMO_DEFAULT_STORE ")\n"
       "                         (built in: ",
       f);
-  fputs(csn_app_store_schemes(), f);
+  fputs(csn_stores_schemes(), f);
   fputs(
       ")\n"
       "  --secret S             signing secret; repeat to rotate (the first\n"
@@ -81,7 +86,17 @@ static void usage(FILE *f) {
       "  --threads N            worker threads (default 2)\n"
       "  --conn-memory KB       memory per connection, which bounds the\n"
       "                         request headers (default 32, libmicrohttpd's)\n"
-      "  --help                 this text\n",
+      "  --help                 this text\n"
+      "\n"
+      "routes:\n"
+      "  GET /                  count visits in the session\n"
+      "  GET /login?user=NAME   regenerate the session, then store \"user\"\n"
+      "  GET /logout            destroy the session\n"
+      "  GET /inc?k=NAME[&delay=MS]\n"
+      "                         wait MS ms (0..60000, default 0), then add 1\n"
+      "                         to the integer member NAME\n"
+      "  GET /session           the session record as JSON\n"
+      "  GET /health            \"ok\" (no session)\n",
       f);
 }
 
@@ -300,6 +315,85 @@ static csn_mhd_result route_logout(csn_ctx *ctx, struct MHD_Connection *conn,
   return reply(ctx, conn, req, MHD_HTTP_OK, "Logged out\n", "text/plain");
 }
 
+/* The longest delay /inc accepts: a probe, not a way to pin a worker
+ * thread for ever. */
+#define INC_DELAY_MAX_MS 60000
+#define INC_KEY_MAX 64
+
+/* A key /inc may touch: 1..64 bytes, no control characters (it is echoed
+ * in the answer), and not "cookie", which the session reserves. */
+static int inc_key_ok(const char *k) {
+  size_t n = 0;
+  if (k == NULL || *k == '\0' || strcmp(k, "cookie") == 0)
+    return 0;
+  for (; k[n] != '\0'; n++)
+    if (n == INC_KEY_MAX || (unsigned char)k[n] < 0x20 || k[n] == 0x7f)
+      return 0;
+  return 1;
+}
+
+/* "delay" in milliseconds: digits only, anything above the maximum is the
+ * maximum (so a long digit string cannot overflow). Absent is 0. */
+static int inc_delay_parse(const char *s, long *ms) {
+  long v = 0;
+  *ms = 0;
+  if (s == NULL)
+    return 0;
+  if (*s == '\0')
+    return -1;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return -1;
+    if (v <= INC_DELAY_MAX_MS)
+      v = v * 10 + (*s - '0');
+  }
+  *ms = v > INC_DELAY_MAX_MS ? INC_DELAY_MAX_MS : v;
+  return 0;
+}
+
+/* GET /inc?k=NAME[&delay=MS]: the read-modify-write that concurrent
+ * requests on one session race on. The delay sits between loading the
+ * session and changing it, which widens the window on purpose: a logout
+ * or another increment can land while this request holds a stale copy. */
+static csn_mhd_result route_inc(csn_ctx *ctx, struct MHD_Connection *conn,
+                                csn_request *req) {
+  const char *k =
+      MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "k");
+  const char *delay =
+      MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "delay");
+  csn_session *s = csn_request_session(req);
+  int64_t v = 0;
+  long ms;
+  char body[128];
+  int rc;
+
+  if (!inc_key_ok(k))
+    return reply(ctx, conn, req, MHD_HTTP_BAD_REQUEST,
+                 "Need ?k=NAME (1-64 characters, not \"cookie\")\n",
+                 "text/plain");
+  if (inc_delay_parse(delay, &ms) != 0)
+    return reply(ctx, conn, req, MHD_HTTP_BAD_REQUEST,
+                 "delay: expected milliseconds (digits only)\n",
+                 "text/plain");
+  if (s == NULL)
+    return reply(ctx, conn, req, MHD_HTTP_OK, "No session\n", "text/plain");
+  if (ms > 0) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  rc = csn_session_incr(s, k, 1, &v);
+  if (rc == CSN_ETYPE)
+    return reply(ctx, conn, req, MHD_HTTP_BAD_REQUEST,
+                 "Not an integer member\n", "text/plain");
+  if (rc < 0) {
+    csn_request_free(req);
+    return csn_mhd_error(ctx, conn, rc);
+  }
+  snprintf(body, sizeof body, "%s: %" PRId64 "\n", k, v);
+  return reply(ctx, conn, req, MHD_HTTP_OK, body, "text/plain");
+}
+
 static csn_mhd_result route_session(csn_ctx *ctx, struct MHD_Connection *conn,
                                     csn_request *req) {
   csn_session *s = csn_request_session(req);
@@ -347,6 +441,8 @@ static csn_mhd_result demo_dispatch(csn_ctx *ctx, struct MHD_Connection *conn,
     return route_logout(ctx, conn, req);
   if (strcmp(url, "/session") == 0)
     return route_session(ctx, conn, req);
+  if (strcmp(url, "/inc") == 0)
+    return route_inc(ctx, conn, req);
   return reply(ctx, conn, req, MHD_HTTP_NOT_FOUND, "Not Found\n",
                "text/plain");
 }
@@ -462,7 +558,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  rc = csn_app_register_stores();
+  rc = csn_stores_register_all();
   if (rc < 0) {
     fprintf(stderr, "csession-demo: cannot register stores: %s\n",
             csn_strerror(rc));

@@ -10,7 +10,9 @@
 #    CSN_TEST_REDIS_URL / CSN_TEST_PG_URL;
 # 3. build-ci:    -DCSN_WERROR=ON, build, every test;
 # 4. build-asan:  the same with AddressSanitizer + UndefinedBehaviorSanitizer;
-# 5. the http_ tests of build-ci again under valgrind memcheck.
+# 5. the http_ tests of build-ci again under valgrind memcheck;
+# 6. build-clang: CC=clang, -DCSN_WERROR=ON, build, every test;
+# 7. every libFuzzer target for a short run (clang, build-fuzz).
 #
 # Every step runs even when an earlier one failed (a build failure skips only
 # the steps that need that build), so one run reports everything. The exit
@@ -179,6 +181,24 @@ if [ "$ci_built" -eq 0 ]; then
   fi
 fi
 
+# --- 6. clang build, all tests --------------------------------------------
+# gcc alone hid a missing -lm for a whole release (gcc expands floor()
+# inline, clang calls libm), and the two compilers warn about different
+# things, so the -Werror build is made with clang too and its tests run.
+# CC is read only when build-clang is first configured; the cache keeps it.
+say "build-clang: configure + build (CC=clang, -DCSN_WERROR=ON)"
+t=$(date +%s)
+CC=clang build build-clang
+clang_built=$?
+record "build-clang: build" "$clang_built" "$t"
+if [ "$clang_built" -eq 0 ]; then
+  say "build-clang: ctest"
+  t=$(date +%s)
+  run_ctest "$LOGDIR/clang.log" --test-dir "$ROOT/build-clang" -j "$JOBS" \
+    --timeout "$TEST_TIMEOUT"
+  record "build-clang: ctest (all tests)" "$?" "$t"
+fi
+
 # Fuzzing: every libFuzzer target for a short, bounded time (the long runs
 # are recorded in docs/RELIABILITY.md). CSN_FUZZ_SECONDS overrides 30.
 say "fuzz: build (clang, -DCSN_FUZZ=ON)"
@@ -208,6 +228,6 @@ if [ "$FAILED" -eq 0 ]; then
 else
   echo "  result: FAILED"
 fi
-# Counted over the three ctest runs (a test run by two steps counts twice).
+# Counted over the four ctest runs (a test run by two steps counts twice).
 echo "tests: $TESTS_PASSED passed, $TESTS_FAILED failed"
 exit "$FAILED"

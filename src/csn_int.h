@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "csn/csn.h"
+#include "csn/csn_store.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CSN__PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -165,8 +166,17 @@ void csn__cookie_free(csn__cookie *c);
  * with its name; a negative return is returned instead of calling it. */
 typedef int (*csn__store_fault_fn)(csn_store *st, const char *op, void *ud);
 void csn__store_set_fault(csn__store_fault_fn fn, void *ud);
-int csn__store_open_memory(const char *url, csn_store **out, char *errbuf,
-                           size_t errlen);
+/* Is the method table usable (version known, required methods present)?
+ * CSN_OK, CSN_ENOTSUP (newer version) or CSN_EINVAL. */
+int csn__store_check(const csn_store *st);
+
+/* The stores built into this library (src/stores/builtin.c), ending with
+ * a NULL scheme: csn_store_open() knows them without registration. */
+typedef struct csn__store_scheme {
+  const char *scheme;
+  csn_store_open_fn open;
+} csn__store_scheme;
+extern const csn__store_scheme csn__builtin_stores[];
 /* memory.c, for tests: entries held, expired or not (0 if `st` is not a
  * MemoryStore). Lets a test see the background sweep without a read. */
 size_t csn__store_memory_raw_count(const csn_store *st);
@@ -174,6 +184,8 @@ size_t csn__store_memory_raw_count(const csn_store *st);
 /* ------------------------------------------------------------------------ */
 /* Middleware objects (request.c, session.c)                                */
 /* ------------------------------------------------------------------------ */
+#define CSN__CTX_EXT_MAX 8 /* csn_ctx_set_ext() slots; csn.h says 8 */
+
 struct csn_ctx {
   csn__hmac_key *keys;
   size_t nkeys;
@@ -184,6 +196,7 @@ struct csn_ctx {
   int rolling;
   int unset;
   int proxy;
+  int last_write_wins;
   csn_cookie_options cookie; /* domain/path owned */
   csn_store *store;
   int own_store;
@@ -197,9 +210,13 @@ struct csn_ctx {
   void *clock_ud;
   void *userdata;
   void (*userdata_free)(void *);
-  /* Adapter hooks (opaque to the core): the HTTP error responder. */
-  void *adapter_error_fn;
-  void *adapter_error_ud;
+  /* csn_ctx_set_ext(): adapters' and extensions' data, by key. A free
+   * slot has key NULL. Written at start-up only, so reads take no lock. */
+  struct {
+    const void *key;
+    void *data;
+    void (*free_fn)(void *);
+  } ext[CSN__CTX_EXT_MAX];
 };
 
 struct csn_session {
@@ -231,6 +248,13 @@ struct csn_request {
   unsigned long saved_gen;
   char *saved_text; /* NULL with has_saved: equal to orig_text */
   char *cur_text;   /* cached at commit */
+  /* The record exactly as the store returned it, for compare-and-set
+   * (merge.c), and the id it was stored under; after each successful save
+   * of this request, the record it wrote. NULL for a new session. */
+  char *loaded_text;
+  size_t loaded_len;
+  char loaded_id[CSN_ID_MAX + 1];
+  int gone; /* a merged save found the record destroyed: logout wins */
   int touched;
   int committed;
   csn_cookie_options cookie_opts; /* effective for this request */
@@ -262,5 +286,14 @@ char *csn__session_data_text(const csn_session *s);
 /* Call before any change to the data (captures the original text). */
 int csn__session_will_change(csn_session *s);
 void csn__session_touch_cookie(csn_session *s, int64_t now);
+
+/* merge.c: may this request's save be a compare-and-set with merge? */
+int csn__request_can_merge(const csn_request *r);
+/* Save `record` (owned: consumed) conditionally on the loaded text,
+ * merging on conflicts. CSN_OK with *gone = 1 when the record was
+ * destroyed meanwhile (nothing written); CSN_ECONFLICT after too many
+ * conflicts; a store error. */
+int csn__request_save_merged(csn_request *r, char *record, size_t len,
+                             int *gone);
 
 #endif /* CSN_INT_H */

@@ -9,7 +9,7 @@
 # target_link_libraries are resolved at generation time.
 if(CSN_WITH_MHD)
   add_executable(fault_http ${CMAKE_CURRENT_LIST_DIR}/test_fault_http.c)
-  target_link_libraries(fault_http PRIVATE csn_http_harness csn_static
+  target_link_libraries(fault_http PRIVATE csn_http_harness csn_stores_static
                         PkgConfig::CMOCKA)
   target_include_directories(fault_http PRIVATE ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_CURRENT_LIST_DIR})

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "csn/csn.h"
+#include "csn/csn_store.h"
 #include "csn/csn_mhd.h"
 
 /* ------------------------------------------------------------------------ */

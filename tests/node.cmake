@@ -2,7 +2,7 @@
 # The test command runs `npm ci` in tests/node first; without node or
 # without node_modules the test fails rather than skips.
 add_executable(test_node_sign_tool ${CMAKE_CURRENT_LIST_DIR}/test_node_sign_tool.c)
-target_link_libraries(test_node_sign_tool PRIVATE csn_static)
+target_link_libraries(test_node_sign_tool PRIVATE csn_stores_static)
 target_include_directories(test_node_sign_tool PRIVATE ${CMAKE_SOURCE_DIR}/src)
 
 find_program(CSN_NODE node)

@@ -9,7 +9,7 @@
 if(CSN_WITH_MHD)
   add_library(csn_parity_common STATIC
               ${CMAKE_CURRENT_LIST_DIR}/test_parity_common.c)
-  target_link_libraries(csn_parity_common PUBLIC csn_http_harness csn_static
+  target_link_libraries(csn_parity_common PUBLIC csn_http_harness csn_stores_static
                         PkgConfig::CMOCKA)
 
   # Cases that show a behaviour difference still under the lead's review:

@@ -2,7 +2,7 @@
 # test program (file, sqlite, redis, postgres, mongo) can link it and call
 # csn_conformance_run() with its own opener.
 add_library(csn_store_conformance STATIC tests/store_conformance.c)
-target_link_libraries(csn_store_conformance PUBLIC csn_static PkgConfig::CMOCKA)
+target_link_libraries(csn_store_conformance PUBLIC csn_stores_static PkgConfig::CMOCKA)
 target_include_directories(csn_store_conformance PUBLIC
   ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
 

@@ -613,6 +613,204 @@ static void t_concurrent_shared(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Compare-and-set (version 2 stores that have it)                          */
+/* ------------------------------------------------------------------------ */
+
+static int cas_str(csn_store *st, const char *sid, const char *expected,
+                   const char *json, int64_t exp) {
+  return csn_store_cas(st, sid, expected, strlen(expected), json,
+                       strlen(json), exp);
+}
+
+static void t_cas_semantics(void **state) {
+  fixture *f = *state;
+  int64_t now = fx_now(f), exp = now + 3600000;
+  char *a = record(exp, ",\"v\":\"a\"");
+  char *b = record(exp, ",\"v\":\"b\"");
+  char *c = record(exp, ",\"v\":\"c\"");
+  char *old = record(now - 1000, ",\"v\":\"old\"");
+  char *prefix;
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_non_null(c);
+  assert_non_null(old);
+  if (f->c->cas)
+    assert_true(csn_store_has_cas(f->st));
+  if (!csn_store_has_cas(f->st)) {
+    assert_int_equal(cas_str(f->st, "conf-cas", a, b, exp), CSN_ENOTSUP);
+    goto out;
+  }
+  /* Absent: nothing to compare with, nothing created. */
+  assert_int_equal(cas_str(f->st, "conf-cas", a, b, exp), CSN_ENOENT);
+  get_missing(f->st, "conf-cas");
+
+  set_ok(f->st, "conf-cas", a, exp);
+  /* Equal: written. */
+  assert_int_equal(cas_str(f->st, "conf-cas", a, b, exp), CSN_OK);
+  get_eq(f->st, "conf-cas", b);
+  /* Stale expectation: a conflict, and the record stays as it is. */
+  assert_int_equal(cas_str(f->st, "conf-cas", a, c, exp), CSN_ECONFLICT);
+  get_eq(f->st, "conf-cas", b);
+  /* A prefix of the stored text is not the stored text. */
+  prefix = strdup(b);
+  assert_non_null(prefix);
+  prefix[strlen(prefix) - 1] = '\0';
+  assert_int_equal(cas_str(f->st, "conf-cas", prefix, c, exp), CSN_ECONFLICT);
+  get_eq(f->st, "conf-cas", b);
+  free(prefix);
+
+  /* Destroyed meanwhile: a logout wins, nothing comes back. */
+  assert_int_equal(csn_store_destroy(f->st, "conf-cas"), CSN_OK);
+  assert_int_equal(cas_str(f->st, "conf-cas", b, c, exp), CSN_ENOENT);
+  get_missing(f->st, "conf-cas");
+
+  /* Expired counts as gone, whatever its text. */
+  set_ok(f->st, "conf-cas-old", old, now - 1000);
+  assert_int_equal(cas_str(f->st, "conf-cas-old", old, a, exp), CSN_ENOENT);
+  get_missing(f->st, "conf-cas-old");
+out:
+  free(a);
+  free(b);
+  free(c);
+  free(old);
+}
+
+/* A record written by another implementation (Node) with its own spacing
+ * and number forms: get() hands back that exact text, so a cas against it
+ * succeeds. A store that re-serialised on the way would fail here. */
+static void t_cas_foreign_text(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char when[64], foreign[512];
+  char *mine = record(exp, ",\"n\":1");
+  char *json = NULL;
+  size_t len = 0;
+  assert_non_null(mine);
+  if (!csn_store_has_cas(f->st)) {
+    free(mine);
+    skip();
+  }
+  iso(exp, when, sizeof when);
+  snprintf(foreign, sizeof foreign,
+           "{\"cookie\":{\"originalMaxAge\":60000,\"expires\":\"%s\","
+           "\"httpOnly\":true,\"path\":\"/\"},\"n\":0.1,\"big\":1e+21,"
+           "\"s\":\"\\u00e9\\n\"}",
+           when);
+  set_ok(f->st, "conf-cas-node", foreign, exp);
+  assert_int_equal(csn_store_get(f->st, "conf-cas-node", &json, &len),
+                   CSN_OK);
+  assert_int_equal(csn_store_cas(f->st, "conf-cas-node", json, len, mine,
+                                 strlen(mine), exp),
+                   CSN_OK);
+  csn_free(json);
+  get_eq(f->st, "conf-cas-node", mine);
+  free(mine);
+}
+
+/* The property the core's merge relies on: writers that read, change their
+ * own member and compare-and-set, retrying on conflict, lose nothing. */
+#define CAS_THREADS 8
+#define CAS_ROUNDS 50
+
+typedef struct cas_worker {
+  csn_store *st;
+  int64_t exp;
+  int index;
+  int failed;
+  int conflicts;
+} cas_worker;
+
+static void *cas_worker_main(void *arg) {
+  cas_worker *w = arg;
+  char key[16];
+  int round;
+  snprintf(key, sizeof key, "k%d", w->index);
+  for (round = 0; round < CAS_ROUNDS && !w->failed; round++) {
+    for (;;) {
+      char *cur = NULL, *next;
+      size_t len = 0;
+      json_t *j;
+      int rc = csn_store_get(w->st, "conf-cas-race", &cur, &len);
+      if (rc != CSN_OK) {
+        w->failed = 1;
+        break;
+      }
+      j = json_loadb(cur, len, 0, NULL);
+      if (j == NULL) {
+        csn_free(cur);
+        w->failed = 1;
+        break;
+      }
+      json_object_set_new(
+          j, key,
+          json_integer(json_integer_value(json_object_get(j, key)) + 1));
+      next = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      json_decref(j);
+      rc = csn_store_cas(w->st, "conf-cas-race", cur, len, next,
+                         strlen(next), w->exp);
+      csn_free(cur);
+      free(next);
+      if (rc == CSN_OK)
+        break;
+      if (rc != CSN_ECONFLICT) {
+        w->failed = 1;
+        break;
+      }
+      w->conflicts++;
+    }
+  }
+  return NULL;
+}
+
+static void t_cas_concurrent(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char *base = record(exp, "");
+  cas_worker w[CAS_THREADS];
+  pthread_t th[CAS_THREADS];
+  char *json = NULL;
+  size_t len = 0;
+  json_t *j;
+  int i, conflicts = 0;
+  assert_non_null(base);
+  if (!csn_store_has_cas(f->st)) {
+    free(base);
+    skip();
+  }
+  set_ok(f->st, "conf-cas-race", base, exp);
+  free(base);
+  for (i = 0; i < CAS_THREADS; i++) {
+    w[i].st = f->st;
+    w[i].exp = exp;
+    w[i].index = i;
+    w[i].failed = 0;
+    w[i].conflicts = 0;
+    assert_int_equal(pthread_create(&th[i], NULL, cas_worker_main, &w[i]), 0);
+  }
+  for (i = 0; i < CAS_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(w[i].failed, 0);
+    conflicts += w[i].conflicts;
+  }
+  assert_int_equal(csn_store_get(f->st, "conf-cas-race", &json, &len),
+                   CSN_OK);
+  j = json_loadb(json, len, 0, NULL);
+  csn_free(json);
+  assert_non_null(j);
+  for (i = 0; i < CAS_THREADS; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%d", i);
+    if (json_integer_value(json_object_get(j, key)) != CAS_ROUNDS)
+      print_error("%s = %lld, want %d\n", key,
+                  (long long)json_integer_value(json_object_get(j, key)),
+                  CAS_ROUNDS);
+    assert_int_equal(json_integer_value(json_object_get(j, key)), CAS_ROUNDS);
+  }
+  json_decref(j);
+  print_message("cas race: %d conflicts resolved by retry\n", conflicts);
+}
+
+/* ------------------------------------------------------------------------ */
 
 int csn_conformance_run(const char *group, const csn_conformance *c) {
   static fixture fx;
@@ -625,7 +823,8 @@ int csn_conformance_run(const char *group, const csn_conformance *c) {
       T(t_time_none_persists), T(t_admin),
       T(t_bad_ids),            T(t_large_record),
       T(t_unicode),            T(t_concurrent_distinct),
-      T(t_concurrent_shared),
+      T(t_concurrent_shared),  T(t_cas_semantics),
+      T(t_cas_foreign_text),   T(t_cas_concurrent),
   };
 #undef T
   fx.c = c;

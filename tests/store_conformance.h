@@ -26,6 +26,9 @@ typedef struct csn_conformance {
    * sleeping. */
   void (*advance)(void *ud, int64_t ms);
   void *ud;
+  /* 1: the store must implement compare-and-set (its cas tests then fail
+   * rather than skip when it is missing). */
+  int cas;
 } csn_conformance;
 
 /* Run the suite as the cmocka group `group`. Returns the number of failed

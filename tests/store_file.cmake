@@ -28,7 +28,7 @@ if(TARGET csn_http_harness)
 
   add_executable(store_file_interop_node ${_csn_interop}/test_interop_node.c)
   target_link_libraries(store_file_interop_node PRIVATE csn_http_harness
-                        csn_static PkgConfig::CMOCKA)
+                        csn_stores_static PkgConfig::CMOCKA)
   target_include_directories(store_file_interop_node PRIVATE
     ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_LIST_DIR})
   add_test(NAME store_file_interop_node

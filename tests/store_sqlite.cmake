@@ -21,7 +21,7 @@ if(TARGET csn_store_sqlite_static AND TARGET csn_http_harness)
   add_executable(store_sqlite_interop_node ${_csn_interop}/test_interop_node.c)
   target_compile_definitions(store_sqlite_interop_node PRIVATE CSN_INTEROP_SQLITE=1)
   target_link_libraries(store_sqlite_interop_node PRIVATE csn_http_harness
-                        csn_store_sqlite_static csn_static PkgConfig::CMOCKA)
+                        csn_store_sqlite_static csn_stores_static PkgConfig::CMOCKA)
   target_include_directories(store_sqlite_interop_node PRIVATE
     ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_LIST_DIR})
   add_test(NAME store_sqlite_interop_node

@@ -903,6 +903,73 @@ static void core_corrupt_record(void **state) {
   fx_close(&f);
 }
 
+/* csn_ctx_set_ext()'s destructor for an int counter: counts its calls. */
+static void ext_count_free(void *p) {
+  (*(int *)p)++;
+}
+
+static void core_ctx_ext(void **state) {
+  static const char key_a, key_b, fill_keys[CSN__CTX_EXT_MAX];
+  int ca = 0, cb = 0, cc = 0, cd = 0, fill[CSN__CTX_EXT_MAX] = {0};
+  csn_options o;
+  csn_ctx *ctx;
+  size_t i, n;
+  (void)state;
+  base_opts(&o, NULL);
+  assert_int_equal(csn_ctx_new(&ctx, &o, NULL, 0), CSN_OK);
+
+  /* A NULL key or context is rejected; lookups of nothing find nothing. */
+  assert_int_equal(csn_ctx_set_ext(ctx, NULL, &ca, ext_count_free), CSN_EINVAL);
+  assert_int_equal(csn_ctx_set_ext(NULL, &key_a, &ca, ext_count_free),
+                   CSN_EINVAL);
+  assert_null(csn_ctx_ext(ctx, NULL));
+  assert_null(csn_ctx_ext(NULL, &key_a));
+  assert_null(csn_ctx_ext(ctx, &key_a));
+  assert_int_equal(ca, 0);
+
+  /* Set, set the same pointer again (no destructor), replace (the old
+   * destructor runs once), a second key, then remove. */
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_a, &ca, ext_count_free), CSN_OK);
+  assert_ptr_equal(csn_ctx_ext(ctx, &key_a), &ca);
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_a, &ca, ext_count_free), CSN_OK);
+  assert_int_equal(ca, 0);
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_a, &cb, ext_count_free), CSN_OK);
+  assert_int_equal(ca, 1);
+  assert_int_equal(cb, 0);
+  assert_ptr_equal(csn_ctx_ext(ctx, &key_a), &cb);
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_b, &cc, ext_count_free), CSN_OK);
+  assert_ptr_equal(csn_ctx_ext(ctx, &key_b), &cc);
+  assert_ptr_equal(csn_ctx_ext(ctx, &key_a), &cb);
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_a, NULL, NULL), CSN_OK);
+  assert_int_equal(cb, 1);
+  assert_null(csn_ctx_ext(ctx, &key_a));
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_a, NULL, NULL), CSN_OK);
+
+  /* Fill every slot (key_b holds one): the next new key gets CSN_ERANGE
+   * and its data is left alone, while replacing a key still works. */
+  for (n = 0; n < CSN__CTX_EXT_MAX; n++) {
+    int rc = csn_ctx_set_ext(ctx, &fill_keys[n], &fill[n], ext_count_free);
+    if (rc == CSN_ERANGE)
+      break;
+    assert_int_equal(rc, CSN_OK);
+  }
+  assert_int_equal(n, CSN__CTX_EXT_MAX - 1);
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_a, &cd, ext_count_free),
+                   CSN_ERANGE);
+  assert_null(csn_ctx_ext(ctx, &key_a));
+  assert_int_equal(csn_ctx_set_ext(ctx, &key_b, &cc, ext_count_free), CSN_OK);
+  assert_int_equal(cc, 0);
+
+  /* csn_ctx_free runs each remaining destructor exactly once. */
+  csn_ctx_free(ctx);
+  assert_int_equal(ca, 1);
+  assert_int_equal(cb, 1);
+  assert_int_equal(cc, 1);
+  assert_int_equal(cd, 0);
+  for (i = 0; i < CSN__CTX_EXT_MAX; i++)
+    assert_int_equal(fill[i], i < n ? 1 : 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(core_set_cookie_vectors),
@@ -926,6 +993,7 @@ int main(void) {
       cmocka_unit_test(core_session_data),
       cmocka_unit_test(core_options_validation),
       cmocka_unit_test(core_corrupt_record),
+      cmocka_unit_test(core_ctx_ext),
   };
   return cmocka_run_group_tests_name("core_lifecycle", tests, NULL, NULL);
 }

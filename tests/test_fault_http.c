@@ -412,7 +412,7 @@ static int dir_entries(const char *dir) {
   char cmd[256], line[64];
   FILE *p;
   int n = -1;
-  snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
+  snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -vx '.csn.lock' | wc -l", dir);
   p = popen(cmd, "r");
   assert_non_null(p);
   if (fgets(line, sizeof line, p) != NULL)

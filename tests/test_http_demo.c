@@ -328,6 +328,90 @@ static void test_not_found(void **state) {
   http_client_free(c);
 }
 
+/* GET path with the client's jar; returns the status (the body must be
+ * text either way). */
+static long status_of(fixture *f, http_client *c, const char *path) {
+  char url[512];
+  http_response r;
+  long status;
+  if (http_get(c, http_server_url(f->srv, path, url, sizeof url), NULL,
+               &r) != 0)
+    fail_msg("GET %s: %s", path, r.error);
+  status = r.status;
+  http_response_free(&r);
+  return status;
+}
+
+/* /inc: the probe tests/test_http_concurrency.c races on. It counts per
+ * key, next to the other members, and is a stored change like any other. */
+static void test_inc_counts(void **state) {
+  fixture *f = *state;
+  http_client *c = http_client_new(1);
+  http_response r;
+  json_t *j;
+
+  expect_body(f, c, "/inc?k=a", "a: 1\n");
+  expect_body(f, c, "/inc?k=a", "a: 2\n");
+  expect_body(f, c, "/inc?k=b&delay=0", "b: 1\n");
+  expect_body(f, c, "/inc?k=a&delay=20", "a: 3\n");
+  expect_body(f, c, "/", "Welcome! Refresh the page to count visits.\n");
+  r = get_ok(f, c, "/session");
+  j = json_loads(r.body, 0, NULL);
+  assert_non_null(j);
+  assert_int_equal(json_integer_value(json_object_get(j, "a")), 3);
+  assert_int_equal(json_integer_value(json_object_get(j, "b")), 1);
+  assert_int_equal(json_integer_value(json_object_get(j, "views")), 1);
+  json_decref(j);
+  http_response_free(&r);
+  assert_int_equal(counting_store_length(f->store), 1);
+  http_client_free(c);
+}
+
+/* A bad key or delay is the client's mistake (400), never a 500 or a
+ * changed session; nor is a member that is not a number. */
+static void test_inc_rejects_bad_input(void **state) {
+  fixture *f = *state;
+  http_client *c = http_client_new(1);
+  char path[128];
+
+  assert_int_equal(status_of(f, c, "/inc"), 400);
+  assert_int_equal(status_of(f, c, "/inc?k="), 400);
+  assert_int_equal(status_of(f, c, "/inc?k=cookie"), 400);
+  assert_int_equal(status_of(f, c, "/inc?k=a%01b"), 400);
+  snprintf(path, sizeof path, "/inc?k=%065d", 0); /* 65 characters */
+  assert_int_equal(status_of(f, c, path), 400);
+  assert_int_equal(status_of(f, c, "/inc?k=a&delay="), 400);
+  assert_int_equal(status_of(f, c, "/inc?k=a&delay=-5"), 400);
+  assert_int_equal(status_of(f, c, "/inc?k=a&delay=1e3"), 400);
+  assert_int_equal(status_of(f, c, "/inc?k=a&delay=10ms"), 400);
+  assert_int_equal(counting_store_length(f->store), 0);
+
+  snprintf(path, sizeof path, "/inc?k=%064d", 0); /* 64: the longest */
+  assert_int_equal(status_of(f, c, path), 200);
+  expect_body(f, c, "/login?user=ann", "Logged in as ann\n");
+  assert_int_equal(status_of(f, c, "/inc?k=user"), 400);
+  http_client_free(c);
+}
+
+/* The delay is clamped, not refused, above a minute; digits only. */
+static void test_inc_delay_parse(void **state) {
+  long ms = -1;
+  (void)state;
+  assert_int_equal(inc_delay_parse(NULL, &ms), 0);
+  assert_int_equal(ms, 0);
+  assert_int_equal(inc_delay_parse("250", &ms), 0);
+  assert_int_equal(ms, 250);
+  assert_int_equal(inc_delay_parse("60000", &ms), 0);
+  assert_int_equal(ms, 60000);
+  assert_int_equal(inc_delay_parse("60001", &ms), 0);
+  assert_int_equal(ms, 60000);
+  assert_int_equal(inc_delay_parse("99999999999999999999999", &ms), 0);
+  assert_int_equal(ms, 60000);
+  assert_int_equal(inc_delay_parse("", &ms), -1);
+  assert_int_equal(inc_delay_parse("+5", &ms), -1);
+  assert_int_equal(inc_delay_parse(" 5", &ms), -1);
+}
+
 /* Many visitors interleaved over the thread pool: each counts its own. */
 static void test_interleaved_clients(void **state) {
   fixture *f = *state;
@@ -366,6 +450,10 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
       cmocka_unit_test_setup_teardown(test_interleaved_clients, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inc_counts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inc_rejects_bad_input, setup,
+                                      teardown),
+      cmocka_unit_test(test_inc_delay_parse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,105 +10,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/types.h>
-#include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "demo_proc.h"
 #include "http_harness.h"
 
 /* Working directory for the next spawned demo (NULL: inherit). */
 static const char *spawn_cwd;
 
-typedef struct demo_proc {
-  pid_t pid;
-  int out_fd; /* the child's stdout */
-  char line[512];
-} demo_proc;
-
-static const char *demo_bin(void) {
-  const char *p = getenv("CSN_DEMO_BIN");
-  if (p == NULL || *p == '\0')
-    fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
-  return p;
-}
-
 /* Start the demo with argv (NULL-ended, argv[0] excluded), stdout piped.
  * `secret_env` sets CSN_SECRET in the child, or unsets it when NULL. */
 static void demo_spawn(demo_proc *d, const char *const *args,
                        const char *secret_env) {
-  const char *argv[32];
-  int fds[2];
-  size_t i;
-
-  argv[0] = demo_bin();
-  for (i = 0; args[i] != NULL && i < 30; i++)
-    argv[i + 1] = args[i];
-  argv[i + 1] = NULL;
-  assert_int_equal(pipe(fds), 0);
-  d->pid = fork();
-  assert_true(d->pid >= 0);
-  if (d->pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    close(fds[0]);
-    close(fds[1]);
-    if (spawn_cwd != NULL && chdir(spawn_cwd) != 0)
-      _exit(126);
-    if (secret_env != NULL)
-      setenv("CSN_SECRET", secret_env, 1);
-    else
-      unsetenv("CSN_SECRET");
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-  }
-  close(fds[1]);
-  d->out_fd = fds[0];
-  d->line[0] = '\0';
+  if (demo_proc_bin() == NULL)
+    fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
+  assert_int_equal(demo_proc_spawn(d, args, secret_env, spawn_cwd), 0);
 }
 
 /* Read the child's first stdout line (10 s at most). */
 static int demo_read_line(demo_proc *d) {
-  size_t n = 0;
-  while (n + 1 < sizeof d->line) {
-    struct pollfd p = {d->out_fd, POLLIN, 0};
-    ssize_t r;
-    if (poll(&p, 1, 10000) <= 0)
-      return -1;
-    r = read(d->out_fd, d->line + n, 1);
-    if (r <= 0)
-      return -1;
-    if (d->line[n] == '\n')
-      break;
-    n++;
-  }
-  d->line[n] = '\0';
-  return 0;
+  return demo_proc_read_line(d, 10000);
 }
 
 /* Wait for the child (10 s at most); returns its exit status or -1 if it
  * did not exit normally. */
 static int demo_wait(demo_proc *d) {
-  int status = 0, i;
-  pid_t r = 0;
-  for (i = 0; i < 1000 && r == 0; i++) {
-    r = waitpid(d->pid, &status, WNOHANG);
-    if (r == 0) {
-      struct timespec ts = {0, 10 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-  }
-  if (r == 0) {
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &status, 0);
+  int rc = demo_proc_wait(d, 10000);
+  if (rc == -2)
     fail_msg("the demo did not exit");
-  }
-  close(d->out_fd);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return rc;
+}
+
+/* Start the demo, return its base URL in base. */
+static void demo_start(demo_proc *d, const char *const *args, char *base,
+                       size_t size) {
+  if (demo_proc_bin() == NULL)
+    fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
+  if (demo_proc_start(d, args, NULL, spawn_cwd) != 0)
+    fail_msg("the demo did not start; it said: %s", d->line);
+  snprintf(base, size, "%s", d->base);
 }
 
 static void get_body(http_client *c, const char *base, const char *path,
@@ -127,18 +70,11 @@ static void test_counts_and_stops_cleanly(void **state) {
   static const char *const args[] = {"--port", "0", "--secret", "s3cret",
                                      "--threads", "3", NULL};
   demo_proc d;
-  unsigned int port = 0;
   char base[64];
   http_client *a, *b;
   (void)state;
 
-  demo_spawn(&d, args, NULL);
-  assert_int_equal(demo_read_line(&d), 0);
-  if (sscanf(d.line, "csession-demo listening on http://127.0.0.1:%u",
-             &port) != 1 ||
-      port == 0)
-    fail_msg("unexpected banner: %s", d.line);
-  snprintf(base, sizeof base, "http://127.0.0.1:%u", port);
+  demo_start(&d, args, base, sizeof base);
 
   a = http_client_new(1);
   b = http_client_new(1);
@@ -155,19 +91,6 @@ static void test_counts_and_stops_cleanly(void **state) {
 
   assert_int_equal(kill(d.pid, SIGTERM), 0);
   assert_int_equal(demo_wait(&d), 0);
-}
-
-/* Start the demo, return its base URL in base. */
-static void demo_start(demo_proc *d, const char *const *args, char *base,
-                       size_t size) {
-  unsigned int port = 0;
-  demo_spawn(d, args, NULL);
-  assert_int_equal(demo_read_line(d), 0);
-  if (sscanf(d->line, "csession-demo listening on http://127.0.0.1:%u",
-             &port) != 1 ||
-      port == 0)
-    fail_msg("unexpected banner: %s", d->line);
-  snprintf(base, size, "http://127.0.0.1:%u", port);
 }
 
 /* The default store persists: a restarted demo still knows the browser. */

@@ -35,7 +35,10 @@ static int fault(csn_store *st, const char *op, void *ud) {
   (void)st;
   if (strcmp(op, "get") == 0 && atomic_load(&f->fail_get))
     return csn_store_set_error(st, CSN_ESTORE, "disk on fire (get)");
-  if (strcmp(op, "set") == 0 && atomic_load(&f->fail_set))
+  /* A save is a set, or a compare-and-set for a session that was loaded
+   * from the store (src/core/merge.c). */
+  if ((strcmp(op, "set") == 0 || strcmp(op, "cas") == 0) &&
+      atomic_load(&f->fail_set))
     return csn_store_set_error(st, CSN_ESTORE, "disk on fire (set)");
   return CSN_OK;
 }

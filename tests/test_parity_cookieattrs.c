@@ -228,8 +228,13 @@ static int smart_destroy(csn_store *st, const char *sid) {
 static void smart_close(csn_store *st) { free(st); }
 
 static const csn_store_methods smart_methods = {
-    CSN_STORE_METHODS_VERSION, "smart", smart_get, smart_set, smart_destroy,
-    NULL, NULL, NULL, NULL, NULL, smart_close};
+    .version = CSN_STORE_METHODS_VERSION,
+    .name = "smart",
+    .get = smart_get,
+    .set = smart_set,
+    .destroy = smart_destroy,
+    .close = smart_close,
+};
 
 /* 142 */
 static void

@@ -103,6 +103,16 @@ static int file_exists(const char *dir, const char *name) {
   return stat(path, &st) == 0;
 }
 
+/* get() returns exactly `want`. */
+static void get_is(csn_store *st, const char *sid, const char *want) {
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, sid, &json, &len), CSN_OK);
+  assert_int_equal(len, strlen(want));
+  assert_string_equal(json, want);
+  csn_free(json);
+}
+
 /* Run fn(arg) in a child process that cannot write `dir`: as root, the
  * child drops to "nobody" (root ignores permission bits); otherwise the
  * directory is made read-only. The child's exit status is the result. */
@@ -438,6 +448,65 @@ static void store_file_url(void **state) {
   assert_true(file_exists(url, "r.json"));
 }
 
+/* The query goes through csn_url_parse_query(): repeated options are
+ * refused, values are percent-decoded, and no message shows a value. */
+static void store_file_url_options(void **state) {
+  (void)state;
+  /* Repeated, out of range, too long, decoding to a '/', undecodable (the
+   * value must not be shown), unknown, without '=', a trailing '&'. */
+  static const char *const bad[] = {
+      "?ttl=5&ttl=6", "?reap=-2", "?ttl=0",
+      "?ext=.12345678901234567890123456789012345678901234567890123456789012345",
+      "?ext=%2Fx", "?secret=hunter2%zz", "?hunter2=1", "?secret", "?reap=0&"};
+  static const char *const named[] = {"ttl", "reap", "ttl", "ext", "ext",
+                                      "secret", NULL, NULL, NULL};
+  char dir[300], url[700], err[256];
+  csn_store *st = NULL;
+  new_dir(dir, sizeof dir);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    snprintf(url, sizeof url, "file://%s%s", dir, bad[i]);
+    assert_int_equal(csn_store_file_open(url, &st, err, sizeof err),
+                     CSN_EINVAL);
+    assert_null(st);
+    if (named[i] != NULL && strstr(err, named[i]) == NULL)
+      fail_msg("%s: message '%s' does not name %s", bad[i], err, named[i]);
+    assert_null(strstr(err, "hunter2%"));
+    assert_null(strstr(csn_last_error(), "hunter2%"));
+  }
+
+  /* "a%26b" is the secret "a&b": a store given it directly reads the
+   * file. */
+  snprintf(url, sizeof url, "file://%s?reap=0&secret=a%%26b&ttl=60", dir);
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_OK);
+  assert_int_equal(csn_store_set(st, "enc", REC, strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  csn_store_free(st);
+  csn_file_options o = {0};
+  o.dir = dir;
+  o.reap_interval_ms = -1;
+  o.secret = "a&b";
+  assert_int_equal(csn_store_file_new(&o, &st, NULL, 0), CSN_OK);
+  get_is(st, "enc", REC);
+  csn_store_free(st);
+}
+
+/* A directory that cannot be created is an I/O error with the path in the
+ * message (it used to be reported as "out of memory": make_dirs() returned
+ * -1, which is CSN_ENOMEM). */
+static void store_file_uncreatable_dir(void **state) {
+  (void)state;
+  char dir[300], url[700], err[256] = "";
+  csn_store *st = NULL;
+  new_dir(dir, sizeof dir);
+  write_raw(dir, "plain", "x");
+  snprintf(url, sizeof url, "file://%s/plain/sub", dir);
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_EIO);
+  assert_null(st);
+  assert_non_null(strstr(err, "cannot create"));
+  assert_non_null(strstr(err, "plain/sub"));
+}
+
 /* An id too long for a file name is stored under its hash, and all()
  * still reports the real id. */
 static int long_seen;
@@ -650,6 +719,367 @@ static void store_file_threads(void **state) {
   csn_store_free(mt_store);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Compare-and-set                                                          */
+/* ------------------------------------------------------------------------ */
+
+static const char REC2[] =
+    "{\"cookie\":{\"originalMaxAge\":60000,\"expires\":\"2030-01-01T00:00:00."
+    "000Z\",\"httpOnly\":true,\"path\":\"/\"},\"views\":4}";
+
+/* The whole file as bytes (the raw text, or the ciphertext). */
+static char *slurp(const char *dir, const char *name) {
+  char *r = read_raw(dir, name);
+  return r != NULL ? strdup(r) : NULL;
+}
+
+static int cas_s(csn_store *st, const char *sid, const char *expected,
+                 const char *json) {
+  return csn_store_cas(st, sid, expected, strlen(expected), json, strlen(json),
+                       CSN_TIME_NONE);
+}
+
+/* Equal: written (with a fresh __lastAccess, like set); different:
+ * CSN_ECONFLICT and not a byte changed; missing or expired: CSN_ENOENT and
+ * nothing created or rewritten. Run plain and encrypted. */
+static void cas_cases(const char *query) {
+  char dir[300], text[512];
+  new_dir(dir, sizeof dir);
+  csn_store *st = open_dir(dir, query);
+  int encrypted = strstr(query, "secret=") != NULL;
+  assert_true(csn_store_has_cas(st));
+
+  /* Missing: nothing to compare with, nothing created. */
+  assert_int_equal(cas_s(st, "c1", REC, REC2), CSN_ENOENT);
+  assert_false(file_exists(dir, "c1.json"));
+
+  assert_int_equal(csn_store_set(st, "c1", REC, strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  int64_t before = csn__now_ms();
+  assert_int_equal(cas_s(st, "c1", REC, REC2), CSN_OK);
+  get_is(st, "c1", REC2);
+  if (!encrypted) {
+    long long stamp = 0;
+    char *raw = read_raw(dir, "c1.json");
+    size_t n = strlen(REC2);
+    assert_memory_equal(raw, REC2, n - 1);
+    assert_int_equal(
+        sscanf(raw + n - 1, ",\"__lastAccess\":%lld}", &stamp), 1);
+    assert_true(stamp >= before);
+  } else {
+    /* Sealed like every other write. */
+    assert_null(strstr(read_raw(dir, "c1.json"), "views"));
+  }
+
+  /* Stale expectation, a prefix, and the text with its bookkeeping: all
+   * conflicts, the file untouched to the byte. */
+  char *was = slurp(dir, "c1.json");
+  assert_non_null(was);
+  assert_int_equal(cas_s(st, "c1", REC, REC), CSN_ECONFLICT);
+  assert_int_equal(csn_store_cas(st, "c1", REC2, strlen(REC2) - 1, REC,
+                                 strlen(REC), CSN_TIME_NONE),
+                   CSN_ECONFLICT);
+  if (!encrypted)
+    assert_int_equal(cas_s(st, "c1", read_raw(dir, "c1.json"), REC),
+                     CSN_ECONFLICT);
+  assert_string_equal(read_raw(dir, "c1.json"), was);
+  free(was);
+  get_is(st, "c1", REC2);
+
+  /* Destroyed: stays destroyed. */
+  assert_int_equal(csn_store_destroy(st, "c1"), CSN_OK);
+  assert_int_equal(cas_s(st, "c1", REC2, REC), CSN_ENOENT);
+  assert_false(file_exists(dir, "c1.json"));
+
+  /* Expired (__lastAccess long past): CSN_ENOENT even with the exact text,
+   * and the file is left as it was (for the reaper). */
+  if (!encrypted) {
+    const char *old = "{\"cookie\":{\"originalMaxAge\":1000},\"k\":1}";
+    snprintf(text, sizeof text,
+             "{\"cookie\":{\"originalMaxAge\":1000},\"k\":1,"
+             "\"__lastAccess\":%lld}",
+             (long long)(csn__now_ms() - 60000));
+    write_raw(dir, "c2.json", text);
+    assert_int_equal(cas_s(st, "c2", old, REC), CSN_ENOENT);
+    assert_string_equal(read_raw(dir, "c2.json"), text);
+  } else {
+    /* An expired cookie in a sealed record. */
+    const char *old =
+        "{\"cookie\":{\"originalMaxAge\":60000,\"expires\":\"2001-01-01T00:"
+        "00:00.000Z\"},\"k\":1}";
+    assert_int_equal(csn_store_set(st, "c2", old, strlen(old), CSN_TIME_NONE),
+                     CSN_OK);
+    was = slurp(dir, "c2.json");
+    assert_int_equal(cas_s(st, "c2", old, REC), CSN_ENOENT);
+    assert_string_equal(read_raw(dir, "c2.json"), was);
+    free(was);
+  }
+
+  /* A corrupt file is "not found" to get(), so to cas() as well. */
+  write_raw(dir, "c3.json", "{\"cookie\":");
+  assert_int_equal(cas_s(st, "c3", "{\"cookie\":", REC), CSN_ENOENT);
+  assert_string_equal(read_raw(dir, "c3.json"), "{\"cookie\":");
+
+  /* get() and cas() agree on a record written by Node: __lastAccess in
+   * the middle, 0.1 and an escape kept as written. */
+  if (!encrypted) {
+    snprintf(text, sizeof text,
+             "{\"cookie\":{\"originalMaxAge\":60000},\"a\":0.1,"
+             "\"__lastAccess\":%lld,\"s\":\"\\u00e9\"}",
+             (long long)csn__now_ms());
+    write_raw(dir, "node.json", text);
+    get_is(st, "node",
+           "{\"cookie\":{\"originalMaxAge\":60000},\"a\":0.1,\"s\":\"\\u00e9\"}");
+    assert_int_equal(cas_s(st, "node",
+                           "{\"cookie\":{\"originalMaxAge\":60000},\"a\":0.1,"
+                           "\"s\":\"\\u00e9\"}",
+                           REC),
+                     CSN_OK);
+    get_is(st, "node", REC);
+  }
+
+  /* A hashed name (an id too long for a file name). */
+  char id[CSN_ID_MAX + 1];
+  memset(id, 'H', CSN_ID_MAX);
+  id[CSN_ID_MAX] = '\0';
+  assert_int_equal(csn_store_set(st, id, REC, strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  assert_int_equal(cas_s(st, id, REC2, REC), CSN_ECONFLICT);
+  assert_int_equal(cas_s(st, id, REC, REC2), CSN_OK);
+  get_is(st, id, REC2);
+
+  /* Not an object: refused before anything is read or written. */
+  assert_int_equal(cas_s(st, id, REC2, "[1]"), CSN_EINVAL);
+  get_is(st, id, REC2);
+  csn_store_free(st);
+}
+
+static void store_file_cas(void **state) {
+  (void)state;
+  cas_cases("?reap=0");
+}
+
+static void store_file_cas_encrypted(void **state) {
+  (void)state;
+  cas_cases("?reap=0&secret=cas-secret");
+}
+
+/* The lock file: hidden, 0600, empty, never a session to length, all,
+ * clear or prune, even when every name counts (an empty extension). */
+static int lock_seen;
+static int lock_each(const char *sid, const char *json, size_t len,
+                     void *ud) {
+  (void)json, (void)len, (void)ud;
+  if (strstr(sid, "lock") != NULL) lock_seen++;
+  return 0;
+}
+
+static void store_file_lock_file(void **state) {
+  (void)state;
+  char dir[300];
+  struct stat sb;
+  new_dir(dir, sizeof dir);
+  csn_store *st = open_dir(dir, "?reap=0&ext=");
+  assert_int_equal(csn_store_set(st, "a", REC, strlen(REC), CSN_TIME_NONE),
+                   CSN_OK);
+  char path[400];
+  snprintf(path, sizeof path, "%s/.csn.lock", dir);
+  assert_int_equal(lstat(path, &sb), 0);
+  assert_true(S_ISREG(sb.st_mode));
+  assert_int_equal(sb.st_mode & 0777, 0600);
+  assert_int_equal(sb.st_size, 0);
+  size_t n = 0;
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 1);
+  lock_seen = 0;
+  assert_int_equal(csn_store_all(st, lock_each, NULL), CSN_OK);
+  assert_int_equal(lock_seen, 0);
+  /* An id whose file name would be the lock file is stored elsewhere. */
+  assert_int_equal(
+      csn_store_set(st, ".csn.lock", REC, strlen(REC), CSN_TIME_NONE), CSN_OK);
+  assert_int_equal(lstat(path, &sb), 0);
+  assert_int_equal(sb.st_size, 0);
+  get_is(st, ".csn.lock", REC);
+  assert_int_equal(csn_store_prune(st, &n), CSN_OK);
+  assert_int_equal(csn_store_clear(st), CSN_OK);
+  assert_true(file_exists(dir, ".csn.lock"));
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 0);
+  csn_store_free(st);
+}
+
+/* A write waits for a lock held by another process: while a child holds
+ * the whole lock file, set() in a thread cannot finish; once the child
+ * lets go, it does. */
+typedef struct set_job {
+  csn_store *st;
+  int rc;
+} set_job;
+
+static void *set_thread(void *arg) {
+  set_job *j = arg;
+  j->rc = csn_store_set(j->st, "held", REC, strlen(REC), CSN_TIME_NONE);
+  return NULL;
+}
+
+static void store_file_lock_excludes_processes(void **state) {
+  (void)state;
+  char dir[300], path[400];
+  new_dir(dir, sizeof dir);
+  csn_store *st = open_dir(dir, "?reap=0");
+  snprintf(path, sizeof path, "%s/.csn.lock", dir);
+  int go[2], done[2];
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(done), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char c = 0;
+    /* Only the parent holds done's write end: if it fails and exits, the
+     * read below ends instead of keeping this child (and the test runner's
+     * output pipe) alive. The alarm is the backstop. */
+    close(go[0]);
+    close(done[1]);
+    alarm(60);
+    int fd = open(path, O_RDWR);
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET; /* l_len 0: the whole file, every slot */
+    if (fd < 0 || fcntl(fd, F_SETLKW, &fl) != 0) _exit(1);
+    if (write(go[1], "x", 1) != 1) _exit(2);
+    if (read(done[0], &c, 1) != 1) _exit(3); /* hold until told */
+    _exit(0);
+  }
+  char c;
+  assert_int_equal(read(go[0], &c, 1), 1);
+  set_job j = {st, 1};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, set_thread, &j), 0);
+  usleep(200000);
+  /* Still waiting: nothing written yet. */
+  assert_int_equal(j.rc, 1);
+  assert_false(file_exists(dir, "held.json"));
+  assert_int_equal(write(done[1], "x", 1), 1);
+  pthread_join(th, NULL);
+  assert_int_equal(j.rc, CSN_OK);
+  get_is(st, "held", REC);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(go[0]), close(go[1]), close(done[0]), close(done[1]);
+  csn_store_free(st);
+}
+
+/* Processes sharing the directory: each does read-modify-cas loops on one
+ * id (get, increment its own member, cas, retry on a conflict); no
+ * increment may be lost. `inherited`: the children use a store the parent
+ * opened before fork() (a pre-forking server), which shares the parent's
+ * lock file description unless the store reopens it. */
+#define CAS_PROCS 4
+#define CAS_ROUNDS 100
+
+static int cas_loop(csn_store *st, int index, long *conflicts) {
+  char key[16];
+  snprintf(key, sizeof key, "p%d", index);
+  for (int round = 0; round < CAS_ROUNDS; round++) {
+    for (;;) {
+      char *cur = NULL;
+      size_t len = 0;
+      if (csn_store_get(st, "shared", &cur, &len) != CSN_OK) return 20;
+      json_t *j = json_loadb(cur, len, 0, NULL);
+      if (j == NULL) return 21;
+      json_object_set_new(
+          j, key,
+          json_integer(json_integer_value(json_object_get(j, key)) + 1));
+      char *next = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      json_decref(j);
+      if (next == NULL) return 22;
+      int rc = csn_store_cas(st, "shared", cur, len, next, strlen(next),
+                             CSN_TIME_NONE);
+      csn_free(cur);
+      free(next);
+      if (rc == CSN_OK) break;
+      if (rc != CSN_ECONFLICT) return 23;
+      (*conflicts)++;
+    }
+  }
+  return 0;
+}
+
+static void cas_processes(const char *query, int inherited) {
+  char dir[300], url[600];
+  new_dir(dir, sizeof dir);
+  csn_store *st = open_dir(dir, query);
+  assert_int_equal(csn_store_set(st, "shared", REC, strlen(REC),
+                                 CSN_TIME_NONE),
+                   CSN_OK);
+  snprintf(url, sizeof url, "file://%s%s", dir, query);
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  pid_t pids[CAS_PROCS];
+  for (int i = 0; i < CAS_PROCS; i++) {
+    pids[i] = fork();
+    assert_true(pids[i] >= 0);
+    if (pids[i] == 0) {
+      csn_store *mine = st;
+      long conflicts = 0;
+      if (!inherited && csn_store_file_open(url, &mine, NULL, 0) != CSN_OK)
+        _exit(10);
+      int rc = cas_loop(mine, i, &conflicts);
+      if (write(pfd[1], &conflicts, sizeof conflicts) !=
+          (ssize_t)sizeof conflicts)
+        _exit(11);
+      if (!inherited) csn_store_free(mine);
+      _exit(rc);
+    }
+  }
+  close(pfd[1]);
+  long total = 0, c;
+  for (int i = 0; i < CAS_PROCS; i++) {
+    int status = 0;
+    assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  while (read(pfd[0], &c, sizeof c) == (ssize_t)sizeof c) total += c;
+  close(pfd[0]);
+  print_message("cas across %d processes (%s%s): %ld conflicts resolved by "
+                "retry\n",
+                CAS_PROCS, inherited ? "inherited store" : "own stores",
+                strstr(query, "secret") ? ", encrypted" : "", total);
+
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, "shared", &json, &len), CSN_OK);
+  json_t *j = json_loadb(json, len, 0, NULL);
+  csn_free(json);
+  assert_non_null(j);
+  for (int i = 0; i < CAS_PROCS; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "p%d", i);
+    assert_int_equal(json_integer_value(json_object_get(j, key)), CAS_ROUNDS);
+  }
+  assert_non_null(json_object_get(j, "cookie"));
+  json_decref(j);
+  csn_store_free(st);
+}
+
+static void store_file_cas_processes(void **state) {
+  (void)state;
+  cas_processes("?reap=0", 0);
+}
+
+static void store_file_cas_processes_encrypted(void **state) {
+  (void)state;
+  cas_processes("?reap=0&secret=cas-secret", 0);
+}
+
+static void store_file_cas_processes_inherited(void **state) {
+  (void)state;
+  cas_processes("?reap=0", 1);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(root, sizeof root, "%s/csn-filestore-XXXXXX", tmp ? tmp : "/tmp");
@@ -665,17 +1095,27 @@ int main(void) {
       cmocka_unit_test(store_file_bad_ids),
       cmocka_unit_test(store_file_corrupt),
       cmocka_unit_test(store_file_url),
+      cmocka_unit_test(store_file_url_options),
+      cmocka_unit_test(store_file_uncreatable_dir),
       cmocka_unit_test(store_file_long_id),
       cmocka_unit_test(store_file_readonly_dir),
       cmocka_unit_test(store_file_unreadable_dir),
       cmocka_unit_test(store_file_kill9_burst),
       cmocka_unit_test(store_file_threads),
+      cmocka_unit_test(store_file_cas),
+      cmocka_unit_test(store_file_cas_encrypted),
+      cmocka_unit_test(store_file_lock_file),
+      cmocka_unit_test(store_file_lock_excludes_processes),
+      cmocka_unit_test(store_file_cas_processes),
+      cmocka_unit_test(store_file_cas_processes_encrypted),
+      cmocka_unit_test(store_file_cas_processes_inherited),
   };
   int failed = cmocka_run_group_tests_name("store_file", tests, NULL, NULL);
 #ifdef CSN_HAVE_CONFORMANCE
   /* The shared suite runs as its own cmocka group. */
   csn_conformance c = {0};
   c.open = conf_open;
+  c.cas = 1;
   failed += csn_conformance_run("store_file_conformance", &c);
 #endif
   rm_rf(root);

@@ -534,6 +534,7 @@ int main(int argc, char **argv) {
                                            NULL);
   csn_conformance c = {0};
   c.open = conf_open;
+  c.cas = 1;
   failed += csn_conformance_run("store_file_crypt_conformance", &c);
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return failed;

@@ -1,10 +1,12 @@
 /* test_store_memory.c - the MemoryStore and the store layer.
  *
  * One program, several ctest tests: the first argument picks the group
- * (conformance, expiry, prune, evict, url, errors). Expiry is driven by a
+ * (conformance, expiry, prune, evict, url, errors; compare-and-set is in
+ * expiry, with the other record semantics). Expiry is driven by a
  * fake clock, never by sleeping; only the background-sweep test waits, and
  * it polls with a bound instead of sleeping a fixed time. */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -98,8 +100,12 @@ static csn_store *conf_open_url(void *ud) {
 }
 
 static int run_conformance(void) {
-  csn_conformance fake = {conf_open_fake, NULL, conf_now, conf_advance, NULL};
-  csn_conformance real = {conf_open_url, NULL, NULL, NULL, (void *)"memory://"};
+  csn_conformance fake = {.open = conf_open_fake,
+                          .now = conf_now,
+                          .advance = conf_advance,
+                          .cas = 1};
+  csn_conformance real = {
+      .open = conf_open_url, .ud = (void *)"memory://", .cas = 1};
   int failed = csn_conformance_run("store_memory_conformance_fake_clock", &fake);
   failed += csn_conformance_run("store_memory_conformance_system_clock", &real);
   return failed;
@@ -162,16 +168,280 @@ static void test_touch_splice(void **state) {
              "{\"\\u0063ookie\":{\"new\":[1,\"}\"]},\"b\":2}", CSN_OK);
   touch_case("{ \"a\" : 1.10 , \"cookie\" : {\"o\":[1,{\"p\":\"}\\\"\"}]} , "
              "\"z\":\"\\\"}\" }",
-             "{\"cookie\":null}",
-             "{ \"a\" : 1.10 , \"cookie\" : null , \"z\":\"\\\"}\" }", CSN_OK);
+             "{\"cookie\":{}}",
+             "{ \"a\" : 1.10 , \"cookie\" : {} , \"z\":\"\\\"}\" }", CSN_OK);
   /* Duplicate keys: the last one counts, as in JSON.parse. */
-  touch_case("{\"cookie\":1,\"cookie\":2}", "{\"cookie\":3}",
-             "{\"cookie\":1,\"cookie\":3}", CSN_OK);
+  touch_case("{\"cookie\":1,\"cookie\":2}", "{\"cookie\":{\"n\":3}}",
+             "{\"cookie\":1,\"cookie\":{\"n\":3}}", CSN_OK);
+  /* The new cookie must be an object (the kit's rule, csn_store.h). */
+  touch_case("{\"a\":1}", "{\"cookie\":null}", "{\"a\":1}", CSN_EINVAL);
+  touch_case("{\"a\":1}", "{\"cookie\":3}", "{\"a\":1}", CSN_EINVAL);
   /* Bad input leaves the record alone. */
   touch_case("{\"a\":1}", "{\"nocookie\":1}", "{\"a\":1}", CSN_EINVAL);
   touch_case("{\"a\":1}", "not json", "{\"a\":1}", CSN_EINVAL);
   touch_case("[1,2]", "{\"cookie\":{}}", "[1,2]", CSN_ECORRUPT);
   touch_case("{\"a\":", "{\"cookie\":{}}", "{\"a\":", CSN_ECORRUPT);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Compare-and-set                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int cas_s(csn_store *st, const char *sid, const char *expected,
+                 const char *json, int64_t exp) {
+  return csn_store_cas(st, sid, expected, strlen(expected), json, strlen(json),
+                       exp);
+}
+
+static void assert_stored(csn_store *st, const char *sid, const char *want,
+                          size_t want_len) {
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, sid, &json, &len), CSN_OK);
+  assert_int_equal(len, want_len);
+  assert_memory_equal(json, want, want_len);
+  assert_int_equal(json[len], '\0');
+  csn_free(json);
+}
+
+static void test_cas_written(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t now = atomic_load(&fake_ms);
+  const char *a = "{\"cookie\":{},\"v\":\"a\"}", *b = "{\"cookie\":{},\"v\":\"b\"}";
+  (void)state;
+  assert_true(csn_store_has_cas(st));
+  assert_int_equal(csn_store_set(st, "c", a, strlen(a), now + 1000), CSN_OK);
+  assert_int_equal(cas_s(st, "c", a, b, now + 5000), CSN_OK);
+  assert_stored(st, "c", b, strlen(b));
+  assert_int_equal(csn__store_memory_raw_count(st), 1);
+  /* The new expiry is the one in force, as with set(). */
+  atomic_fetch_add(&fake_ms, 2000);
+  assert_stored(st, "c", b, strlen(b));
+  assert_int_equal(cas_s(st, "c", b, a, CSN_TIME_NONE), CSN_OK);
+  atomic_fetch_add(&fake_ms, INT64_C(100000000));
+  assert_stored(st, "c", a, strlen(a));
+  csn_store_free(st);
+}
+
+static void test_cas_conflict(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t exp = atomic_load(&fake_ms) + 60000;
+  const char *a = "{\"cookie\":{},\"v\":\"a\"}";
+  const char *same_len = "{\"cookie\":{},\"v\":\"x\"}";
+  const char *longer = "{\"cookie\":{},\"v\":\"a\"} ";
+  const char *c = "{\"cookie\":{},\"v\":\"c\"}";
+  (void)state;
+  assert_int_equal(csn_store_set(st, "c", a, strlen(a), exp), CSN_OK);
+  assert_int_equal(cas_s(st, "c", same_len, c, exp), CSN_ECONFLICT);
+  assert_int_equal(cas_s(st, "c", longer, c, exp), CSN_ECONFLICT);
+  assert_int_equal(csn_store_cas(st, "c", a, strlen(a) - 1, c, strlen(c), exp),
+                   CSN_ECONFLICT); /* a prefix */
+  assert_int_equal(cas_s(st, "c", "", c, exp), CSN_ECONFLICT);
+  assert_stored(st, "c", a, strlen(a));
+  assert_int_equal(csn__store_memory_raw_count(st), 1);
+  /* A conflict is an answer, not a failure: it leaves no error behind. */
+  csn_store_set_error(st, CSN_EIO, "before");
+  assert_int_equal(cas_s(st, "c", c, a, exp), CSN_ECONFLICT);
+  assert_string_equal(csn_store_errmsg(st), "before");
+  csn_store_free(st);
+}
+
+static void test_cas_missing(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t now = atomic_load(&fake_ms);
+  const char *a = "{\"cookie\":{},\"v\":\"a\"}", *b = "{\"cookie\":{},\"v\":\"b\"}";
+  (void)state;
+  /* Never stored: nothing compared, nothing created. */
+  assert_int_equal(cas_s(st, "m", a, b, now + 1000), CSN_ENOENT);
+  assert_false(present(st, "m"));
+  assert_int_equal(csn__store_memory_raw_count(st), 0);
+  /* Destroyed (a logout): stays destroyed. */
+  assert_int_equal(csn_store_set(st, "m", a, strlen(a), now + 1000), CSN_OK);
+  assert_int_equal(csn_store_destroy(st, "m"), CSN_OK);
+  assert_int_equal(cas_s(st, "m", a, b, now + 1000), CSN_ENOENT);
+  assert_false(present(st, "m"));
+  /* Expired, with the very text expected: gone, and removed on the way. */
+  assert_int_equal(csn_store_set(st, "m", a, strlen(a), now + 1000), CSN_OK);
+  assert_int_equal(csn__store_memory_raw_count(st), 1);
+  atomic_fetch_add(&fake_ms, 1000);
+  assert_int_equal(cas_s(st, "m", a, b, now + 100000), CSN_ENOENT);
+  assert_int_equal(csn__store_memory_raw_count(st), 0);
+  assert_false(present(st, "m"));
+  csn_store_free(st);
+}
+
+/* get() hands back the stored bytes, whatever they are, and cas compares
+ * all of them (length and content, a NUL included). */
+static void test_cas_bytes(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t exp = atomic_load(&fake_ms) + 60000;
+  static const char odd[] = "{ \"cookie\" : {\"expires\":null} ,\n\t\"n\":0.1,"
+                            "\"e\":1e+21,\"s\":\"\\u00e9\xc3\xa9\",\"z\":\"\0\"}";
+  static const char other[] = "{ \"cookie\" : {\"expires\":null} ,\n\t\"n\":0.1,"
+                              "\"e\":1e+21,\"s\":\"\\u00e9\xc3\xa9\",\"z\":\"\0!";
+  const char *b = "{\"cookie\":{},\"v\":\"b\"}";
+  char *json = NULL;
+  size_t len = 0;
+  (void)state;
+  assert_int_equal(csn_store_set(st, "o", odd, sizeof odd - 1, exp), CSN_OK);
+  assert_stored(st, "o", odd, sizeof odd - 1);
+  /* Differs only after the NUL. */
+  assert_int_equal(csn_store_cas(st, "o", other, sizeof other - 1, b,
+                                 strlen(b), exp),
+                   CSN_ECONFLICT);
+  assert_int_equal(csn_store_get(st, "o", &json, &len), CSN_OK);
+  assert_int_equal(csn_store_cas(st, "o", json, len, b, strlen(b), exp),
+                   CSN_OK);
+  csn_free(json);
+  assert_stored(st, "o", b, strlen(b));
+  csn_store_free(st);
+}
+
+/* cas replaces in place: at capacity it evicts nobody and takes no slot. */
+static void test_cas_capacity(void **state) {
+  csn_store *st = open_fake(2, -1);
+  int64_t now = atomic_load(&fake_ms);
+  const char *a = "{\"cookie\":{},\"v\":\"a\"}", *b = "{\"cookie\":{},\"v\":\"b\"}";
+  int i;
+  (void)state;
+  assert_int_equal(csn_store_set(st, "x", a, strlen(a), now + 1000), CSN_OK);
+  assert_int_equal(csn_store_set(st, "y", a, strlen(a), now + 2000), CSN_OK);
+  for (i = 0; i < 10; i++) {
+    assert_int_equal(cas_s(st, "x", i % 2 ? b : a, i % 2 ? a : b, now + 3000),
+                     CSN_OK);
+    assert_int_equal(cas_s(st, "z", a, b, now + 3000), CSN_ENOENT);
+    assert_int_equal(csn__store_memory_raw_count(st), 2);
+  }
+  assert_stored(st, "x", a, strlen(a));
+  assert_stored(st, "y", a, strlen(a));
+  csn_store_free(st);
+}
+
+/* Eight writers on one session, each adding 1 to its own member 200 times
+ * by get / change / cas, retrying on a conflict; a ninth thread touches the
+ * session meanwhile. No increment may be lost, and the touches must not
+ * undo any (touch keeps the data, replacing only the cookie). */
+#define RACE_THREADS 8
+#define RACE_ROUNDS 200
+
+typedef struct race_worker {
+  csn_store *st;
+  int index;
+  int64_t exp;
+  int failed;
+  long conflicts;
+} race_worker;
+
+static _Atomic int race_done;
+static pthread_barrier_t race_start; /* all threads begin together */
+
+static void *race_main(void *arg) {
+  race_worker *w = arg;
+  char key[16];
+  int round;
+  snprintf(key, sizeof key, "k%d", w->index);
+  pthread_barrier_wait(&race_start);
+  for (round = 0; round < RACE_ROUNDS && !w->failed; round++) {
+    for (;;) {
+      char *cur = NULL, *next;
+      size_t len = 0;
+      json_t *j;
+      int rc = csn_store_get(w->st, "race", &cur, &len);
+      if (rc != CSN_OK || (j = json_loadb(cur, len, 0, NULL)) == NULL) {
+        csn_free(cur);
+        w->failed = 1;
+        break;
+      }
+      json_object_set_new(
+          j, key, json_integer(json_integer_value(json_object_get(j, key)) + 1));
+      next = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      json_decref(j);
+      /* Widen the read-to-write window, so that writers overtake each
+       * other even on one core. */
+      sched_yield();
+      rc = next == NULL ? CSN_ENOMEM
+                        : csn_store_cas(w->st, "race", cur, len, next,
+                                        strlen(next), w->exp);
+      csn_free(cur);
+      free(next);
+      if (rc == CSN_OK) break;
+      if (rc != CSN_ECONFLICT) {
+        w->failed = 1;
+        break;
+      }
+      w->conflicts++;
+    }
+  }
+  return NULL;
+}
+
+static void *toucher_main(void *arg) {
+  race_worker *w = arg;
+  long n = 0;
+  pthread_barrier_wait(&race_start);
+  while (!atomic_load(&race_done)) {
+    char cookie[64];
+    snprintf(cookie, sizeof cookie, "{\"cookie\":{\"touch\":%ld}}", n++);
+    if (csn_store_touch(w->st, "race", cookie, strlen(cookie), w->exp) !=
+        CSN_OK) {
+      w->failed = 1;
+      break;
+    }
+  }
+  w->conflicts = n;
+  return NULL;
+}
+
+static void test_cas_threads(void **state) {
+  csn_store *st = open_fake(0, 1);
+  int64_t exp = atomic_load(&fake_ms) + INT64_C(3600000000);
+  pthread_t th[RACE_THREADS + 1];
+  race_worker w[RACE_THREADS + 1];
+  char *json = NULL;
+  size_t len = 0;
+  json_t *j;
+  long conflicts = 0;
+  int i;
+  (void)state;
+  assert_int_equal(csn_store_set(st, "race", "{\"cookie\":{}}", 13, exp),
+                   CSN_OK);
+  atomic_store(&race_done, 0);
+  assert_int_equal(pthread_barrier_init(&race_start, NULL, RACE_THREADS + 1),
+                   0);
+  for (i = 0; i <= RACE_THREADS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].st = st;
+    w[i].index = i;
+    w[i].exp = exp;
+    assert_int_equal(pthread_create(&th[i], NULL,
+                                    i < RACE_THREADS ? race_main : toucher_main,
+                                    &w[i]),
+                     0);
+  }
+  for (i = 0; i < RACE_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(w[i].failed, 0);
+    conflicts += w[i].conflicts;
+  }
+  atomic_store(&race_done, 1);
+  pthread_join(th[RACE_THREADS], NULL);
+  pthread_barrier_destroy(&race_start);
+  assert_int_equal(w[RACE_THREADS].failed, 0);
+
+  assert_int_equal(csn_store_get(st, "race", &json, &len), CSN_OK);
+  j = json_loadb(json, len, 0, NULL);
+  assert_non_null(j);
+  for (i = 0; i < RACE_THREADS; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%d", i);
+    assert_int_equal(json_integer_value(json_object_get(j, key)), RACE_ROUNDS);
+  }
+  assert_true(json_is_object(json_object_get(j, "cookie")));
+  json_decref(j);
+  csn_free(json);
+  print_message("cas race: %ld conflicts retried, %ld touches\n", conflicts,
+                w[RACE_THREADS].conflicts);
+  csn_store_free(st);
 }
 
 /* The background thread removes expired entries with nobody reading. */
@@ -589,9 +859,14 @@ static void min_close(csn_store *st) {
 }
 
 static void test_dispatch_checks(void **state) {
-  static const csn_store_methods m = {CSN_STORE_METHODS_VERSION, "minimal",
-                                      min_get, min_set, min_destroy, NULL,
-                                      NULL, NULL, NULL, NULL, min_close};
+  static const csn_store_methods m = {
+      .version = 1 /* a table built against 0.1's header */,
+      .name = "minimal",
+      .get = min_get,
+      .set = min_set,
+      .destroy = min_destroy,
+      .close = min_close,
+  };
   csn_store st = {&m};
   size_t n;
   char *json;
@@ -648,9 +923,16 @@ static void test_id_valid(void **state) {
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
+  /* Record semantics: expiry, touch and compare-and-set. */
   const struct CMUnitTest expiry[] = {
       cmocka_unit_test(test_expiry_fake_clock),
       cmocka_unit_test(test_touch_splice),
+      cmocka_unit_test(test_cas_written),
+      cmocka_unit_test(test_cas_conflict),
+      cmocka_unit_test(test_cas_missing),
+      cmocka_unit_test(test_cas_bytes),
+      cmocka_unit_test(test_cas_capacity),
+      cmocka_unit_test(test_cas_threads),
   };
   const struct CMUnitTest prune[] = {
       cmocka_unit_test(test_prune_background),

@@ -1,6 +1,8 @@
 /* test_store_sqlite.c - SQLite store: the shared conformance suite, the
  * connect-sqlite3 table and its rules (read back with plain SQL), pruning,
- * a read-only database and concurrent workers with no "database is locked".
+ * a read-only database, concurrent workers with no "database is locked",
+ * byte-preserving touch, and compare-and-set within one process and across
+ * processes sharing the database file.
  */
 #define _XOPEN_SOURCE 700 /* nftw() is an XSI interface */
 #include <setjmp.h>
@@ -41,6 +43,12 @@ static int rm_one(const char *p, const struct stat *sb, int flag,
                   struct FTW *ftw) {
   (void)sb, (void)flag, (void)ftw;
   return remove(p);
+}
+
+/* usleep() left POSIX in 2008. */
+static void sleep_us(long us) {
+  struct timespec ts = {us / 1000000, us % 1000000 * 1000};
+  nanosleep(&ts, NULL);
 }
 
 static void new_db(char *buf, size_t size) {
@@ -211,7 +219,7 @@ static void store_sqlite_prune_thread(void **state) {
   assert_int_equal(csn_store_sqlite_new(&o, &st, NULL, 0), CSN_OK);
   long long n = 1;
   for (int i = 0; i < 200 && n != 0; i++) {
-    usleep(20000);
+    sleep_us(20000);
     n = sql_int(path, "SELECT count(*) FROM sessions");
   }
   assert_int_equal(n, 0);
@@ -236,6 +244,36 @@ static void store_sqlite_url_and_ids(void **state) {
   assert_int_equal(csn_store_sqlite_open("file:///x", &st, err, sizeof err),
                    CSN_EINVAL);
   assert_null(st);
+  /* The accepted parameters and their bounds; each refusal happens before
+   * any file is created, and says which parameter (in errbuf and in
+   * csn_last_error()). */
+  static const char *const bad[] = {
+      "?pool=0",     "?pool=1025", "?busy=0",      "?busy=2147483648",
+      "?prune=-2",   "?prune=x",   "?table=",      "?table=1abc",
+      /* 65 characters, one more than a table name may have */
+      "?table=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+      "?pool=2&pool=3", "?pool",   "?pool=2&",     "?&",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char url[512], p[400];
+    snprintf(p, sizeof p, "%s/never.db", root);
+    snprintf(url, sizeof url, "sqlite://%s%s", p, bad[i]);
+    err[0] = '\0';
+    assert_int_equal(csn_store_sqlite_open(url, &st, err, sizeof err),
+                     CSN_EINVAL);
+    assert_null(st);
+    assert_true(strncmp(err, "sqlite store", 12) == 0);
+    assert_string_equal(csn_last_error(), err);
+    assert_int_equal(access(p, F_OK), -1);
+  }
+  static const char *const good[] = {"", "?", "?pool=1024&busy=1&prune=-1",
+                                     "?prune=0&table=_T9",
+                                     "?prune=9000000000000"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    char path[300];
+    new_db(path, sizeof path);
+    csn_store_free(open_db(path, good[i]));
+  }
   /* A custom table via csn_store_open (the scheme is registered), with a
    * relative path. */
   char cwd[512];
@@ -372,6 +410,262 @@ static void store_sqlite_threads(void **state) {
   csn_store_free(mt_b);
 }
 
+/* touch replaces the cookie member and keeps every other byte of the
+ * stored text: Node's spacing, number spellings JSON.stringify would not
+ * produce, escapes. (SQLite's json_set, used before, minified the record.) */
+static void store_sqlite_touch_keeps_bytes(void **state) {
+  (void)state;
+  char path[300], sql[1024];
+  new_db(path, sizeof path);
+  csn_store *st = open_db(path, "?prune=0");
+  int64_t now = csn__now_ms();
+  static const char stored[] =
+      "{ \"a\" : 0.1,\"big\":1e21, \"cookie\" : {\"path\":\"/\"} ,"
+      "\"s\":\"\\u00e9\\/\", \"n\": [1 ,2 ],\"e\":1E+2 }";
+  static const char fresh[] =
+      "{\"cookie\":{\"originalMaxAge\":5000,\"path\":\"/\"},\"a\":9}";
+  static const char want[] =
+      "{ \"a\" : 0.1,\"big\":1e21, \"cookie\" : {\"originalMaxAge\":5000,"
+      "\"path\":\"/\"} ,\"s\":\"\\u00e9\\/\", \"n\": [1 ,2 ],\"e\":1E+2 }";
+  snprintf(sql, sizeof sql,
+           "INSERT INTO sessions VALUES ('odd', %lld, '%s'),"
+           "('nocookie', %lld, '{\"v\": 0.1}'), ('junk', %lld, 'not json')",
+           (long long)(now + 60000), stored, (long long)(now + 60000),
+           (long long)(now + 60000));
+  sql_exec(path, sql);
+
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(
+      csn_store_touch(st, "odd", fresh, strlen(fresh), now + 120000), CSN_OK);
+  assert_int_equal(csn_store_get(st, "odd", &json, &len), CSN_OK);
+  assert_string_equal(json, want);
+  assert_int_equal(len, strlen(want));
+  csn_free(json);
+  snprintf(sql, sizeof sql, "SELECT expired = %lld FROM sessions WHERE sid "
+           "= 'odd'", (long long)(now + 120000));
+  assert_int_equal(sql_int(path, sql), 1);
+
+  /* No cookie yet: it becomes the first member, the rest as stored. */
+  assert_int_equal(
+      csn_store_touch(st, "nocookie", fresh, strlen(fresh), now + 120000),
+      CSN_OK);
+  assert_int_equal(csn_store_get(st, "nocookie", &json, &len), CSN_OK);
+  assert_string_equal(json, "{\"cookie\":{\"originalMaxAge\":5000,\"path\":"
+                            "\"/\"},\"v\": 0.1}");
+  csn_free(json);
+
+  /* A record that is not JSON keeps its text; its expiry still moves. */
+  assert_int_equal(
+      csn_store_touch(st, "junk", fresh, strlen(fresh), now + 120000), CSN_OK);
+  assert_int_equal(sql_int(path, "SELECT sess = 'not json' FROM sessions "
+                                 "WHERE sid = 'junk'"),
+                   1);
+  snprintf(sql, sizeof sql, "SELECT expired = %lld FROM sessions WHERE sid "
+           "= 'junk'", (long long)(now + 120000));
+  assert_int_equal(sql_int(path, sql), 1);
+  /* Every connection went back to the pool out of its transaction. */
+  assert_int_equal(csn_store_set(st, "after", REC, strlen(REC), now + 60000),
+                   CSN_OK);
+  csn_store_free(st);
+}
+
+/* Compare-and-set: equal text -> written; other text -> ECONFLICT and
+ * unchanged; missing or expired -> ENOENT and nothing written. */
+static void store_sqlite_cas(void **state) {
+  (void)state;
+  char path[300], sql[1024];
+  new_db(path, sizeof path);
+  csn_store *st = open_db(path, "?prune=0");
+  assert_true(csn_store_has_cas(st));
+  int64_t now = csn__now_ms();
+  static const char v2[] = "{\"cookie\":{},\"views\":4}";
+  static const char v3[] = "{\"cookie\":{},\"views\":5}";
+  char *json = NULL;
+  size_t len = 0;
+
+  assert_int_equal(csn_store_set(st, "c1", REC, strlen(REC), now + 60000),
+                   CSN_OK);
+  assert_int_equal(csn_store_get(st, "c1", &json, &len), CSN_OK);
+  assert_int_equal(
+      csn_store_cas(st, "c1", json, len, v2, strlen(v2), now + 90000), CSN_OK);
+  csn_free(json);
+  assert_int_equal(csn_store_get(st, "c1", &json, &len), CSN_OK);
+  assert_string_equal(json, v2);
+  csn_free(json);
+  snprintf(sql, sizeof sql,
+           "SELECT expired = %lld FROM sessions WHERE sid = 'c1'",
+           (long long)(now + 90000));
+  assert_int_equal(sql_int(path, sql), 1);
+
+  /* Stale expectation, and a prefix of the stored text: a conflict, and
+   * the row is as it was. */
+  assert_int_equal(
+      csn_store_cas(st, "c1", REC, strlen(REC), v3, strlen(v3), now + 1),
+      CSN_ECONFLICT);
+  assert_int_equal(
+      csn_store_cas(st, "c1", v2, strlen(v2) - 1, v3, strlen(v3), now + 1),
+      CSN_ECONFLICT);
+  assert_int_equal(csn_store_get(st, "c1", &json, &len), CSN_OK);
+  assert_string_equal(json, v2);
+  csn_free(json);
+  assert_int_equal(sql_int(path, sql), 1);
+
+  /* Missing: nothing inserted. */
+  assert_int_equal(
+      csn_store_cas(st, "none", REC, strlen(REC), v3, strlen(v3), now + 60000),
+      CSN_ENOENT);
+  assert_int_equal(
+      sql_int(path, "SELECT count(*) FROM sessions WHERE sid = 'none'"), 0);
+
+  /* Expired (even with the expected text): not revived, row untouched. */
+  assert_int_equal(csn_store_set(st, "dead", REC, strlen(REC), now - 1),
+                   CSN_OK);
+  assert_int_equal(
+      csn_store_cas(st, "dead", REC, strlen(REC), v3, strlen(v3), now + 60000),
+      CSN_ENOENT);
+  snprintf(sql, sizeof sql,
+           "SELECT expired = %lld AND sess = '%s' FROM sessions WHERE sid = "
+           "'dead'",
+           (long long)(now - 1), REC);
+  assert_int_equal(sql_int(path, sql), 1);
+
+  /* A row written by Node (expired as a REAL, its own spacing): get hands
+   * back its exact text, and cas on that text succeeds. */
+  static const char node_rec[] = "{\"cookie\": {\"path\":\"/\"}, \"x\": 0.1}";
+  snprintf(sql, sizeof sql, "INSERT INTO sessions VALUES ('node', %lld.0, "
+           "'%s')", (long long)(now + 60000), node_rec);
+  sql_exec(path, sql);
+  assert_int_equal(csn_store_get(st, "node", &json, &len), CSN_OK);
+  assert_string_equal(json, node_rec);
+  assert_int_equal(csn_store_cas(st, "node", json, len, v3, strlen(v3),
+                                 CSN_TIME_NONE),
+                   CSN_OK);
+  csn_free(json);
+  /* A browser-session cookie: now + 1 day, as set() does. */
+  long long e = sql_int(path, "SELECT expired FROM sessions WHERE sid='node'");
+  assert_true(e >= now + 86400000 && e <= csn__now_ms() + 86400000);
+  assert_int_equal(sql_int(path, "SELECT count(*) FROM sessions"), 3);
+  csn_store_free(st);
+}
+
+/* Four processes, each with its own store on one database file, each
+ * incrementing its own member of one record 100 times by read-modify-cas:
+ * no increment is lost. */
+#define CAS_PROCS 4
+#define CAS_ROUNDS 100
+static const char cas_fmt[] =
+    "{\"cookie\":{\"path\":\"/\"},\"k0\":%d,\"k1\":%d,\"k2\":%d,\"k3\":%d}";
+
+static int cas_child(const char *path, int me, int ready_fd, int go_fd,
+                     int out_fd) {
+  char url[1024], err[256], b = 'r';
+  csn_store *st = NULL;
+  long conflicts = 0;
+  snprintf(url, sizeof url, "sqlite://%s?prune=0&pool=2", path);
+  if (csn_store_sqlite_open(url, &st, err, sizeof err) != CSN_OK) {
+    fprintf(stderr, "child %d open: %s\n", me, err);
+    return 3;
+  }
+  /* Opened: tell the parent, then wait for its go (EOF), so that the four
+   * loops run at the same time. */
+  if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) < 0) return 2;
+  for (int i = 0; i < CAS_ROUNDS; i++) {
+    for (;;) {
+      char *json = NULL, next[256];
+      size_t len = 0;
+      int k[CAS_PROCS];
+      int rc = csn_store_get(st, "shared", &json, &len);
+      if (rc != CSN_OK) {
+        fprintf(stderr, "child %d get: %s\n", me, csn_store_errmsg(st));
+        return 4;
+      }
+      if (sscanf(json, cas_fmt, &k[0], &k[1], &k[2], &k[3]) != 4) return 5;
+      k[me]++;
+      snprintf(next, sizeof next, cas_fmt, k[0], k[1], k[2], k[3]);
+      /* A request does some work between load and save: widen the window
+       * in which another process can write first. */
+      sleep_us(100);
+      rc = csn_store_cas(st, "shared", json, len, next, strlen(next),
+                         csn__now_ms() + 600000);
+      csn_free(json);
+      if (rc == CSN_OK) break;
+      if (rc != CSN_ECONFLICT) {
+        fprintf(stderr, "child %d cas: %s (%s)\n", me, csn_strerror(rc),
+                csn_store_errmsg(st));
+        return 6;
+      }
+      conflicts++;
+    }
+  }
+  csn_store_free(st);
+  if (write(out_fd, &conflicts, sizeof conflicts) != sizeof conflicts)
+    return 7;
+  return 0;
+}
+
+static void store_sqlite_cas_processes(void **state) {
+  (void)state;
+  char path[300], first[256];
+  new_db(path, sizeof path);
+  /* Create the file and the record, then close: no connection is carried
+   * across fork(). */
+  csn_store *st = open_db(path, "?prune=0");
+  snprintf(first, sizeof first, cas_fmt, 0, 0, 0, 0);
+  assert_int_equal(csn_store_set(st, "shared", first, strlen(first),
+                                 csn__now_ms() + 600000),
+                   CSN_OK);
+  csn_store_free(st);
+
+  int ready[2], go[2], out[2];
+  assert_int_equal(pipe(ready), 0);
+  assert_int_equal(pipe(go), 0);
+  assert_int_equal(pipe(out), 0);
+  pid_t pids[CAS_PROCS];
+  for (int i = 0; i < CAS_PROCS; i++) {
+    pids[i] = fork();
+    assert_true(pids[i] >= 0);
+    if (pids[i] == 0) {
+      close(ready[0]);
+      close(go[1]);
+      close(out[0]);
+      _exit(cas_child(path, i, ready[1], go[0], out[1]));
+    }
+  }
+  close(ready[1]);
+  close(go[0]);
+  close(out[1]);
+  /* Every child has opened its store (or died: then read() sees EOF early
+   * and waitpid() below reports it). */
+  char b;
+  for (int i = 0; i < CAS_PROCS && read(ready[0], &b, 1) == 1; i++) {
+  }
+  close(ready[0]);
+  close(go[1]); /* go */
+  long conflicts = 0;
+  for (int i = 0; i < CAS_PROCS; i++) {
+    int status = 0;
+    assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  for (long c; read(out[0], &c, sizeof c) == sizeof c;) conflicts += c;
+  close(out[0]);
+  print_message("cas across %d processes: %d increments, %ld conflicts "
+                "retried\n",
+                CAS_PROCS, CAS_PROCS * CAS_ROUNDS, conflicts);
+
+  st = open_db(path, "?prune=0");
+  char *json = NULL;
+  size_t len = 0;
+  int k[CAS_PROCS];
+  assert_int_equal(csn_store_get(st, "shared", &json, &len), CSN_OK);
+  assert_int_equal(sscanf(json, cas_fmt, &k[0], &k[1], &k[2], &k[3]), 4);
+  for (int i = 0; i < CAS_PROCS; i++) assert_int_equal(k[i], CAS_ROUNDS);
+  csn_free(json);
+  csn_store_free(st);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(root, sizeof root, "%s/csn-sqlite-XXXXXX", tmp ? tmp : "/tmp");
@@ -384,11 +678,15 @@ int main(void) {
       cmocka_unit_test(store_sqlite_url_and_ids),
       cmocka_unit_test(store_sqlite_readonly_db),
       cmocka_unit_test(store_sqlite_threads),
+      cmocka_unit_test(store_sqlite_touch_keeps_bytes),
+      cmocka_unit_test(store_sqlite_cas),
+      cmocka_unit_test(store_sqlite_cas_processes),
   };
   int failed = cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
 #ifdef CSN_HAVE_CONFORMANCE
   csn_conformance c = {0};
   c.open = conf_open;
+  c.cas = 1;
   failed += csn_conformance_run("store_sqlite_conformance", &c);
 #endif
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -6,7 +6,7 @@ pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 # csn_add_unit(name src...): a cmocka test linked against the static core.
 function(csn_add_unit name)
   add_executable(${name} ${ARGN})
-  target_link_libraries(${name} PRIVATE csn_static PkgConfig::CMOCKA)
+  target_link_libraries(${name} PRIVATE csn_stores_static PkgConfig::CMOCKA)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME ${name} COMMAND ${name})
 endfunction()

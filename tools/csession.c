@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "csn/csn.h"
-#include "stores.h"
+#include "csn/csn_stores.h"
 
 #define MAX_SECRETS 16
 
@@ -39,7 +39,7 @@ static void usage(FILE *f) {
           "  version          print the library version\n"
           "\n"
           "store schemes in this build: %s\n",
-          csn_app_store_schemes());
+          csn_stores_schemes());
 }
 
 static int store_fail(csn_store *st, const char *what, int rc) {
@@ -257,7 +257,7 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  if (csn_app_register_stores() < 0) {
+  if (csn_stores_register_all() < 0) {
     fprintf(stderr, "csession: cannot register stores: %s\n",
             csn_last_error());
     return 1;

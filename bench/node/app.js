@@ -12,11 +12,21 @@
 //
 // Options match the C demo: resave false, saveUninitialized false, cookie
 // maxAge one day.
+//
+// Routes (as in examples/demo.c):
+//   GET /                         the visit counter
+//   GET /inc?k=NAME[&delay=MS]    waits MS ms (0..60000, default 0) after the
+//                                 session is loaded, then adds 1 to the integer
+//                                 member NAME (absent counts as 0) and answers
+//                                 "NAME: N": the lost-update probe's route
+//                                 (bench/lost_update.c)
 
 const express = require('express');
 const session = require('express-session');
 
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
+const INC_DELAY_MAX_MS = 60000;
+const INC_KEY_MAX = 64;
 const kind = process.env.STORE || 'memory';
 const port = Number(process.env.PORT || 3000);
 const secret = process.env.SECRET || 'bench secret';
@@ -58,6 +68,46 @@ async function makeStore() {
   }
 }
 
+// The demo's key rule: 1..64 bytes, no control characters, not "cookie".
+function incKeyOk(k) {
+  if (typeof k !== 'string' || k === '' || k === 'cookie') return false;
+  if (Buffer.byteLength(k) > INC_KEY_MAX) return false;
+  return !/[\x00-\x1f\x7f]/.test(k);
+}
+
+// "delay": digits only, capped at the maximum; absent is 0; null if invalid.
+function incDelay(d) {
+  if (d === undefined) return 0;
+  if (typeof d !== 'string' || !/^[0-9]+$/.test(d)) return null;
+  return Math.min(Number(d), INC_DELAY_MAX_MS);
+}
+
+// GET /inc?k=NAME[&delay=MS]: the read-modify-write that concurrent requests
+// on one session race on. express-session loaded the session before this
+// handler runs; the delay widens the window between that load and the save
+// at the end of the response.
+function incRoute(req, res) {
+  const text = (code, body) => res.status(code).type('text/plain').send(body);
+  const k = req.query.k;
+  if (!incKeyOk(k)) return text(400, 'Need ?k=NAME (1-64 characters, not "cookie")\n');
+  const ms = incDelay(req.query.delay);
+  if (ms === null) return text(400, 'delay: expected milliseconds (digits only)\n');
+  const s = req.session;
+  if (!s) return text(200, 'No session\n');
+  const bump = () => {
+    // Only the record's own data members count: "save", "id", "req" and
+    // the like are the Session object's, not integers.
+    const own = Object.prototype.hasOwnProperty.call(s, k);
+    const v = own ? s[k] : (k in s ? null : 0);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
+      return text(400, 'Not an integer member\n');
+    }
+    s[k] = v + 1;
+    return text(200, `${k}: ${v + 1}\n`);
+  };
+  if (ms > 0) setTimeout(bump, ms); else bump();
+}
+
 async function main() {
   const app = express();
   app.disable('x-powered-by');
@@ -83,6 +133,7 @@ async function main() {
         res.type('text/plain').send('Welcome! Refresh the page to count visits.\n');
       }
     });
+    app.get('/inc', incRoute);
   }
 
   const server = app.listen(port, '127.0.0.1', () => {

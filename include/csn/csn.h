@@ -64,7 +64,8 @@ extern "C" {
   XX(ETIMEDOUT, -11, "store operation timed out")                          \
   XX(ENOTSUP, -12, "operation not supported")                              \
   XX(EIO, -13, "input/output error")                                       \
-  XX(ERANGE, -14, "value out of range")
+  XX(ERANGE, -14, "value out of range")                                   \
+  XX(ECONFLICT, -15, "session changed concurrently")
 
 typedef enum csn_errno {
   CSN_OK = 0,
@@ -208,7 +209,8 @@ typedef void (*csn_log_fn)(int err, const char *message, void *userdata);
 /* A clock in epoch milliseconds (tests freeze time with it). */
 typedef int64_t (*csn_clock_fn)(void *userdata);
 
-#define CSN_OPTIONS_VERSION 1
+/* 1: 0.1's fields; 2 (0.2): adds last_write_wins. */
+#define CSN_OPTIONS_VERSION 2
 
 typedef struct csn_options {
   int version; /* CSN_OPTIONS_VERSION; set by csn_options_init() */
@@ -241,6 +243,15 @@ typedef struct csn_options {
   void *log_userdata;
   csn_clock_fn clock; /* NULL: the system clock */
   void *clock_userdata;
+
+  /* Since 0.2 (version >= 2). Concurrent requests on one session: by
+   * default (0) the save of a session that was loaded from a store with
+   * compare-and-set writes only if the stored record is unchanged since
+   * this request loaded it; otherwise it re-reads the record, applies this
+   * request's own member changes to it and tries again, and a session
+   * destroyed meanwhile (logout) stays destroyed. 1 restores
+   * express-session's last write wins: the whole record is overwritten. */
+  int last_write_wins;
 } csn_options;
 
 /* Fill `o` with express-session's defaults (no secret). */
@@ -263,6 +274,24 @@ CSN_API csn_store *csn_ctx_store(csn_ctx *ctx);
 CSN_API void csn_ctx_set_userdata(csn_ctx *ctx, void *data,
                                   void (*free_fn)(void *));
 CSN_API void *csn_ctx_userdata(const csn_ctx *ctx);
+
+/* Since 0.2. Extension data: lets an adapter or extension keep its own
+ * per-context state without a field in the context (csn_ctx_userdata stays
+ * the application's). `key` is the address of an object the caller owns,
+ * e.g. a `static const char` in the adapter, so two extensions never
+ * collide. Setting a key that is already set replaces its data: the old
+ * data's destructor runs first, unless `data` is the same pointer. `data`
+ * NULL removes the entry (running the old destructor). `free_fn` (may be
+ * NULL) is called once with `data` by csn_ctx_free() or when replaced.
+ * Returns CSN_OK, CSN_EINVAL (ctx or key NULL) or CSN_ERANGE (every slot in
+ * use; a context holds 8 entries); on failure nothing changes and `data`
+ * stays the caller's.
+ * Thread-safety: set during start-up, before requests are served; then
+ * csn_ctx_ext() may be called from any thread. */
+CSN_API int csn_ctx_set_ext(csn_ctx *ctx, const void *key, void *data,
+                            void (*free_fn)(void *));
+/* Since 0.2. The data set under `key` (borrowed), NULL if none. */
+CSN_API void *csn_ctx_ext(const csn_ctx *ctx, const void *key);
 
 /* Report a message through the context's log hook (stderr when there is
  * none), so that adapters and applications log where csession does. */
@@ -292,6 +321,10 @@ CSN_API csn_session *csn_request_session(csn_request *r);
 /* req.sessionID (borrowed), NULL when there is none. */
 CSN_API const char *csn_request_session_id(const csn_request *r);
 
+/* Since 0.2. The context the request was begun with (borrowed; NULL when
+ * r is NULL), so that an adapter holding only the request can reach it. */
+CSN_API csn_ctx *csn_request_ctx(const csn_request *r);
+
 /* `req.session = null`: with unset=destroy the store copy is destroyed at
  * commit, with keep it is left alone; either way this request's changes are
  * dropped and no cookie is sent. */
@@ -301,7 +334,15 @@ CSN_API int csn_request_unset(csn_request *r);
  * store as express-session decides, and compute the Set-Cookie header value.
  * *set_cookie receives the header value (yours, csn_free) or NULL when no
  * cookie is to be sent. On a store failure returns the error, *set_cookie is
- * NULL and the stored record is unchanged: answer 500. Call at most once. */
+ * NULL and the stored record is unchanged: answer 500. Call at most once.
+ *
+ * Concurrent requests (Since 0.2): when the session was loaded from a store
+ * with compare-and-set (memory, file, sqlite, ...) and last_write_wins is
+ * off, the save writes this request's changed members on top of whatever
+ * other requests stored meanwhile instead of overwriting them; if another
+ * request destroyed the session meanwhile (logout), nothing is written and
+ * no cookie is sent (CSN_OK). CSN_ECONFLICT: the record kept changing under
+ * this request through every bounded retry; nothing was written. */
 CSN_API int csn_request_commit(csn_request *r, char **set_cookie);
 
 CSN_API void csn_request_free(csn_request *r);
@@ -408,7 +449,10 @@ CSN_API int csn_session_destroy(csn_session *s);
  * CSN_ENOENT ("failed to load session") if the store no longer has it. */
 CSN_API int csn_session_reload(csn_session *s);
 /* Write the session to the store now. The end-of-request save is skipped
- * when nothing changed after this call. */
+ * when nothing changed after this call. With a compare-and-set store this
+ * merges like csn_request_commit(): afterwards the session's data is what
+ * was stored, concurrent requests' members included (CSN_ECONFLICT as
+ * there). */
 CSN_API int csn_session_save(csn_session *s);
 /* Reset the cookie's expiry to now + originalMaxAge (also done once per
  * request automatically). */
@@ -447,50 +491,15 @@ CSN_API int csn_generate_id(char *buf, size_t size);
 typedef int (*csn_store_each_fn)(const char *sid, const char *json,
                                  size_t len, void *userdata);
 
-#define CSN_STORE_METHODS_VERSION 1
+/* Writing a store: the method table (struct csn_store_methods), the
+ * helpers every store shares and the guide are in csn/csn_store.h and
+ * docs/STORES.md. What follows is what applications call. */
 
-/* The store vtable (express-session's Store contract, sqlite3_vfs's shape).
- * A store sees only ids, the record's JSON text and its expiry instant.
- * Every method must be safe to call from several threads at once. NULL
- * marks an optional method as absent. On failure a method returns a
- * negative CSN_E* code and may record a message with csn_store_set_error().
- */
-typedef struct csn_store_methods {
-  int version; /* CSN_STORE_METHODS_VERSION */
-  const char *name;
-  /* Required. *json is allocated with the csession allocator (csn_free);
-   * CSN_ENOENT when missing or expired. */
-  int (*get)(csn_store *st, const char *sid, char **json, size_t *len);
-  /* Required. expires_ms is cookie.expires (epoch ms) or CSN_TIME_NONE for
-   * a browser-session cookie (the store applies its default lifetime). */
-  int (*set)(csn_store *st, const char *sid, const char *json, size_t len,
-             int64_t expires_ms);
-  /* Required. A missing id is not an error. */
-  int (*destroy)(csn_store *st, const char *sid);
-  /* Optional (recommended): refresh the expiry of an unchanged session.
-   * json is {"cookie":{...}} only - the new cookie, no data members: keep
-   * the stored data and replace its "cookie" member (a concurrent request
-   * may have written newer data). A missing id is not an error. */
-  int (*touch)(csn_store *st, const char *sid, const char *json, size_t len,
-               int64_t expires_ms);
-  /* Optional administration. */
-  int (*clear)(csn_store *st);
-  int (*length)(csn_store *st, size_t *count);
-  int (*all)(csn_store *st, csn_store_each_fn fn, void *userdata);
-  int (*prune)(csn_store *st, size_t *removed);
-  /* Required: release everything. */
-  void (*close)(csn_store *st);
-} csn_store_methods;
-
-/* First member of every store's own struct. */
-struct csn_store {
-  const csn_store_methods *m;
-};
-
-/* Open a store from a URL: "memory://", and every scheme registered with
- * csn_store_register() (csn_stores_register_all() registers those built
- * in). Errors: CSN_EINVAL (bad URL, message in errbuf), CSN_ENOTSUP
- * (unknown scheme), or the store's own open error. */
+/* Open a store from a URL: "memory://" always, and every scheme registered
+ * with csn_store_register() (csn_stores_register_all() in csn/csn_stores.h
+ * registers every store this build has). Errors: CSN_EINVAL (bad URL,
+ * message in errbuf), CSN_ENOTSUP (unknown scheme), or the store's own open
+ * error. */
 CSN_API int csn_store_open(const char *url, csn_store **out, char *errbuf,
                            size_t errlen);
 
@@ -505,14 +514,6 @@ CSN_API const char *csn_store_name(const csn_store *st);
 
 /* The message of the last failed call on `st` in this thread, or "". */
 CSN_API const char *csn_store_errmsg(const csn_store *st);
-/* For store implementations: record the message for csn_store_errmsg()
- * (printf format). Returns err so `return csn_store_set_error(st, CSN_EIO,
- * "...")` reads naturally. */
-CSN_API int csn_store_set_error(csn_store *st, int err, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 /* Calls through the vtable (NULL-checked: CSN_ENOTSUP when the store lacks
  * the method). These are the calls the middleware itself makes. */
@@ -528,25 +529,16 @@ CSN_API int csn_store_length(csn_store *st, size_t *count);
 CSN_API int csn_store_all(csn_store *st, csn_store_each_fn fn,
                           void *userdata);
 CSN_API int csn_store_prune(csn_store *st, size_t *removed);
-
-/* Store URL query parameters ("...?max=100&prune=5000"), for store
- * openers. csn_url_param_next() walks the query: start with *cursor at the
- * character after '?' (or NULL for none); each call yields the next
- * "key=value" (borrowed slices of the URL) and returns 1, or 0 at the end,
- * or CSN_EINVAL for an empty parameter or one without '='. */
-typedef struct csn_url_param {
-  const char *key;
-  size_t key_len;
-  const char *value;
-  size_t value_len;
-} csn_url_param;
-CSN_API int csn_url_param_next(const char **cursor, csn_url_param *p);
-/* 1 if the parameter's key is `key`. */
-CSN_API int csn_url_param_is(const csn_url_param *p, const char *key);
-/* The value as a decimal integer within [lo, hi] (a leading '-' only when
- * lo < 0): CSN_OK, or CSN_EINVAL for anything else. */
-CSN_API int csn_url_param_int(const csn_url_param *p, int64_t lo, int64_t hi,
-                              int64_t *out);
+/* Compare-and-set (Since 0.2): write `json` only if the stored record's
+ * text is still exactly `expected` (what a get() returned). CSN_OK when
+ * written; CSN_ECONFLICT when the stored text differs; CSN_ENOENT when
+ * there is no live record (destroyed or expired); CSN_ENOTSUP when the
+ * store has no compare-and-set (csn_store_has_cas() says in advance). */
+CSN_API int csn_store_cas(csn_store *st, const char *sid, const char *expected,
+                          size_t expected_len, const char *json, size_t len,
+                          int64_t expires_ms);
+/* 1 if the store implements compare-and-set, else 0. Since 0.2. */
+CSN_API int csn_store_has_cas(const csn_store *st);
 
 /* Is `sid` acceptable as a store key? Non-empty, at most CSN_ID_MAX bytes,
  * no control characters, no '/' or '\\', not "." or "..". Stores that map
@@ -572,6 +564,10 @@ typedef struct csn_memory_options {
  * NULL. URL form: memory://?max=N&prune=MS */
 CSN_API int csn_store_memory_new(const csn_memory_options *opts,
                                  csn_store **out);
+/* The same from a URL, "memory://[?max=N&prune=MS]", in the shape every
+ * store opener has (errbuf may be NULL). Since 0.2. */
+CSN_API int csn_store_memory_open(const char *url, csn_store **out,
+                                  char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

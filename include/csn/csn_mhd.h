@@ -68,7 +68,11 @@ CSN_API csn_mhd_result csn_mhd_error(csn_ctx *ctx, struct MHD_Connection *conn,
 
 /* Override the error response. The handler must queue a response on `conn`
  * and return MHD_queue_response()'s result. `message` names the failure
- * (store message included when there is one). Set it before serving. */
+ * (store message included when there is one). Set it before serving; `fn`
+ * NULL restores the default. The handler is kept on the context with
+ * csn_ctx_set_ext(); if it cannot be attached (out of memory, every
+ * extension slot in use) the failure is logged through the context and the
+ * default stays. */
 typedef csn_mhd_result (*csn_mhd_error_fn)(struct MHD_Connection *conn,
                                            int err, const char *message,
                                            void *userdata);

@@ -72,9 +72,30 @@
  *     (__lastAccess is inside the ciphertext); as in session-file-store,
  *     only a store holding the secret reaps.
  *
- * Thread-safety: every function may be called from several threads at once.
- * Writes to one id from one process are serialised; across processes the
- * last rename wins (as with the Node store).
+ * Compare-and-set (since 0.2): the store implements csn_store_cas(), so
+ * the core merges concurrent requests instead of letting the last save
+ * win. It compares `expected` with exactly what get() returns (the record
+ * without __lastAccess/__csnId, decrypted); a missing, expired or corrupt
+ * file is CSN_ENOENT, a different text CSN_ECONFLICT, and neither writes.
+ *
+ * Thread-safety and processes: every function may be called from several
+ * threads at once, and several processes (each with its own store, or
+ * sharing one opened before fork()) may use one directory. Every write of
+ * an id (set, touch, destroy, cas, and the unlinks of clear and the reaper)
+ * holds a lock on that id that all of them respect: an fcntl byte-range
+ * lock (open file description locks where the system has them) in the
+ * file "<dir>/.csn.lock", created empty with mode 0600. It is hidden, so it
+ * is never a session (not even with an empty extension), and it is not
+ * removed by clear(); do not delete it while servers use the directory
+ * (those holding the old file would no longer exclude those opening a new
+ * one). Reads take no lock. A store that cannot open the lock
+ * file (a read-only directory) still reads; its writes fail with CSN_EIO.
+ * session-file-store takes no lock, so a Node writer on the same directory
+ * is not serialised with ours (its whole-record saves reach the core's
+ * merge as conflicts; a Node write landing inside one of our writes of the
+ * same id can still be overwritten, as between two Node processes). The
+ * background reaper runs every reap interval +-50%, so that processes
+ * started together do not reap together.
  *
  * Since 0.1.
  */
@@ -111,17 +132,19 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *   file://./sessions              relative to the working directory
  *   file://sessions                relative as well
  *   file://                        the default, ./sessions
- * The path is taken literally (no percent-decoding). Query options:
- *   ttl=S     default lifetime in seconds (3600)
+ * The path is taken literally (no percent-decoding). Query options
+ * (csn_url_parse_query(): values are percent-decoded, so write '%' as %25
+ * and '&' as %26; each option at most once):
+ *   ttl=S     default lifetime in seconds (3600), 1 .. 9e12
  *   reap=S    reaper interval in seconds (3600); -1 or 0 disables it
- *   ext=.json file extension
- *   secret=.. encryption with this secret (see above). Taken literally, with
- *             no percent-decoding, up to the next '&': use a URL-safe
- *             secret here, or set csn_file_options.secret for any other.
- *             Note that a URL in a config file or a command line exposes
- *             the secret.
- * Unknown options are CSN_EINVAL. This is the opener csn_store_open() uses
- * for the "file" scheme. */
+ *   ext=.json file extension, at most 64 bytes, no '/'
+ *   secret=.. encryption with this secret (see above); or set
+ *             csn_file_options.secret. Note that a URL in a config file or
+ *             a command line exposes the secret. Error messages name the
+ *             parameter, never its value.
+ * Unknown, repeated or malformed options are CSN_EINVAL. This is the opener
+ * csn_store_open() uses for the "file" scheme. (0.1 took the secret
+ * literally and let a repeated option override the earlier one.) */
 CSN_API int csn_store_file_open(const char *url, csn_store **out,
                                 char *errbuf, size_t errlen);
 

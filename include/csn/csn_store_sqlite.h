@@ -15,22 +15,34 @@
  *   set      expired = expires_ms, or now + 1 day for a browser-session
  *            cookie; INSERT OR REPLACE.
  *   get      only rows with now <= expired.
+ *   get      only rows with now <= expired; `sess` exactly as stored.
  *   touch    only while the row is still valid: expired = expires_ms (now +
  *            1 day for a browser-session cookie, where connect-sqlite3 does
  *            nothing). Unlike connect-sqlite3 it also replaces
- *            the "cookie" member inside `sess` (the data is left alone), so a
- *            reader sees the refreshed cookie; a missing or expired row is
- *            not an error and is not revived.
+ *            the "cookie" member inside `sess`, keeping every other byte of
+ *            the stored text (csn_record_splice_cookie, in one transaction),
+ *            so a reader sees the refreshed cookie and a record written by
+ *            Node keeps its text; a `sess` that is not a JSON object is left
+ *            as it is. A missing or expired row is not an error and is not
+ *            revived.
+ *   cas      (Since 0.2) one conditional UPDATE: sess and expired (as set
+ *            computes it) are written only if the row is live and its sess
+ *            is byte for byte the expected text; CSN_ECONFLICT for a live
+ *            row with another text, CSN_ENOENT for none. Atomic against
+ *            every writer of the file, other processes included.
  *   destroy  delete by sid.
  *   length, all  live rows only (connect-sqlite3 counts expired rows too).
  *   clear    delete every row.
  *   prune    delete rows with now > expired, in bounded batches, also on a
- *            background thread every `prune` interval.
+ *            background thread every `prune` interval, each wait drawn from
+ *            50%..150% of it (Since 0.2) so that processes sharing the file
+ *            do not prune together; the wait uses the monotonic clock.
  *
  * The database runs in WAL mode with a busy timeout; each worker thread
  * borrows a connection from a small pool (prepared statements stay with the
  * connection), so concurrent requests neither share a handle nor surface
- * "database is locked" under normal load.
+ * "database is locked" under normal load, several processes (and Node's
+ * connect-sqlite3) may share the file.
  *
  * Thread-safety: every function may be called from several threads at once.
  * Since 0.1.
@@ -52,9 +64,10 @@ typedef struct csn_sqlite_options {
   unsigned pool_size;        /* connections at most; 0: 8 */
 } csn_sqlite_options;
 
-/* Open (creating the file and table if needed). CSN_EIO with a message in
- * errbuf when the database cannot be opened or the schema created;
- * CSN_EINVAL for a bad option. Release with csn_store_free(). */
+/* Open (creating the file and table if needed). CSN_EIO when the database
+ * cannot be opened or the schema created; CSN_EINVAL for a bad option; the
+ * message is in errbuf (when not NULL) and in csn_last_error(). Release
+ * with csn_store_free(). */
 CSN_API int csn_store_sqlite_new(const csn_sqlite_options *opts,
                                  csn_store **out, char *errbuf,
                                  size_t errlen);
@@ -68,8 +81,11 @@ CSN_API int csn_store_sqlite_new(const csn_sqlite_options *opts,
  *   prune=S     prune interval in seconds (600); 0 or -1 disables it
  *   busy=MS     busy timeout in milliseconds (5000)
  *   pool=N      connections at most (8)
- * Unknown options are CSN_EINVAL. Loading the library registers this opener
- * for the "sqlite" scheme of csn_store_open(). */
+ * Unknown or repeated options and out-of-range values are CSN_EINVAL, with
+ * a message naming the option (errbuf, csn_last_error()). Register this
+ * opener for the "sqlite" scheme of csn_store_open() with
+ * csn_store_register(), or all stores at once with
+ * csn_stores_register_all() (csn/csn_stores.h). */
 CSN_API int csn_store_sqlite_open(const char *url, csn_store **out,
                                   char *errbuf, size_t errlen);
 

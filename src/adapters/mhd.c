@@ -8,33 +8,29 @@
  * dates a cookie: every such decision lives in the core, so that this
  * adapter and the Ulfius one cannot drift apart from express-session.
  *
- * The only state of its own is the error responder, kept in the context's
- * adapter hook fields (the core treats them as opaque).
+ * The adapter uses only the public API, as a user's own adapter would: it
+ * is a separate library and must not depend on the core's private layout.
+ * Its only state is the error responder, attached to the context with
+ * csn_ctx_set_ext() (the core never sees a libmicrohttpd type).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "csn/csn.h"
 #include "csn/csn_mhd.h"
-#include "csn_int.h"
 
-/* The context stores the error responder as an opaque `void *` so that the
- * core needs no libmicrohttpd type. Converting between function and object
- * pointers is not portable C, so the pointer's bytes are copied instead;
- * POSIX guarantees (for dlsym) that the two have the same representation,
- * and this assertion makes a platform where they differ fail to build
- * rather than misbehave. */
-_Static_assert(sizeof(csn_mhd_error_fn) == sizeof(void *),
-               "function and object pointers must have the same size");
+/* The adapter's per-context state, allocated on the first
+ * csn_mhd_set_error_handler() call and freed by csn_ctx_free(). Absent
+ * means the default responder. Holding the function pointer in a struct
+ * of our own also keeps it out of any `void *`. */
+typedef struct mhd_state {
+  csn_mhd_error_fn error_fn;
+  void *error_ud;
+} mhd_state;
 
-static void error_fn_store(csn_ctx *ctx, csn_mhd_error_fn fn) {
-  memcpy(&ctx->adapter_error_fn, &fn, sizeof fn);
-}
-
-static csn_mhd_error_fn error_fn_load(const csn_ctx *ctx) {
-  csn_mhd_error_fn fn;
-  memcpy(&fn, &ctx->adapter_error_fn, sizeof fn);
-  return fn;
-}
+/* Its address is this adapter's csn_ctx_ext() key: unique to us, and no
+ * other extension can name it. */
+static const char mhd_state_key;
 
 /* Is this connection itself TLS? MHD_CONNECTION_INFO_PROTOCOL answers the
  * TLS protocol version of the connection's GnuTLS session and NULL when
@@ -130,9 +126,12 @@ csn_mhd_result csn_mhd_error(csn_ctx *ctx, struct MHD_Connection *conn,
   if (message == NULL || message[0] == '\0')
     message = csn_strerror(err);
   if (ctx != NULL) {
+    const mhd_state *st = csn_ctx_ext(ctx, &mhd_state_key);
     csn_ctx_log(ctx, err, "%s", message);
-    fn = error_fn_load(ctx);
-    ud = ctx->adapter_error_ud;
+    if (st != NULL) {
+      fn = st->error_fn;
+      ud = st->error_ud;
+    }
   }
   if (fn == NULL)
     return default_error_response(conn, err, message, NULL);
@@ -148,7 +147,7 @@ csn_mhd_result csn_mhd_queue_response(csn_request *req,
 
   if (req == NULL)
     return MHD_NO;
-  ctx = req->ctx;
+  ctx = csn_request_ctx(req);
   rc = csn_mhd_commit(req, resp);
   /* The request is released before queueing anything: the error path
    * needs only the context, and releasing first means no path can leak. */
@@ -160,8 +159,31 @@ csn_mhd_result csn_mhd_queue_response(csn_request *req,
 
 void csn_mhd_set_error_handler(csn_ctx *ctx, csn_mhd_error_fn fn,
                                void *userdata) {
+  mhd_state *st;
+  int rc;
+
   if (ctx == NULL)
     return;
-  error_fn_store(ctx, fn);
-  ctx->adapter_error_ud = userdata;
+  st = csn_ctx_ext(ctx, &mhd_state_key);
+  if (st == NULL) {
+    /* Back to the default with nothing set: nothing to do. */
+    if (fn == NULL)
+      return;
+    st = csn_malloc(sizeof *st);
+    if (st == NULL) {
+      rc = CSN_ENOMEM;
+    } else if ((rc = csn_ctx_set_ext(ctx, &mhd_state_key, st, csn_free)) < 0) {
+      csn_free(st);
+    }
+    if (rc < 0) {
+      /* This function returns nothing, and this runs at start-up: say so
+       * in the log, and the default 500 stays in place. */
+      csn_ctx_log(ctx, rc,
+                  "csn_mhd_set_error_handler: cannot attach the handler; "
+                  "the default error response stays");
+      return;
+    }
+  }
+  st->error_fn = fn;
+  st->error_ud = userdata;
 }

@@ -146,10 +146,22 @@ int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
   ctx->clock = o->clock;
   ctx->clock_ud = o->clock_userdata;
 
+  /* Fields added in options version 2 are read only from a struct that
+   * has them. */
+  ctx->last_write_wins = o->version >= 2 && o->last_write_wins ? 1 : 0;
+
   if (o->store) {
+    if ((rc = csn__store_check(o->store)) < 0) {
+      csn_ctx_free(ctx);
+      return fail(errbuf, errlen, rc,
+                  "store has an invalid method table (version or required "
+                  "methods)");
+    }
     ctx->store = o->store;
   } else {
-    rc = csn_store_memory_new(NULL, &ctx->store);
+    /* express-session's default: an in-process store, opened by scheme
+     * like any other so that the core names no store. */
+    rc = csn_store_open("memory://", &ctx->store, NULL, 0);
     if (rc < 0) {
       csn_ctx_free(ctx);
       return fail(errbuf, errlen, rc, "cannot create the MemoryStore");
@@ -167,6 +179,12 @@ oom:
 void csn_ctx_free(csn_ctx *ctx) {
   if (ctx == NULL)
     return;
+  /* Extensions go first: their data may refer to what the context owns
+   * (the store, the application's userdata), never the other way round. */
+  for (size_t i = CSN__CTX_EXT_MAX; i-- > 0;) {
+    if (ctx->ext[i].key != NULL && ctx->ext[i].free_fn != NULL)
+      ctx->ext[i].free_fn(ctx->ext[i].data);
+  }
   if (ctx->userdata_free)
     ctx->userdata_free(ctx->userdata);
   if (ctx->own_store)
@@ -197,6 +215,64 @@ void csn_ctx_set_userdata(csn_ctx *ctx, void *data, void (*free_fn)(void *)) {
 
 void *csn_ctx_userdata(const csn_ctx *ctx) {
   return ctx ? ctx->userdata : NULL;
+}
+
+/* Extension slots. A handful of adapters and extensions at most attach data
+ * to one context, so a fixed array searched linearly is both the smallest
+ * and the fastest answer; it is written only at start-up, which is why
+ * csn_ctx_ext() can read it from worker threads without a lock. */
+int csn_ctx_set_ext(csn_ctx *ctx, const void *key, void *data,
+                    void (*free_fn)(void *)) {
+  size_t i, slot = CSN__CTX_EXT_MAX;
+
+  if (ctx == NULL || key == NULL)
+    return csn__set_error(CSN_EINVAL, "csn_ctx_set_ext: NULL argument");
+  for (i = 0; i < CSN__CTX_EXT_MAX; i++) {
+    if (ctx->ext[i].key == key)
+      break;
+    if (ctx->ext[i].key == NULL && slot == CSN__CTX_EXT_MAX)
+      slot = i;
+  }
+  if (i < CSN__CTX_EXT_MAX) {
+    /* Replace (or remove): the old data's destructor runs once, and not
+     * at all when the caller hands the same pointer back. */
+    if (ctx->ext[i].free_fn != NULL && ctx->ext[i].data != data)
+      ctx->ext[i].free_fn(ctx->ext[i].data);
+    if (data == NULL) {
+      ctx->ext[i].key = NULL;
+      ctx->ext[i].free_fn = NULL;
+    } else {
+      ctx->ext[i].free_fn = free_fn;
+    }
+    ctx->ext[i].data = data;
+    return CSN_OK;
+  }
+  if (data == NULL)
+    return CSN_OK; /* removing what is not there */
+  if (slot == CSN__CTX_EXT_MAX)
+    return csn__set_error(CSN_ERANGE,
+                          "csn_ctx_set_ext: all %d extension slots in use",
+                          CSN__CTX_EXT_MAX);
+  ctx->ext[slot].key = key;
+  ctx->ext[slot].data = data;
+  ctx->ext[slot].free_fn = free_fn;
+  return CSN_OK;
+}
+
+void *csn_ctx_ext(const csn_ctx *ctx, const void *key) {
+  if (ctx == NULL || key == NULL)
+    return NULL;
+  for (size_t i = 0; i < CSN__CTX_EXT_MAX; i++) {
+    if (ctx->ext[i].key == key)
+      return ctx->ext[i].data;
+  }
+  return NULL;
+}
+
+/* Here rather than in request.c: it is the way from a request back to its
+ * context, which adapters need for csn_ctx_ext() and csn_ctx_log(). */
+csn_ctx *csn_request_ctx(const csn_request *r) {
+  return r ? r->ctx : NULL;
 }
 
 int64_t csn__ctx_now(const csn_ctx *ctx) {

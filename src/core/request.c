@@ -230,9 +230,14 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
     if (rc == CSN_OK) {
       strcpy(r->sess.id, r->cookie_id);
       rc = csn__session_from_record(&r->sess, json, jlen);
-      csn__free(json);
-      if (rc < 0)
+      if (rc < 0) {
+        csn__free(json);
         goto fail;
+      }
+      /* Kept, not copied: the text a compare-and-set save compares with. */
+      r->loaded_text = json;
+      r->loaded_len = jlen;
+      strcpy(r->loaded_id, r->cookie_id);
       r->has_sid = 1;
       r->has_session = 1;
       /* With resave off, the loaded state counts as saved. */
@@ -331,7 +336,7 @@ static int save_now(csn_request *r, int remember) {
   const char *txt;
   char *record, *saved = NULL;
   size_t len;
-  int rc;
+  int rc, gone = 0;
 
   if ((txt = current_text(r)) == NULL)
     return CSN_ENOMEM;
@@ -343,8 +348,22 @@ static int save_now(csn_request *r, int remember) {
     csn__free(saved);
     return CSN_ENOMEM;
   }
-  rc = csn_store_set(r->ctx->store, s->id, record, len, s->cookie.expires);
-  csn__free(record);
+  if (csn__request_can_merge(r)) {
+    /* Loaded from a store that can compare-and-set: write only on top of
+     * what was loaded, merging with concurrent writers (merge.c). A merge
+     * replaces the session's data with what was written. */
+    rc = csn__request_save_merged(r, record, len, &gone);
+    if (rc == CSN_OK && gone)
+      r->gone = 1;
+    if (rc == CSN_OK && remember && r->cur_text == NULL) {
+      csn__free(saved);
+      if ((txt = current_text(r)) == NULL || (saved = csn__strdup(txt)) == NULL)
+        return CSN_ENOMEM;
+    }
+  } else {
+    rc = csn_store_set(r->ctx->store, s->id, record, len, s->cookie.expires);
+    csn__free(record);
+  }
   if (rc < 0 || !remember) {
     csn__free(saved);
     return rc;
@@ -475,6 +494,13 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
   if (should_cookie && s->cookie.secure == 1 && !r->secure)
     should_cookie = 0;
 
+  /* An explicit save() found the session destroyed by another request
+   * (logout wins): nothing more is written and no cookie is sent. */
+  if (r->gone && strcmp(r->loaded_id, s->id) == 0)
+    return CSN_OK;
+
+  /* The cookie is built before the store is written, so that a failure
+   * to build it (out of memory) leaves the stored record as it was. */
   if (should_cookie && (rc = build_set_cookie(r, &cookie)) < 0)
     return rc;
 
@@ -484,7 +510,9 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
     rc = touch_now(r);
   else
     rc = CSN_OK;
-  if (rc < 0) {
+  if (rc < 0 || (r->gone && strcmp(r->loaded_id, s->id) == 0)) {
+    /* Failed, or the merged save found the session destroyed meanwhile:
+     * a cookie for a session that does not exist is not sent. */
     csn__free(cookie);
     return rc;
   }
@@ -501,6 +529,7 @@ void csn_request_free(csn_request *r) {
   csn__free(r->orig_text);
   csn__free(r->saved_text);
   csn__free(r->cur_text);
+  csn__free(r->loaded_text);
   json_decref(r->sess.data);
   csn__cookie_free(&r->sess.cookie);
   csn__free(r);
@@ -559,12 +588,17 @@ int csn_session_reload(csn_session *s) {
     return rc;
   csn__session_init(&fresh, r);
   rc = csn__session_from_record(&fresh, json, len);
-  csn__free(json);
   if (rc < 0) {
+    csn__free(json);
     csn__cookie_free(&fresh.cookie);
     json_decref(fresh.data);
     return rc;
   }
+  /* The reloaded text is what a later save builds on. */
+  csn__free(r->loaded_text);
+  r->loaded_text = json;
+  r->loaded_len = len;
+  strcpy(r->loaded_id, s->id);
   /* Replacing the data is a change relative to the original. */
   if ((rc = csn__session_will_change(s)) < 0) {
     csn__cookie_free(&fresh.cookie);

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "csn_int.h"
-#include "csn/csn_store_file.h"
 
 /* ------------------------------------------------------------------------ */
 /* Scheme registry                                                          */
@@ -93,23 +92,21 @@ static csn_store_open_fn registry_find(const char *scheme) {
     }
   }
   pthread_mutex_unlock(&registry_lock);
-  /* "memory" and "file" live in the core library, so they are built in; a
-   * registered opener may override them. Stores in their own libraries
-   * (sqlite, redis, ...) are registered by the application. */
-  if (fn == NULL && strcmp(scheme, "memory") == 0) fn = csn__store_open_memory;
-  if (fn == NULL && strcmp(scheme, "file") == 0) fn = csn_store_file_open;
+  /* Stores that live in this library answer without registration (the
+   * table is src/stores/builtin.c); a registered opener overrides them.
+   * Stores in their own libraries are registered by the application, or
+   * all at once by csn_stores_register_all() (libcsn_stores). */
+  for (i = 0; fn == NULL && csn__builtin_stores[i].scheme != NULL; i++)
+    if (strcmp(csn__builtin_stores[i].scheme, scheme) == 0)
+      fn = csn__builtin_stores[i].open;
   return fn;
 }
 
 static int open_fail(int err, char *errbuf, size_t errlen, const char *msg,
                      const char *scheme) {
-  char tmp[128];
   if (scheme != NULL)
-    snprintf(tmp, sizeof tmp, "%s '%s'", msg, scheme);
-  else
-    snprintf(tmp, sizeof tmp, "%s", msg);
-  if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, "%s", tmp);
-  return csn__set_error(err, "%s", tmp);
+    return csn_store_fail(errbuf, errlen, err, "%s '%s'", msg, scheme);
+  return csn_store_fail(errbuf, errlen, err, "%s", msg);
 }
 
 int csn_store_open(const char *url, csn_store **out, char *errbuf,
@@ -117,6 +114,7 @@ int csn_store_open(const char *url, csn_store **out, char *errbuf,
   char scheme[SCHEME_MAX + 1];
   csn_store_open_fn fn;
   size_t n, i, slen;
+  int rc;
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
   if (out == NULL)
     return open_fail(CSN_EINVAL, errbuf, errlen, "no output pointer", NULL);
@@ -146,7 +144,46 @@ int csn_store_open(const char *url, csn_store **out, char *errbuf,
   if (fn == NULL)
     return open_fail(CSN_ENOTSUP, errbuf, errlen, "unknown store scheme",
                      scheme);
-  return fn(url, out, errbuf, errlen);
+  rc = fn(url, out, errbuf, errlen);
+  if (rc == CSN_OK && (rc = csn__store_check(*out)) != CSN_OK) {
+    /* An opener that hands back an unusable table is a bug in the store;
+     * report it rather than crash on the first request. */
+    csn_store *bad = *out;
+    *out = NULL;
+    if (bad != NULL && bad->m != NULL && bad->m->close != NULL)
+      bad->m->close(bad);
+    return open_fail(rc, errbuf, errlen, "store has an invalid method table",
+                     scheme);
+  }
+  return rc;
+}
+
+int csn__store_check(const csn_store *st) {
+  const csn_store_methods *m;
+  if (st == NULL || (m = st->m) == NULL)
+    return CSN_EINVAL;
+  if (m->version < 1 || m->version > CSN_STORE_METHODS_VERSION)
+    return CSN_ENOTSUP;
+  if (m->get == NULL || m->set == NULL || m->destroy == NULL ||
+      m->close == NULL)
+    return CSN_EINVAL;
+  return CSN_OK;
+}
+
+int csn_store_fail(char *errbuf, size_t errlen, int err, const char *fmt,
+                   ...) {
+  char tmp[512];
+  va_list ap;
+  if (fmt == NULL) {
+    snprintf(tmp, sizeof tmp, "%s", csn_strerror(err));
+  } else {
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+  }
+  if (errbuf != NULL && errlen > 0)
+    snprintf(errbuf, errlen, "%s", tmp);
+  return csn__set_error(err, "%s", tmp);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -415,5 +452,31 @@ int csn_store_prune(csn_store *st, size_t *removed) {
   gen = tls_msg.gen;
   rc = st->m->prune(st, removed != NULL ? removed : &dummy);
   if (rc < 0) return post_fail(st, "prune", gen, rc);
+  return rc;
+}
+
+/* Compare-and-set is a version 2 member: a table built against 0.1's header
+ * ends before it, so the version is checked before the pointer is read. */
+int csn_store_has_cas(const csn_store *st) {
+  return st != NULL && st->m != NULL && st->m->version >= 2 &&
+         st->m->cas != NULL;
+}
+
+int csn_store_cas(csn_store *st, const char *sid, const char *expected,
+                  size_t expected_len, const char *json, size_t len,
+                  int64_t expires_ms) {
+  unsigned long gen;
+  int rc = pre_call(st, csn_store_has_cas(st), "cas");
+  if (rc != CSN_OK) return rc;
+  if (json == NULL || expected == NULL)
+    return csn__set_error(CSN_EINVAL, "%s cas: no record",
+                          csn_store_name(st));
+  if (!csn_store_id_valid(sid)) return bad_id(st, "cas");
+  gen = tls_msg.gen;
+  rc = st->m->cas(st, sid, expected, expected_len, json, len, expires_ms);
+  /* A conflict and a vanished record are answers the core acts on, not
+   * failures to report. */
+  if (rc < 0 && rc != CSN_ECONFLICT && rc != CSN_ENOENT)
+    return post_fail(st, "cas", gen, rc);
   return rc;
 }

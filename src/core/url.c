@@ -6,6 +6,8 @@
  * not be ignored. */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "csn_int.h"
 
 int csn_url_param_next(const char **cursor, csn_url_param *p) {
@@ -64,5 +66,139 @@ int csn_url_param_int(const csn_url_param *p, int64_t lo, int64_t hi,
   if (v < lo || v > hi)
     return CSN_EINVAL;
   *out = v;
+  return CSN_OK;
+}
+
+int csn_url_split(const char *url, const char *scheme, const char **rest,
+                  size_t *rest_len, const char **query) {
+  size_t sl;
+  const char *r, *q;
+  if (url == NULL || scheme == NULL || rest == NULL || rest_len == NULL ||
+      query == NULL)
+    return CSN_EINVAL;
+  sl = strlen(scheme);
+  if (strncmp(url, scheme, sl) != 0 || strncmp(url + sl, "://", 3) != 0)
+    return CSN_EINVAL;
+  r = url + sl + 3;
+  q = strchr(r, '?');
+  *rest = r;
+  *rest_len = q ? (size_t)(q - r) : strlen(r);
+  *query = q ? q + 1 : NULL;
+  return CSN_OK;
+}
+
+/* The value of a string option: percent-decoded (a store URL must be able
+ * to carry '&', '=' or '#' in a prefix or a path), and refused when the
+ * decoding fails or yields a NUL, which no C string option can hold. */
+static int url_value_str(const csn_url_param *p, char **out) {
+  char *v = csn__malloc(p->value_len + 1);
+  size_t n;
+  if (v == NULL)
+    return CSN_ENOMEM;
+  if (memchr(p->value, '%', p->value_len) == NULL) {
+    memcpy(v, p->value, p->value_len);
+    n = p->value_len;
+  } else if (csn__uri_decode(p->value, p->value_len, v, &n) != 0 ||
+             memchr(v, '\0', n) != NULL) {
+    /* The value may be a secret: leave no copy of it behind. */
+    OPENSSL_cleanse(v, p->value_len + 1);
+    csn__free(v);
+    return CSN_EINVAL;
+  }
+  v[n] = '\0';
+  if (*out != NULL)
+    OPENSSL_cleanse(*out, strlen(*out));
+  csn__free(*out);
+  *out = v;
+  return CSN_OK;
+}
+
+static int url_value_bool(const csn_url_param *p, int *out) {
+  static const char *const yes[] = {"1", "true", "yes", "on"};
+  static const char *const no[] = {"0", "false", "no", "off"};
+  size_t i;
+  for (i = 0; i < CSN__ARRAY_SIZE(yes); i++) {
+    if (p->value_len == strlen(yes[i]) &&
+        memcmp(p->value, yes[i], p->value_len) == 0) {
+      *out = 1;
+      return CSN_OK;
+    }
+    if (p->value_len == strlen(no[i]) &&
+        memcmp(p->value, no[i], p->value_len) == 0) {
+      *out = 0;
+      return CSN_OK;
+    }
+  }
+  return CSN_EINVAL;
+}
+
+int csn_url_parse_query(const char *query, const csn_url_option *opts,
+                        size_t n, const char *store, char *errbuf,
+                        size_t errlen) {
+  const char *cur = query;
+  uint64_t seen = 0;
+  csn_url_param p;
+  int more;
+
+  if (store == NULL)
+    store = "store";
+  if (n > 64 || (n > 0 && opts == NULL))
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "%s: bad URL option table", store);
+  while ((more = csn_url_param_next(&cur, &p)) != 0) {
+    size_t i;
+    int rc;
+    /* A key is echoed only when short and printable; values never are
+     * (they may be passwords or keys). */
+    int klen = (int)(p.key_len > 32 ? 32 : p.key_len);
+    if (more < 0)
+      return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                            "%s: empty URL parameter or one without '='",
+                            store);
+    for (i = 0; i < n; i++)
+      if (csn_url_param_is(&p, opts[i].key))
+        break;
+    if (i == n)
+      return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                            "%s: unknown URL parameter '%.*s'", store, klen,
+                            p.key);
+    if (seen & (UINT64_C(1) << i))
+      return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                            "%s: URL parameter '%s' given twice", store,
+                            opts[i].key);
+    seen |= UINT64_C(1) << i;
+    switch (opts[i].type) {
+    case CSN_URL_INT:
+      rc = csn_url_param_int(&p, opts[i].min, opts[i].max,
+                             (int64_t *)opts[i].out);
+      if (rc != CSN_OK)
+        return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                              "%s: URL parameter '%s' must be an integer "
+                              "from %lld to %lld",
+                              store, opts[i].key, (long long)opts[i].min,
+                              (long long)opts[i].max);
+      break;
+    case CSN_URL_BOOL:
+      if (url_value_bool(&p, (int *)opts[i].out) != CSN_OK)
+        return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                              "%s: URL parameter '%s' must be 1/0, "
+                              "true/false, yes/no or on/off",
+                              store, opts[i].key);
+      break;
+    case CSN_URL_STR:
+      rc = url_value_str(&p, (char **)opts[i].out);
+      if (rc == CSN_ENOMEM)
+        return csn_store_fail(errbuf, errlen, rc, "%s: out of memory", store);
+      if (rc != CSN_OK)
+        return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                              "%s: URL parameter '%s' is not a valid "
+                              "percent-encoded string",
+                              store, opts[i].key);
+      break;
+    default:
+      return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                            "%s: bad URL option table", store);
+    }
+  }
   return CSN_OK;
 }

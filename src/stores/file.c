@@ -8,32 +8,66 @@
  * directory (same file system, so rename is atomic), writes the whole record,
  * fsyncs it, renames it over "<name>" and fsyncs the directory so that the
  * rename itself is on disk. A reader therefore sees either the old complete
- * file or the new complete file. A crash can leave a temporary file behind;
- * its name does not end with the extension, so listing, counting and reaping
- * ignore it, exactly as they ignore session-file-store's leftovers. Every
- * operation works relative to a directory descriptor opened once (openat and
- * friends), so a validated id is the only thing ever joined to it.
+ * file or the new complete file, and needs no lock. A crash can leave a
+ * temporary file behind; its name does not end with the extension, so
+ * listing, counting and reaping ignore it, exactly as they ignore
+ * session-file-store's leftovers. Every operation works relative to a
+ * directory descriptor opened once (openat and friends), so a validated id
+ * is the only thing ever joined to it.
  *
- * Concurrency: the server calls us from many worker threads. Two writes of
- * the same id would both succeed (last rename wins), but touch() is a
- * read-modify-write, so operations on one id are serialised by one of a
- * small array of mutexes chosen by hashing the id. Different ids never wait
- * for each other beyond a hash collision.
+ * Locking essay. Reads need no lock, but touch() and cas() read, decide and
+ * write, and several processes may share the directory (two app servers,
+ * a deploy overlapping the old and the new one, the admin tool). If a cas
+ * read the record, another process renamed a new version in, and the cas
+ * then wrote, that process's change would be lost without anyone noticing -
+ * the very thing cas exists to prevent. So every write of an id (set,
+ * touch, destroy, cas, and the reaper's and clear's unlinks) happens under a
+ * lock on that id that all processes see:
+ *
+ *   - one lock file per directory, ".csn.lock" (hidden, so never taken for
+ *     a session; created 0600 and empty), and in it one byte per slot:
+ *     slot = FNV-1a(file name) % FILE_LOCK_SLOTS. A write locks its slot's
+ *     byte with fcntl; ids that share a slot merely wait for each other.
+ *     A lock file per id would litter the directory and would need its own
+ *     cleanup, racing the very writers it protects.
+ *   - OFD locks (F_OFD_SETLKW) belong to the open file description, not to
+ *     the process: two stores opened on one directory in one process
+ *     exclude each other, and closing one never drops the other's locks
+ *     (both are the traps of classic F_SETLKW locks). They die with the
+ *     descriptor, so a crashed process holds nothing.
+ *   - Threads of one store share the descriptor, and an OFD lock does not
+ *     exclude its own description, so a mutex per slot group comes first
+ *     (slot % FILE_NLOCKS): a slot's byte is only ever taken under its
+ *     mutex, hence by one thread of the store at a time.
+ *   - A descriptor inherited through fork() is the same open file
+ *     description as the parent's, so a child would share (not contend
+ *     for) the parent's locks: the descriptor is reopened in a process
+ *     that did not open it (lock_fd()).
+ *   - The lock file is opened when the store opens, or on the first write
+ *     if the directory is read-only then (reading needs no lock): a store
+ *     that cannot lock cannot write, and says so.
+ * session-file-store takes no lock, so a Node writer on the same directory
+ * is not serialised with ours; its whole-record writes still reach us as
+ * conflicts that the core's merge absorbs.
  *
  * Encryption (a secret set) is a layer at the two ends and nothing else:
  * every read of a file goes through open_sealed() right after read_file(),
  * every write through write_buf(), which seals the finished text; get, set,
- * touch, length, all and the reaper all use those two paths, so the record
- * logic in between never sees ciphertext. The format and its costs are in
- * file_crypt.c.
+ * touch, cas, length, all and the reaper all use those two paths, so the
+ * record logic in between never sees ciphertext. The format and its costs
+ * are in file_crypt.c.
  */
+/* F_OFD_SETLKW is a GNU (and POSIX 2024) name. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +86,23 @@
 #define FILE_DEFAULT_TTL_MS INT64_C(3600000)
 #define FILE_DEFAULT_REAP_MS INT64_C(3600000)
 #define FILE_DEFAULT_BATCH 500
+#define FILE_REAP_JITTER_PCT 50 /* processes sharing a directory spread out */
 #define FILE_MAX_RECORD (16u * 1024u * 1024u)
 #define FILE_NLOCKS 64
+#define FILE_LOCK_SLOTS 1024 /* a multiple of FILE_NLOCKS */
+#define FILE_LOCK_NAME ".csn.lock"
 #define FILE_EXT_MAX 64
+
+#ifdef F_OFD_SETLKW
+#define FILE_SETLKW F_OFD_SETLKW
+#define FILE_SETLK F_OFD_SETLK
+#else
+/* Classic process locks where OFD locks are missing: threads are still
+ * serialised by the slot mutexes, processes by the byte locks; only two
+ * stores on one directory in one process no longer exclude each other. */
+#define FILE_SETLKW F_SETLKW
+#define FILE_SETLK F_SETLK
+#endif
 
 typedef struct file_store {
   csn_store base; /* first: the vtable pointer */
@@ -68,37 +116,102 @@ typedef struct file_store {
   csn__fcrypt *crypt; /* NULL: plaintext files */
   size_t max_file;    /* largest file read; encryption inflates records */
   pthread_mutex_t locks[FILE_NLOCKS];
-  /* Reaper thread and its stop signal. */
-  int has_reaper;
-  pthread_t reaper;
-  pthread_mutex_t stop_mu;
-  pthread_cond_t stop_cv;
-  int stop;
+  /* The lock file (see the essay): descriptor and the process that opened
+   * it, both written under lockfd_mu. */
+  pthread_mutex_t lockfd_mu;
+  _Atomic int lockfd;
+  _Atomic pid_t lockfd_pid;
+  csn_sweeper *reaper; /* NULL: no background reaping */
 } file_store;
 
 /* ------------------------------------------------------------------------ */
-/* Small helpers                                                            */
+/* Names and locks                                                          */
 /* ------------------------------------------------------------------------ */
 
-static void set_errbuf(char *errbuf, size_t errlen, const char *fmt, ...)
-    CSN__PRINTF(3, 4);
-static void set_errbuf(char *errbuf, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  if (errbuf == NULL || errlen == 0) return;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* FNV-1a over the file name (so hashed names and the reaper, which knows
- * only names, agree): spreads files over the lock array; no security role. */
-static pthread_mutex_t *lock_for(file_store *fs, const char *name) {
+ * only names, agree): spreads files over the lock slots; no security
+ * role. */
+static uint32_t name_hash(const char *name) {
   uint32_t h = 2166136261u;
   for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
     h ^= *p;
     h *= 16777619u;
   }
-  return &fs->locks[h % FILE_NLOCKS];
+  return h;
+}
+
+/* The lock file's descriptor for this process, opening it if needed.
+ * CSN_EIO with a message when it cannot be opened (a read-only directory
+ * without a lock file, or a lock file we may not write). */
+static int lock_fd(file_store *fs, int *fd) {
+  pid_t me = getpid();
+  if (atomic_load(&fs->lockfd) >= 0 && atomic_load(&fs->lockfd_pid) == me) {
+    *fd = atomic_load(&fs->lockfd);
+    return CSN_OK;
+  }
+  int rc = CSN_OK;
+  pthread_mutex_lock(&fs->lockfd_mu);
+  if (atomic_load(&fs->lockfd) < 0 || atomic_load(&fs->lockfd_pid) != me) {
+    /* An inherited descriptor shares its locks with the parent: closing
+     * our copy leaves the parent's description (and locks) alone. */
+    int old = atomic_load(&fs->lockfd);
+    int nfd = openat(fs->dirfd, FILE_LOCK_NAME,
+                     O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (nfd < 0) {
+      rc = csn_store_set_error(&fs->base, CSN_EIO,
+                               "cannot open lock file %s/%s: %s", fs->dir,
+                               FILE_LOCK_NAME, strerror(errno));
+    } else {
+      if (old >= 0) close(old);
+      atomic_store(&fs->lockfd, nfd);
+      atomic_store(&fs->lockfd_pid, me);
+    }
+  }
+  *fd = atomic_load(&fs->lockfd);
+  pthread_mutex_unlock(&fs->lockfd_mu);
+  return rc;
+}
+
+/* A held lock on one file name: its slot mutex and its byte. */
+typedef struct name_lock {
+  pthread_mutex_t *mu;
+  int fd;
+  off_t slot;
+} name_lock;
+
+static int lock_slot(int fd, short type, off_t slot, int wait) {
+  struct flock fl;
+  memset(&fl, 0, sizeof fl); /* l_pid must be 0 for OFD locks */
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = slot;
+  fl.l_len = 1;
+  int rc;
+  while ((rc = fcntl(fd, wait ? FILE_SETLKW : FILE_SETLK, &fl)) != 0 &&
+         errno == EINTR) {
+  }
+  return rc;
+}
+
+/* Take the write lock of `name` (see the essay): the slot mutex, then the
+ * slot's byte in the lock file. CSN_EIO when the lock file is unusable;
+ * nothing is held then. */
+static int name_lock_take(file_store *fs, const char *name, name_lock *lk) {
+  lk->slot = (off_t)(name_hash(name) % FILE_LOCK_SLOTS);
+  lk->mu = &fs->locks[lk->slot % FILE_NLOCKS];
+  pthread_mutex_lock(lk->mu);
+  int rc = lock_fd(fs, &lk->fd);
+  if (rc == CSN_OK && lock_slot(lk->fd, F_WRLCK, lk->slot, 1) != 0)
+    rc = csn_store_set_error(&fs->base, CSN_EIO, "cannot lock %s/%s: %s",
+                             fs->dir, FILE_LOCK_NAME, strerror(errno));
+  if (rc != CSN_OK) pthread_mutex_unlock(lk->mu);
+  return rc;
+}
+
+static void name_lock_release(name_lock *lk) {
+  /* Unlocking a range we hold cannot fail short of a bad descriptor. */
+  (void)lock_slot(lk->fd, F_UNLCK, lk->slot, 0);
+  pthread_mutex_unlock(lk->mu);
 }
 
 /* The file name of a session: "<sid><ext>", session-file-store's name.
@@ -106,7 +219,9 @@ static pthread_mutex_t *lock_for(file_store *fs, const char *name) {
  * common file system, while ids may have 255 bytes) is stored as
  * "~<hex SHA-256 of the id><ext>" with the id inside the record (__csnId),
  * so all() can report it. No Node store can hold such an id, so nothing is
- * lost in compatibility. NULL on ENOMEM. */
+ * lost in compatibility. The one name that would be the lock file (an id
+ * ".csn.lock" with an empty extension, say) is hashed the same way, so no
+ * write can ever replace the lock file. NULL on ENOMEM. */
 #define FILE_NAME_MAX 255
 static char *file_name(const file_store *fs, const char *sid, int *hashed) {
   size_t n = strlen(sid);
@@ -117,7 +232,8 @@ static char *file_name(const file_store *fs, const char *sid, int *hashed) {
     memcpy(s, sid, n);
     memcpy(s + n, fs->ext, fs->ext_len + 1);
     *hashed = 0;
-    return s;
+    if (strcmp(s, FILE_LOCK_NAME) != 0) return s;
+    csn__free(s);
   }
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256((const unsigned char *)sid, n, md);
@@ -131,8 +247,9 @@ static char *file_name(const file_store *fs, const char *sid, int *hashed) {
   return s;
 }
 
-/* Does a directory entry name a session file? Hidden names never do, and the
- * rest is session-file-store's rule: the name ends with the extension. */
+/* Does a directory entry name a session file? Hidden names never do (the
+ * lock file is one), and the rest is session-file-store's rule: the name
+ * ends with the extension. */
 static int is_session_name(const file_store *fs, const char *name,
                            size_t *id_len) {
   size_t n = strlen(name);
@@ -279,13 +396,20 @@ fail: {
 /* ------------------------------------------------------------------------ */
 
 /* Why records are edited as text. The record is the core's serialisation,
- * and the store must hand back exactly those bytes: re-serialising with
- * jansson would turn 0.1 into 0.10000000000000001 and "\u00e9" into raw
- * UTF-8, and a Node reader would then see different data. So jansson only
- * validates and reads values; the two bookkeeping members (__lastAccess, and
- * __csnId for hashed names, below) are removed and appended as text, and
- * touch() swaps the cookie's value text. The scanner below runs only on text
- * jansson has already accepted as one JSON object, so it can be simple. */
+ * and the store must hand back exactly those bytes (cas() compares them):
+ * re-serialising with jansson would turn 0.1 into 0.10000000000000001 and
+ * "\u00e9" into raw UTF-8, and a Node reader would then see different data.
+ * So jansson only validates and reads values; touch() swaps the cookie with
+ * the kit's csn_record_splice_cookie(), and the two bookkeeping members
+ * (__lastAccess, and __csnId for hashed names) are appended as text on
+ * write and cut out as text on read.
+ *
+ * The cutting is the one edit the kit does not offer (it replaces the
+ * cookie and nothing else), hence the small scanner below. It runs only on
+ * text jansson has already accepted as one JSON object, so it can be
+ * simple. Our own writes put the members last, but a record written by
+ * Node keeps __lastAccess where it first appeared, data members added by
+ * later requests after it, so the member may be anywhere. */
 
 /* Skip one JSON value starting at t[i] (no leading whitespace). */
 static size_t skip_value(const char *t, size_t n, size_t i) {
@@ -320,15 +444,11 @@ static size_t skip_ws(const char *t, size_t n, size_t i) {
   return i;
 }
 
-typedef struct span {
-  size_t cut_from, cut_to; /* the member plus one comma: removing it leaves
-                              a valid object */
-  size_t val_from, val_to; /* the value's text */
-} span;
-
-/* Locate top-level member `key` (compared as raw text between the quotes).
- * Returns 1 when found. */
-static int member_span(const char *t, size_t n, const char *key, span *sp) {
+/* Find top-level member `key` (compared as raw text between the quotes)
+ * and the bytes [*from, *to) to cut: the member plus one comma, so that
+ * what is left is still an object. Returns 1 when found. */
+static int member_cut(const char *t, size_t n, const char *key, size_t *from,
+                      size_t *to) {
   size_t klen = strlen(key), i = skip_ws(t, n, 0), prev_comma = 0;
   int have_prev = 0;
   if (i >= n || t[i] != '{') return 0;
@@ -339,24 +459,17 @@ static int member_span(const char *t, size_t n, const char *key, span *sp) {
     size_t kend = i - 1;
     i = skip_ws(t, n, i);
     if (i >= n || t[i] != ':') return 0;
-    i = skip_ws(t, n, i + 1);
-    size_t vstart = i;
-    i = skip_value(t, n, i);
+    i = skip_value(t, n, skip_ws(t, n, i + 1));
     size_t vend = i;
     i = skip_ws(t, n, i);
     int comma = i < n && t[i] == ',';
     if (kend - kstart == klen && memcmp(t + kstart, key, klen) == 0) {
-      sp->val_from = vstart;
-      sp->val_to = vend;
-      if (comma) {
-        sp->cut_from = mstart;
-        sp->cut_to = skip_ws(t, n, i + 1);
-      } else if (have_prev) {
-        sp->cut_from = prev_comma;
-        sp->cut_to = vend;
-      } else {
-        sp->cut_from = mstart;
-        sp->cut_to = vend;
+      if (comma) { /* cut "key":value, and the space up to the next key */
+        *from = mstart;
+        *to = skip_ws(t, n, i + 1);
+      } else { /* the last member: cut from the comma before it, if any */
+        *from = have_prev ? prev_comma : mstart;
+        *to = vend;
       }
       return 1;
     }
@@ -368,28 +481,20 @@ static int member_span(const char *t, size_t n, const char *key, span *sp) {
   return 0;
 }
 
-/* Append t to b without the top-level member `key`. */
-static void append_without(csn__buf *b, const char *t, size_t n,
-                           const char *key) {
-  span sp;
-  if (!member_span(t, n, key, &sp)) {
-    csn__buf_append(b, t, n);
-    return;
-  }
-  csn__buf_append(b, t, sp.cut_from);
-  csn__buf_append(b, t + sp.cut_to, n - sp.cut_to);
-}
-
-/* Append t minus the bookkeeping members __lastAccess and __csnId. */
+/* Append t[0..n) to b minus the bookkeeping members __csnId and
+ * __lastAccess: what get() returns and cas() compares. */
 static void append_stripped(csn__buf *b, const char *t, size_t n) {
-  csn__buf tmp;
-  csn__buf_init(&tmp);
-  append_without(&tmp, t, n, "__csnId");
-  if (tmp.oom || tmp.data == NULL)
-    b->oom = 1;
-  else
-    append_without(b, tmp.data, tmp.len, "__lastAccess");
-  csn__buf_free(&tmp);
+  static const char *const keys[] = {"__csnId", "__lastAccess"};
+  size_t base = b->len;
+  csn__buf_append(b, t, n);
+  for (size_t k = 0; k < CSN__ARRAY_SIZE(keys) && !b->oom && b->data; k++) {
+    char *s = b->data + base;
+    size_t from, to;
+    if (member_cut(s, b->len - base, keys[k], &from, &to)) {
+      memmove(s + from, s + to, b->len - base - to);
+      b->len -= to - from;
+    }
+  }
 }
 
 /* Parse a stored file into an object. CSN_ECORRUPT (with a message) when it
@@ -494,6 +599,29 @@ static int load_record(file_store *fs, const char *name, char **text,
   return CSN_OK;
 }
 
+/* What get() returns for a file, and what cas() compares: the live record
+ * without the bookkeeping members. CSN_OK with *out (NUL-terminated, the
+ * caller's); CSN_ENOENT when missing or expired (*expired tells which);
+ * CSN_ECORRUPT, CSN_ENOMEM or CSN_EIO. */
+static int load_stripped(file_store *fs, const char *name, char **out,
+                         size_t *len, int *expired) {
+  char *text = NULL;
+  size_t n = 0;
+  json_t *rec = NULL;
+  int rc = load_record(fs, name, &text, &n, &rec, expired);
+  *out = NULL;
+  if (rc == CSN_OK) {
+    csn__buf b;
+    csn__buf_init(&b);
+    append_stripped(&b, text, n);
+    *out = csn__buf_steal(&b, len);
+    if (*out == NULL) rc = CSN_ENOMEM;
+  }
+  json_decref(rec);
+  csn__free(text);
+  return rc;
+}
+
 /* Close the record in b (whose text ends with the object's '}') with the
  * bookkeeping members: b's text minus that brace, then __lastAccess = now
  * and, for hashed names, __csnId. */
@@ -528,7 +656,7 @@ static int finish_record(csn__buf *b, const char *sid, int hashed) {
 }
 
 /* Every record write ends here: the finished text, sealed when a secret
- * is set, then the atomic replace. */
+ * is set, then the atomic replace. The caller holds the name's lock. */
 static int write_buf(file_store *fs, const char *name, csn__buf *b) {
   size_t n = 0;
   char *out = csn__buf_steal(b, &n);
@@ -562,33 +690,45 @@ static int check_sid(file_store *fs, const char *sid) {
   return CSN_OK;
 }
 
+/* A record handed to set/cas/touch must be a JSON object (touch's must
+ * also carry a cookie object). */
+static int check_given(file_store *fs, const char *op, const char *json,
+                       size_t len, int need_cookie) {
+  json_t *rec = NULL;
+  int rc = parse_record(fs, op, json, len, &rec);
+  if (rc == CSN_OK && need_cookie &&
+      !json_is_object(json_object_get(rec, "cookie")))
+    rc = csn_store_set_error(&fs->base, CSN_EINVAL,
+                             "%s: record has no cookie", op);
+  json_decref(rec);
+  if (rc == CSN_ECORRUPT)
+    rc = csn_store_set_error(&fs->base, CSN_EINVAL,
+                             "%s: record is not a JSON object", op);
+  return rc;
+}
+
+/* The file content for a record given to set/cas: its text without any
+ * bookkeeping members the caller left in, then fresh ones. */
+static int build_record(csn__buf *b, const char *json, size_t len,
+                        const char *sid, int hashed) {
+  csn__buf_init(b);
+  append_stripped(b, json, len);
+  return finish_record(b, sid, hashed);
+}
+
 static int file_get(csn_store *st, const char *sid, char **json,
                     size_t *len) {
   file_store *fs = (file_store *)st;
   int rc = check_sid(fs, sid), expired = 0, hashed = 0;
   if (rc != CSN_OK) return rc;
-  char *name = file_name(fs, sid, &hashed), *text = NULL;
+  char *name = file_name(fs, sid, &hashed);
   if (name == NULL) return CSN_ENOMEM;
-  size_t n = 0;
-  json_t *rec = NULL;
-  pthread_mutex_t *mu = lock_for(fs, name);
-  pthread_mutex_lock(mu);
-  rc = load_record(fs, name, &text, &n, &rec, &expired);
-  pthread_mutex_unlock(mu);
+  /* No lock: a rename replaces the file whole (see the top of the file). */
+  rc = load_stripped(fs, name, json, len, &expired);
   csn__free(name);
   /* A corrupt file is reported (the message stays in csn_store_errmsg())
    * and then treated as absent: the user gets a fresh session, not a 500. */
-  if (rc == CSN_ECORRUPT) rc = CSN_ENOENT;
-  if (rc == CSN_OK) {
-    csn__buf b;
-    csn__buf_init(&b);
-    append_stripped(&b, text, n);
-    *json = csn__buf_steal(&b, len);
-    if (*json == NULL) rc = CSN_ENOMEM;
-  }
-  json_decref(rec);
-  csn__free(text);
-  return rc;
+  return rc == CSN_ECORRUPT ? CSN_ENOENT : rc;
 }
 
 static int file_set(csn_store *st, const char *sid, const char *json,
@@ -596,26 +736,49 @@ static int file_set(csn_store *st, const char *sid, const char *json,
   file_store *fs = (file_store *)st;
   (void)expires_ms; /* the record's own cookie carries it */
   int rc = check_sid(fs, sid), hashed = 0;
+  if (rc == CSN_OK) rc = check_given(fs, "set", json, len, 0);
   if (rc != CSN_OK) return rc;
-  json_t *rec = NULL;
-  rc = parse_record(fs, sid, json, len, &rec);
-  json_decref(rec);
-  if (rc == CSN_ENOMEM) return rc;
-  if (rc != CSN_OK)
-    return csn_store_set_error(st, CSN_EINVAL, "set: record is not a JSON "
-                                               "object");
   char *name = file_name(fs, sid, &hashed);
   if (name == NULL) return CSN_ENOMEM;
   csn__buf b;
-  csn__buf_init(&b);
-  append_stripped(&b, json, len);
-  rc = finish_record(&b, sid, hashed);
-  if (rc == CSN_OK) {
-    pthread_mutex_t *mu = lock_for(fs, name);
-    pthread_mutex_lock(mu);
+  name_lock lk;
+  rc = build_record(&b, json, len, sid, hashed);
+  if (rc == CSN_OK && (rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
     rc = write_buf(fs, name, &b);
-    pthread_mutex_unlock(mu);
+    name_lock_release(&lk);
   }
+  csn__buf_free(&b);
+  csn__free(name);
+  return rc;
+}
+
+/* Compare-and-set: under the name's lock (so no other thread or process
+ * can write in between), compare the live record as get() would return it
+ * with `expected`, and write as set() does only if they are equal. */
+static int file_cas(csn_store *st, const char *sid, const char *expected,
+                    size_t expected_len, const char *json, size_t len,
+                    int64_t expires_ms) {
+  file_store *fs = (file_store *)st;
+  (void)expires_ms;
+  int rc = check_sid(fs, sid), hashed = 0, expired = 0;
+  if (rc == CSN_OK) rc = check_given(fs, "cas", json, len, 0);
+  if (rc != CSN_OK) return rc;
+  char *name = file_name(fs, sid, &hashed), *cur = NULL;
+  if (name == NULL) return CSN_ENOMEM;
+  size_t n = 0;
+  csn__buf b;
+  name_lock lk;
+  rc = build_record(&b, json, len, sid, hashed);
+  if (rc == CSN_OK && (rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
+    rc = load_stripped(fs, name, &cur, &n, &expired);
+    if (rc == CSN_ECORRUPT) rc = CSN_ENOENT; /* as get() reports it */
+    if (rc == CSN_OK &&
+        (n != expected_len || memcmp(cur, expected, n) != 0))
+      rc = CSN_ECONFLICT;
+    if (rc == CSN_OK) rc = write_buf(fs, name, &b);
+    name_lock_release(&lk);
+  }
+  csn__free(cur);
   csn__buf_free(&b);
   csn__free(name);
   return rc;
@@ -623,83 +786,60 @@ static int file_set(csn_store *st, const char *sid, const char *json,
 
 static int file_destroy(csn_store *st, const char *sid) {
   file_store *fs = (file_store *)st;
-  int rc = check_sid(fs, sid);
+  int rc = check_sid(fs, sid), hashed = 0;
   if (rc != CSN_OK) return rc;
-  int hashed = 0;
   char *name = file_name(fs, sid, &hashed);
   if (name == NULL) return CSN_ENOMEM;
-  pthread_mutex_t *mu = lock_for(fs, name);
-  pthread_mutex_lock(mu);
-  if (unlinkat(fs->dirfd, name, 0) != 0 && errno != ENOENT)
-    rc = csn_store_set_error(st, CSN_EIO, "cannot remove %s/%s: %s", fs->dir,
-                             name, strerror(errno));
-  pthread_mutex_unlock(mu);
+  name_lock lk;
+  if ((rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
+    if (unlinkat(fs->dirfd, name, 0) != 0 && errno != ENOENT)
+      rc = csn_store_set_error(st, CSN_EIO, "cannot remove %s/%s: %s",
+                               fs->dir, name, strerror(errno));
+    name_lock_release(&lk);
+  }
   csn__free(name);
   return rc;
 }
 
 /* session-file-store's touch: re-read the stored record, give it the
  * caller's cookie and write it back, so data written by a concurrent set in
- * another process is not overwritten with this request's stale copy. An
- * expired record restarts as {cookie} (as in session-file-store); a missing
- * one is left missing; a corrupt one is left for set() to replace. */
+ * another process is not overwritten with this request's stale copy (under
+ * the lock, so none can slip in between either). An expired record
+ * restarts as {cookie} (as in session-file-store); a missing one is left
+ * missing; a corrupt one is left for set() to replace. */
 static int file_touch(csn_store *st, const char *sid, const char *json,
                       size_t len, int64_t expires_ms) {
   file_store *fs = (file_store *)st;
   (void)expires_ms;
   int rc = check_sid(fs, sid), expired = 0, hashed = 0;
+  if (rc == CSN_OK) rc = check_given(fs, "touch", json, len, 1);
   if (rc != CSN_OK) return rc;
-  json_t *given = NULL;
-  rc = parse_record(fs, sid, json, len, &given);
-  json_decref(given);
-  if (rc == CSN_ENOMEM) return rc;
-  if (rc != CSN_OK)
-    return csn_store_set_error(st, CSN_EINVAL, "touch: record is not a JSON "
-                                               "object");
-  span cs;
-  if (!member_span(json, len, "cookie", &cs))
-    return csn_store_set_error(st, CSN_EINVAL, "touch: record has no cookie");
-  char *name = file_name(fs, sid, &hashed), *text = NULL;
+  char *name = file_name(fs, sid, &hashed), *cur = NULL, *out = NULL;
   if (name == NULL) return CSN_ENOMEM;
-  size_t n = 0;
-  json_t *rec = NULL;
-  csn__buf base, b;
-  csn__buf_init(&base);
-  csn__buf_init(&b);
-  pthread_mutex_t *mu = lock_for(fs, name);
-  pthread_mutex_lock(mu);
-  rc = load_record(fs, name, &text, &n, &rec, &expired);
-  if (rc == CSN_OK || expired) {
-    if (expired)
-      csn__buf_puts(&base, "{}");
-    else
-      append_stripped(&base, text, n);
-    span old;
-    if (!base.oom && member_span(base.data, base.len, "cookie", &old)) {
-      /* Swap the value, keep the member where it was. */
-      csn__buf_append(&b, base.data, old.val_from);
-      csn__buf_append(&b, json + cs.val_from, cs.val_to - cs.val_from);
-      csn__buf_append(&b, base.data + old.val_to, base.len - old.val_to);
-    } else if (!base.oom) {
-      /* No cookie stored: put it first, where express-session has it. */
-      size_t i = skip_ws(base.data, base.len, 0) + 1;
-      size_t j = skip_ws(base.data, base.len, i);
-      csn__buf_append(&b, base.data, i);
-      csn__buf_puts(&b, "\"cookie\":");
-      csn__buf_append(&b, json + cs.val_from, cs.val_to - cs.val_from);
-      if (base.data[j] != '}') csn__buf_putc(&b, ',');
-      csn__buf_append(&b, base.data + i, base.len - i);
+  size_t n = 0, olen = 0;
+  name_lock lk;
+  if ((rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
+    rc = load_stripped(fs, name, &cur, &n, &expired);
+    if (rc == CSN_OK || expired) {
+      rc = csn_record_splice_cookie(expired ? "{}" : cur, expired ? 2 : n,
+                                    json, len, &out, &olen);
+      if (rc == CSN_OK) {
+        csn__buf b;
+        csn__buf_init(&b);
+        csn__buf_append(&b, out, olen);
+        rc = finish_record(&b, sid, hashed);
+        if (rc == CSN_OK) rc = write_buf(fs, name, &b);
+        csn__buf_free(&b);
+      } else if (rc != CSN_ENOMEM) { /* both texts were checked already */
+        rc = csn_store_set_error(st, rc, "touch: cannot splice the cookie");
+      }
+    } else if (rc == CSN_ENOENT || rc == CSN_ECORRUPT) {
+      rc = CSN_OK; /* nothing to touch */
     }
-    rc = base.oom ? CSN_ENOMEM : finish_record(&b, sid, hashed);
-    if (rc == CSN_OK) rc = write_buf(fs, name, &b);
-  } else if (rc == CSN_ENOENT || rc == CSN_ECORRUPT) {
-    rc = CSN_OK; /* nothing to touch */
+    name_lock_release(&lk);
   }
-  pthread_mutex_unlock(mu);
-  csn__buf_free(&base);
-  csn__buf_free(&b);
-  json_decref(rec);
-  csn__free(text);
+  csn__free(out);
+  csn__free(cur);
   csn__free(name);
   return rc;
 }
@@ -755,10 +895,7 @@ static int load_named(file_store *fs, const char *name, size_t id_len,
                       char sid[CSN_ID_MAX + 1], char **text, size_t *n) {
   json_t *rec = NULL;
   int expired = 0;
-  pthread_mutex_t *mu = lock_for(fs, name);
-  pthread_mutex_lock(mu);
   int rc = load_record(fs, name, text, n, &rec, &expired);
-  pthread_mutex_unlock(mu);
   if (rc == CSN_OK) {
     json_t *hid = json_object_get(rec, "__csnId");
     if (name[0] == '~' && id_len == 1 + 2 * SHA256_DIGEST_LENGTH &&
@@ -801,13 +938,19 @@ static int file_length(csn_store *st, size_t *count) {
   return rc;
 }
 
+/* Under the lock, so that a cas in flight cannot bring a cleared session
+ * back. */
 static int clear_one(file_store *fs, const char *name, size_t id_len,
                      void *ud) {
   (void)id_len, (void)ud;
+  name_lock lk;
+  int rc = name_lock_take(fs, name, &lk);
+  if (rc != CSN_OK) return rc;
   if (unlinkat(fs->dirfd, name, 0) != 0 && errno != ENOENT)
-    return csn_store_set_error(&fs->base, CSN_EIO, "cannot remove %s/%s: %s",
-                               fs->dir, name, strerror(errno));
-  return 0;
+    rc = csn_store_set_error(&fs->base, CSN_EIO, "cannot remove %s/%s: %s",
+                             fs->dir, name, strerror(errno));
+  name_lock_release(&lk);
+  return rc;
 }
 
 static int file_clear(csn_store *st) {
@@ -847,104 +990,98 @@ static int file_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   return a.stopped ? CSN_OK : rc;
 }
 
-/* Reaping. One step examines at most `reap_batch` names; the reaper thread
- * pauses between steps, prune() does not. */
+/* Reaping. One step examines at most `reap_batch` names; the reaper pauses
+ * between steps, prune() does not. */
 typedef struct prune_ctx {
   size_t removed;
   size_t seen;
   size_t skip;  /* names already handled by earlier steps */
   size_t limit; /* names to examine in this step; 0: no limit */
   int64_t now;
+  csn_sweeper *sw; /* the reaper's, to notice close(); NULL for prune() */
 } prune_ctx;
 
+/* Should the reaper remove this file? Missing or unreadable: no. */
+static int reapable(file_store *fs, const char *name, int64_t now) {
+  char *text = NULL;
+  size_t n = 0;
+  int64_t mtime = 0;
+  int drop = 0, rc = read_file(fs, name, &text, &n, &mtime);
+  /* An undecryptable file is judged like a corrupt one: by its age. */
+  if (rc == CSN_OK && (rc = open_sealed(fs, name, &text, &n)) == CSN_ECORRUPT)
+    drop = mtime + fs->ttl_ms < now;
+  if (rc == CSN_OK) {
+    json_t *rec = NULL;
+    if (parse_record(fs, name, text, n, &rec) == CSN_OK)
+      drop = record_expired(fs, rec, mtime, now);
+    else
+      drop = mtime + fs->ttl_ms < now; /* corrupt and old enough */
+    json_decref(rec);
+    csn__free(text);
+  }
+  return drop;
+}
+
+/* Judge one file, and remove it if expired. The verdict is taken again
+ * under the name's lock, so that a record written since the first look is
+ * never removed; the first look takes no lock, so that reading the many
+ * live files (with a secret, a Node-written one costs a key derivation)
+ * never holds up a writer. */
 static int prune_one(file_store *fs, const char *name, size_t id_len,
                      void *ud) {
   prune_ctx *p = ud;
   (void)id_len;
   if (p->seen++ < p->skip) return 0;
   if (p->limit != 0 && p->seen > p->skip + p->limit) return 1;
+  /* close() must not wait for a whole batch of derivations either. */
+  if (p->sw != NULL && csn_sweeper_stopping(p->sw)) return 1;
+  if (!reapable(fs, name, p->now)) return 0;
 
-  pthread_mutex_t *mu = lock_for(fs, name);
-  pthread_mutex_lock(mu);
-  char *text = NULL;
-  size_t n = 0;
-  int64_t mtime = 0;
-  int rc = read_file(fs, name, &text, &n, &mtime), drop = 0;
-  /* An undecryptable file is judged like a corrupt one: by its age. */
-  if (rc == CSN_OK && (rc = open_sealed(fs, name, &text, &n)) == CSN_ECORRUPT)
-    drop = mtime + fs->ttl_ms < p->now;
-  if (rc == CSN_OK) {
-    json_t *rec = NULL;
-    if (parse_record(fs, name, text, n, &rec) == CSN_OK)
-      drop = record_expired(fs, rec, mtime, p->now);
-    else
-      drop = mtime + fs->ttl_ms < p->now; /* corrupt and old enough */
-    json_decref(rec);
-    csn__free(text);
-  }
-  if (drop && unlinkat(fs->dirfd, name, 0) == 0) p->removed++;
-  pthread_mutex_unlock(mu);
+  name_lock lk;
+  int rc = name_lock_take(fs, name, &lk);
+  if (rc != CSN_OK) return rc;
+  if (reapable(fs, name, p->now) && unlinkat(fs->dirfd, name, 0) == 0)
+    p->removed++;
+  name_lock_release(&lk);
   return 0;
 }
 
 static int file_prune(csn_store *st, size_t *removed) {
-  prune_ctx p = {0, 0, 0, 0, csn__now_ms()};
+  prune_ctx p = {0, 0, 0, 0, csn__now_ms(), NULL};
   int rc = each_name((file_store *)st, prune_one, &p);
   if (removed != NULL) *removed = p.removed;
   return rc < 0 ? rc : CSN_OK;
 }
 
-/* Wait up to ms for the stop flag; returns non-zero when asked to stop. */
-static int reaper_wait(file_store *fs, int64_t ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += (time_t)(ms / 1000);
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
+/* The reaper (the kit's sweeper: monotonic clock, jittered so that the
+ * processes sharing a directory do not all walk it at once): walk the
+ * directory in steps of reap_batch names. A step re-lists from the start
+ * and skips what earlier steps saw, which keeps no directory stream open
+ * across pauses (names may come and go meanwhile; a file missed now is
+ * caught next interval). */
+static void reap_sweep(csn_sweeper *sw, void *ud) {
+  file_store *fs = ud;
+  size_t skip = 0;
+  for (;;) {
+    /* Skipping the names earlier steps handled costs a readdir only. */
+    prune_ctx p = {0, 0, skip, fs->reap_batch, csn__now_ms(), sw};
+    int rc = each_name(fs, prune_one, &p);
+    if (rc < 0 || p.seen <= skip + fs->reap_batch) break;
+    skip += fs->reap_batch;
+    /* A short breath between steps, so that a huge directory does not
+     * hold a core and the disk for the whole walk. */
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+    if (csn_sweeper_stopping(sw)) break;
   }
-  pthread_mutex_lock(&fs->stop_mu);
-  while (!fs->stop &&
-         pthread_cond_timedwait(&fs->stop_cv, &fs->stop_mu, &ts) == 0) {
-  }
-  int stop = fs->stop;
-  pthread_mutex_unlock(&fs->stop_mu);
-  return stop;
-}
-
-/* The reaper: every interval, walk the directory in steps of reap_batch
- * names. A step re-lists from the start and skips what earlier steps saw,
- * which keeps no directory stream open across pauses (names may come and go
- * meanwhile; a file missed now is caught next interval). */
-static void *reaper_main(void *arg) {
-  file_store *fs = arg;
-  while (!reaper_wait(fs, fs->reap_ms)) {
-    size_t skip = 0;
-    for (;;) {
-      /* Skipping the names earlier steps handled costs a readdir only. */
-      prune_ctx p = {0, 0, skip, fs->reap_batch, csn__now_ms()};
-      int rc = each_name(fs, prune_one, &p);
-      if (rc < 0 || p.seen <= skip + fs->reap_batch) break;
-      skip += fs->reap_batch;
-      if (reaper_wait(fs, 10)) return NULL;
-    }
-  }
-  return NULL;
 }
 
 static void file_close(csn_store *st) {
   file_store *fs = (file_store *)st;
-  if (fs->has_reaper) {
-    pthread_mutex_lock(&fs->stop_mu);
-    fs->stop = 1;
-    pthread_cond_broadcast(&fs->stop_cv);
-    pthread_mutex_unlock(&fs->stop_mu);
-    pthread_join(fs->reaper, NULL);
-  }
+  csn_sweeper_stop(fs->reaper);
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_destroy(&fs->locks[i]);
-  pthread_mutex_destroy(&fs->stop_mu);
-  pthread_cond_destroy(&fs->stop_cv);
+  pthread_mutex_destroy(&fs->lockfd_mu);
+  if (atomic_load(&fs->lockfd) >= 0) close(atomic_load(&fs->lockfd));
   if (fs->dirfd >= 0) close(fs->dirfd);
   csn__fcrypt_free(fs->crypt);
   csn__free(fs->dir);
@@ -953,24 +1090,28 @@ static void file_close(csn_store *st) {
 }
 
 static const csn_store_methods file_methods = {
-    CSN_STORE_METHODS_VERSION,
-    "file",
-    file_get,
-    file_set,
-    file_destroy,
-    file_touch,
-    file_clear,
-    file_length,
-    file_all,
-    file_prune,
-    file_close,
+    .version = CSN_STORE_METHODS_VERSION,
+    .name = "file",
+    .get = file_get,
+    .set = file_set,
+    .destroy = file_destroy,
+    .touch = file_touch,
+    .clear = file_clear,
+    .length = file_length,
+    .all = file_all,
+    .prune = file_prune,
+    .close = file_close,
+    .cas = file_cas,
 };
 
 /* ------------------------------------------------------------------------ */
 /* Opening                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* mkdir -p, as session-file-store does when constructed. */
+/* mkdir -p, as session-file-store does when constructed. CSN_OK,
+ * CSN_ENOMEM, or CSN_EIO with errno set. (This returned -1 for a failed
+ * mkdir, which is CSN_ENOMEM's value: an uncreatable directory was
+ * reported as "out of memory".) */
 static int make_dirs(const char *path) {
   size_t n = strlen(path);
   char *p = csn__strdup(path);
@@ -983,46 +1124,51 @@ static int make_dirs(const char *path) {
       int e = errno;
       csn__free(p);
       errno = e;
-      return -1;
+      return CSN_EIO;
     }
     p[i] = c;
   }
   csn__free(p);
-  return 0;
+  return CSN_OK;
 }
 
 int csn_store_file_new(const csn_file_options *opts, csn_store **out,
                        char *errbuf, size_t errlen) {
   csn_file_options o = {0};
   if (opts != NULL) o = *opts;
-  if (out == NULL) return CSN_EINVAL;
+  if (out == NULL)
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "file store: no output pointer");
   *out = NULL;
   if (o.dir == NULL || o.dir[0] == '\0') o.dir = "./sessions";
   if (o.ext == NULL) o.ext = ".json";
   if (o.ttl_ms == 0) o.ttl_ms = FILE_DEFAULT_TTL_MS;
   if (o.reap_interval_ms == 0) o.reap_interval_ms = FILE_DEFAULT_REAP_MS;
   if (o.reap_batch == 0) o.reap_batch = FILE_DEFAULT_BATCH;
-  if (o.ttl_ms < 0 || strlen(o.ext) > FILE_EXT_MAX || strchr(o.ext, '/')) {
-    set_errbuf(errbuf, errlen, "file store: bad ttl or extension");
-    return CSN_EINVAL;
-  }
-  if (o.secret != NULL && o.secret[0] == '\0') {
-    /* kruptein refuses an empty secret too ("Must supply a secret!"). */
-    set_errbuf(errbuf, errlen, "file store: empty secret");
-    return CSN_EINVAL;
-  }
+  if (o.ttl_ms < 0 || strlen(o.ext) > FILE_EXT_MAX || strchr(o.ext, '/'))
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "file store: bad ttl or extension");
+  /* kruptein refuses an empty secret too ("Must supply a secret!"). */
+  if (o.secret != NULL && o.secret[0] == '\0')
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "file store: empty secret");
 
   file_store *fs = csn__calloc(1, sizeof *fs);
-  if (fs == NULL) return CSN_ENOMEM;
+  if (fs == NULL)
+    return csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                          "file store: out of memory");
   fs->base.m = &file_methods;
   fs->dirfd = -1;
+  atomic_init(&fs->lockfd, -1);
+  atomic_init(&fs->lockfd_pid, 0);
   fs->dir = csn__strdup(o.dir);
   fs->ext = csn__strdup(o.ext);
   if (fs->dir == NULL || fs->ext == NULL) {
     csn__free(fs->dir);
     csn__free(fs->ext);
     csn__free(fs);
-    return CSN_ENOMEM;
+    return csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                          "file store: out of memory");
   }
   fs->ext_len = strlen(fs->ext);
   fs->ttl_ms = o.ttl_ms;
@@ -1033,45 +1179,51 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
   fs->max_file = o.secret != NULL ? 3 * (size_t)FILE_MAX_RECORD
                                   : FILE_MAX_RECORD;
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_init(&fs->locks[i], NULL);
-  pthread_mutex_init(&fs->stop_mu, NULL);
-  pthread_cond_init(&fs->stop_cv, NULL);
+  pthread_mutex_init(&fs->lockfd_mu, NULL);
 
   int rc = CSN_OK;
-  if (o.secret != NULL && csn__fcrypt_new(o.secret, &fs->crypt) != CSN_OK) {
-    file_close(&fs->base);
-    return CSN_ENOMEM; /* the secret is non-empty, so only memory fails */
-  }
+  /* The secret is non-empty, so only memory can fail. */
+  if (o.secret != NULL && csn__fcrypt_new(o.secret, &fs->crypt) != CSN_OK)
+    rc = csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                        "file store: out of memory");
 
   /* Create, open and list the directory now, so a missing permission is a
    * clear error at start-up rather than a 500 on the first request. */
-  rc = make_dirs(fs->dir);
-  if (rc == CSN_ENOMEM) {
-    set_errbuf(errbuf, errlen, "file store: out of memory");
-  } else if (rc != 0) {
-    set_errbuf(errbuf, errlen, "file store: cannot create %s: %s", fs->dir,
-               strerror(errno));
-    rc = CSN_EIO;
-  } else if ((fs->dirfd = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
-             0) {
-    set_errbuf(errbuf, errlen, "file store: cannot open directory %s: %s",
-               fs->dir, strerror(errno));
-    rc = CSN_EIO;
-  } else {
+  if (rc == CSN_OK && (rc = make_dirs(fs->dir)) != CSN_OK) {
+    if (rc == CSN_ENOMEM)
+      rc = csn_store_fail(errbuf, errlen, rc, "file store: out of memory");
+    else
+      rc = csn_store_fail(errbuf, errlen, CSN_EIO,
+                          "file store: cannot create %s: %s", fs->dir,
+                          strerror(errno));
+  } else if (rc == CSN_OK &&
+             (fs->dirfd = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+                 0) {
+    rc = csn_store_fail(errbuf, errlen, CSN_EIO,
+                        "file store: cannot open directory %s: %s", fs->dir,
+                        strerror(errno));
+  } else if (rc == CSN_OK) {
     size_t n = 0;
-    if (each_name(fs, count_one, &n) != CSN_OK) {
-      set_errbuf(errbuf, errlen, "file store: cannot list directory %s: %s",
-                 fs->dir, csn_store_errmsg(&fs->base));
-      rc = CSN_EIO;
+    if (each_name(fs, count_one, &n) != CSN_OK)
+      rc = csn_store_fail(errbuf, errlen, CSN_EIO,
+                          "file store: cannot list directory %s: %s", fs->dir,
+                          csn_store_errmsg(&fs->base));
+  }
+  if (rc == CSN_OK) {
+    /* The lock file now if we may; a read-only directory is fine for
+     * reading, and lock_fd() tries again at the first write. */
+    int fd = openat(fs->dirfd, FILE_LOCK_NAME,
+                    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+      atomic_store(&fs->lockfd, fd);
+      atomic_store(&fs->lockfd_pid, getpid());
     }
   }
-  if (rc == CSN_OK && fs->reap_ms > 0) {
-    if (pthread_create(&fs->reaper, NULL, reaper_main, fs) != 0) {
-      set_errbuf(errbuf, errlen, "file store: cannot start reaper thread");
-      rc = CSN_ENOMEM;
-    } else {
-      fs->has_reaper = 1;
-    }
-  }
+  if (rc == CSN_OK && fs->reap_ms > 0 &&
+      csn_sweeper_start(&fs->reaper, fs->reap_ms, FILE_REAP_JITTER_PCT,
+                        reap_sweep, fs) != CSN_OK)
+    rc = csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                        "file store: cannot start the reaper thread");
   if (rc != CSN_OK) {
     file_close(&fs->base);
     return rc;
@@ -1082,63 +1234,48 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
 
 int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                         size_t errlen) {
-  static const char scheme[] = "file://";
-  if (url == NULL || out == NULL ||
-      strncmp(url, scheme, sizeof scheme - 1) != 0) {
-    set_errbuf(errbuf, errlen, "file store: URL must start with file://");
-    return CSN_EINVAL;
-  }
-  const char *path = url + sizeof scheme - 1;
-  const char *q = strchr(path, '?');
-  size_t plen = q ? (size_t)(q - path) : strlen(path);
-  csn_file_options o = {0};
-  char ext[FILE_EXT_MAX + 1];
-  char *secret = NULL;
+  const char *path = NULL, *query = NULL;
+  size_t plen = 0;
+  if (out != NULL) *out = NULL;
+  if (out == NULL || csn_url_split(url, "file", &path, &plen, &query) != 0)
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "file store: URL must start with file://");
+  /* Defaults that say "not given": the options' own zero values. */
+  int64_t ttl_s = 0, reap_s = INT64_MIN;
+  char *ext = NULL, *secret = NULL;
+  const csn_url_option opts[] = {
+      {"ttl", CSN_URL_INT, 1, INT64_C(9000000000000), &ttl_s},
+      {"reap", CSN_URL_INT, -1, INT64_C(9000000000000), &reap_s},
+      {"ext", CSN_URL_STR, 0, 0, &ext},
+      {"secret", CSN_URL_STR, 0, 0, &secret},
+  };
   char *dir = csn__strndup(path, plen);
-  if (dir == NULL) return CSN_ENOMEM;
-  o.dir = plen > 0 ? dir : NULL;
-
-  int rc = CSN_OK;
-  const char *cur = q ? q + 1 : NULL;
-  csn_url_param prm;
-  int more;
-  while (rc == CSN_OK && (more = csn_url_param_next(&cur, &prm)) != 0) {
-    int64_t s = 0;
-    if (more < 0) {
-      rc = CSN_EINVAL;
-    } else if (csn_url_param_is(&prm, "ttl")) {
-      rc = csn_url_param_int(&prm, 1, INT64_C(9000000000000), &s);
-      o.ttl_ms = s * 1000;
-    } else if (csn_url_param_is(&prm, "reap")) {
-      rc = csn_url_param_int(&prm, -1, INT64_C(9000000000000), &s);
-      o.reap_interval_ms = s <= 0 ? -1 : s * 1000;
-    } else if (csn_url_param_is(&prm, "ext") &&
-               prm.value_len <= FILE_EXT_MAX) {
-      memcpy(ext, prm.value, prm.value_len);
-      ext[prm.value_len] = '\0';
-      o.ext = ext;
-    } else if (csn_url_param_is(&prm, "secret") && prm.value_len > 0) {
-      /* Taken literally, like the path; the last one given wins. */
-      csn__free(secret);
-      secret = csn__strndup(prm.value, prm.value_len);
-      if (secret == NULL) rc = CSN_ENOMEM;
-      o.secret = secret;
-    } else {
-      rc = CSN_EINVAL;
-    }
-    if (rc == CSN_EINVAL)
-      set_errbuf(errbuf, errlen, "file store: bad URL option '%.*s'",
-                 more < 0 ? 1 : (int)(prm.key_len + 1 + prm.value_len > 64
-                                          ? 64
-                                          : prm.key_len + 1 + prm.value_len),
-                 more < 0 ? "?" : prm.key);
+  if (dir == NULL)
+    return csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                          "file store: out of memory");
+  /* Its messages name a bad parameter, never a value (the secret). */
+  int rc = csn_url_parse_query(query, opts, CSN__ARRAY_SIZE(opts),
+                               "file store", errbuf, errlen);
+  if (rc == CSN_OK && ext != NULL && strlen(ext) > FILE_EXT_MAX)
+    rc = csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                        "file store: URL parameter 'ext' is longer than %d "
+                        "bytes",
+                        FILE_EXT_MAX);
+  if (rc == CSN_OK) {
+    csn_file_options o = {0};
+    o.dir = plen > 0 ? dir : NULL;
+    o.ext = ext;
+    o.ttl_ms = ttl_s * 1000;
+    if (reap_s != INT64_MIN) o.reap_interval_ms = reap_s <= 0 ? -1 : reap_s * 1000;
+    o.secret = secret;
+    rc = csn_store_file_new(&o, out, errbuf, errlen);
   }
-  if (rc == CSN_OK) rc = csn_store_file_new(&o, out, errbuf, errlen);
   if (secret != NULL) {
     /* The store keeps its own copy; do not leave this one in the heap. */
     OPENSSL_cleanse(secret, strlen(secret));
     csn__free(secret);
   }
+  csn__free(ext);
   csn__free(dir);
   return rc;
 }

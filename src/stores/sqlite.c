@@ -1,39 +1,46 @@
 /* sqlite.c - SQLite store sharing connect-sqlite3's table.
  *
  * The contract is in include/csn/csn_store_sqlite.h; this file explains how.
+ * It uses only the public headers (csn.h and the store kit, csn_store.h):
+ * it is built into its own library, as a third-party store would be.
  *
  * Connections. A sqlite3 handle may be used by one thread at a time (we open
  * with SQLITE_OPEN_NOMUTEX and never share one concurrently), so the store
- * keeps a pool: a worker borrows a connection, runs one statement and gives it
- * back. Connections are opened lazily up to pool_size; a worker finding none
- * free waits on a condition variable. Each connection keeps its own prepared
- * statements, created on first use, so a request costs no SQL parsing.
+ * keeps a pool: a worker borrows a connection, runs its statements and gives
+ * it back. Connections are opened lazily up to pool_size; a worker finding
+ * none free waits on a condition variable. Each connection keeps its own
+ * prepared statements, created on first use, so a request costs no SQL
+ * parsing.
  *
  * Locking. The database runs in WAL mode: readers never block the writer and
- * the writer never blocks readers. Writers still take turns; every statement
- * here is a single autocommit statement, which SQLite starts as a write
- * transaction when it writes, so a waiting writer goes through the busy
- * handler (sqlite3_busy_timeout) instead of failing with SQLITE_BUSY at once,
- * as an explicit read-then-write transaction could. That is what keeps
- * "database is locked" from surfacing under normal concurrent load, even
- * with a Node process writing the same file.
+ * the writer never blocks readers. Writers still take turns. get, set,
+ * destroy, cas and prune are single autocommit statements, which SQLite
+ * starts as a write transaction when they write, so a waiting writer goes
+ * through the busy handler (sqlite3_busy_timeout) instead of failing with
+ * SQLITE_BUSY at once. The one read-then-write, touch, runs in a BEGIN
+ * IMMEDIATE transaction: it takes the write lock first (again through the
+ * busy handler), so it never has to upgrade a read snapshot to a writer -
+ * the case where SQLite answers SQLITE_BUSY without waiting. That is what
+ * keeps "database is locked" from surfacing under normal concurrent load,
+ * even with a Node process writing the same file.
  *
- * Memory. This file is built into its own library, which sees only the
- * public csession API. Records handed back must be freed with csn_free(), so
- * they are allocated with jansson's allocator functions, which csession
- * points at its own allocator hook (csn_set_allocator sets both).
+ * Compare-and-set is one conditional UPDATE (sid, exact stored text, still
+ * live): the database's own write lock makes it atomic against every other
+ * writer, in this process or another. Only when it changes nothing does a
+ * second statement tell "no live row" from "another text" (see sq_cas).
+ *
+ * Memory. Records handed back must be freed with csn_free(), so they are
+ * allocated with csn_malloc(): the same allocator hook as the core's.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
+#include "csn/csn_store.h"
 #include "csn/csn_store_sqlite.h"
 
 #define SQ_DEFAULT_PRUNE_MS INT64_C(600000)
@@ -42,6 +49,9 @@
 #define SQ_DAY_MS INT64_C(86400000)
 #define SQ_PRUNE_BATCH 1000
 #define SQ_TABLE_MAX 64
+/* Several processes may share one database file (and all prune it): each
+ * waits between 50% and 150% of the interval, so that they drift apart. */
+#define SQ_PRUNE_JITTER_PCT 50
 
 enum {
   SQ_GET,
@@ -52,6 +62,10 @@ enum {
   SQ_LENGTH,
   SQ_ALL,
   SQ_PRUNE,
+  SQ_CAS,
+  SQ_LIVE,
+  SQ_BEGIN,
+  SQ_COMMIT,
   SQ_NSTMT
 };
 
@@ -73,11 +87,8 @@ typedef struct sq_store {
   pthread_mutex_t wmu; /* one writer at a time in this process */
   sq_conn *free;
   unsigned n_open;
-  /* Prune thread. */
   int64_t prune_ms;
-  int has_pruner;
-  pthread_t pruner;
-  int stop; /* under mu; the pruner waits on cv too */
+  csn_sweeper *sweeper; /* NULL when pruning is off */
 } sq_store;
 
 /* ------------------------------------------------------------------------ */
@@ -96,20 +107,18 @@ static char *sq_strdup(const char *s) {
   return p;
 }
 
+/* Expiry instants are epoch milliseconds (connect-sqlite3's `expired`), so
+ * this is the wall clock; only the sweeper's waits are monotonic. */
 static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void set_errbuf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_errbuf(char *errbuf, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  if (errbuf == NULL || errlen == 0) return;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, errlen, fmt, ap);
-  va_end(ap);
+/* The expiry set, touch and cas write: the cookie's, or connect-sqlite3's
+ * one day for a browser-session cookie. */
+static int64_t expiry_for(int64_t expires_ms, int64_t now) {
+  return expires_ms == CSN_TIME_NONE ? now + SQ_DAY_MS : expires_ms;
 }
 
 static int table_name_valid(const char *t) {
@@ -141,7 +150,7 @@ static void conn_close(sq_conn *c) {
 
 static int conn_open(sq_store *s, sq_conn **out) {
   sq_conn *c = sq_malloc(sizeof *c);
-  if (c == NULL) return CSN_ENOMEM;
+  if (c == NULL) return csn_store_set_error(&s->base, CSN_ENOMEM, NULL);
   memset(c, 0, sizeof *c);
   int rc = sqlite3_open_v2(s->path, &c->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -206,6 +215,19 @@ static void done(sqlite3_stmt *st) {
   sqlite3_clear_bindings(st);
 }
 
+/* Step a statement that takes the write lock (an autocommit write, or
+ * BEGIN IMMEDIATE). The busy handler has already waited busy_ms when
+ * SQLITE_BUSY comes back; one retry covers a lock that another process
+ * held for the whole timeout. Caller holds wmu. */
+static int step_write(sqlite3_stmt *st) {
+  int rc;
+  for (int attempt = 0;; attempt++) {
+    rc = sqlite3_step(st);
+    if ((rc & 0xff) != SQLITE_BUSY || attempt == 1) return rc;
+    sqlite3_reset(st);
+  }
+}
+
 /* Run a statement that writes; *changes gets the rows affected.
  *
  * Writers of this process queue on wmu instead of on SQLite's lock. SQLite
@@ -213,17 +235,12 @@ static void done(sqlite3_stmt *st) {
  * sleeps, which is unfair: under steady contention one thread can lose every
  * race until its busy timeout expires and "database is locked" reaches the
  * user. A mutex queues our own writers; the busy timeout is then left to
- * arbitrate with other processes (a Node app on the same file), and one
- * retry covers a lock that another process held for the whole timeout. */
+ * arbitrate with other processes (another csession process, or a Node app on
+ * the same file). */
 static int run(sq_store *s, sq_conn *c, sqlite3_stmt *st, const char *what,
                int *changes) {
-  int rc;
   pthread_mutex_lock(&s->wmu);
-  for (int attempt = 0;; attempt++) {
-    rc = sqlite3_step(st);
-    if ((rc & 0xff) != SQLITE_BUSY || attempt == 1) break;
-    sqlite3_reset(st);
-  }
+  int rc = step_write(st);
   if (changes != NULL && rc == SQLITE_DONE) *changes = sqlite3_changes(c->db);
   pthread_mutex_unlock(&s->wmu);
   done(st);
@@ -231,20 +248,35 @@ static int run(sq_store *s, sq_conn *c, sqlite3_stmt *st, const char *what,
   return CSN_OK;
 }
 
+/* End a transaction begun with BEGIN IMMEDIATE: commit when rc is CSN_OK,
+ * otherwise (or when the commit fails) roll back, so that the connection
+ * goes back to the pool in autocommit mode whatever happened. */
+static int tx_end(sq_store *s, sq_conn *c, int rc, const char *what) {
+  if (rc == CSN_OK) {
+    sqlite3_stmt *q = stmt(s, c, SQ_COMMIT);
+    if (q == NULL) {
+      rc = CSN_EIO;
+    } else {
+      if (sqlite3_step(q) != SQLITE_DONE) rc = sq_fail(s, c->db, what);
+      done(q);
+    }
+  }
+  /* Some errors (SQLITE_FULL, IOERR, NOMEM) roll back by themselves. */
+  if (!sqlite3_get_autocommit(c->db))
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Store methods                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int sq_bad_id(sq_store *s, const char *sid) {
-  if (sid != NULL && csn_store_id_valid(sid)) return 0;
-  csn_store_set_error(&s->base, CSN_EINVAL, "invalid session id");
-  return 1;
-}
+/* The core has already checked each id (csn_store_id_valid), so a method
+ * binds it as it is; it only ever reaches SQL as a bound parameter. */
 
 static int sq_get(csn_store *st, const char *sid, char **json, size_t *len) {
   sq_store *s = (sq_store *)st;
   sq_conn *c;
-  if (sq_bad_id(s, sid)) return CSN_EINVAL;
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
   sqlite3_stmt *q = stmt(s, c, SQ_GET);
@@ -256,6 +288,8 @@ static int sq_get(csn_store *st, const char *sid, char **json, size_t *len) {
   sqlite3_bind_int64(q, 2, now_ms());
   int step = sqlite3_step(q);
   if (step == SQLITE_ROW) {
+    /* The text exactly as stored (cas compares it byte for byte): the
+     * column's bytes, not a NUL-terminated view of them. */
     const unsigned char *t = sqlite3_column_text(q, 0);
     size_t n = (size_t)sqlite3_column_bytes(q, 0);
     char *copy = t ? sq_malloc(n + 1) : NULL;
@@ -284,12 +318,9 @@ static int sq_set(csn_store *st, const char *sid, const char *json,
                   size_t len, int64_t expires_ms) {
   sq_store *s = (sq_store *)st;
   sq_conn *c;
-  if (sq_bad_id(s, sid)) return CSN_EINVAL;
-  if (json == NULL || len > (size_t)INT32_MAX)
-    return csn_store_set_error(st, CSN_EINVAL, "set: bad record");
-  /* connect-sqlite3: the cookie's expiry, or one day for a browser-session
-   * cookie. */
-  int64_t exp = expires_ms == CSN_TIME_NONE ? now_ms() + SQ_DAY_MS : expires_ms;
+  if (len > (size_t)INT32_MAX)
+    return csn_store_set_error(st, CSN_EINVAL, "set: record too large");
+  int64_t exp = expiry_for(expires_ms, now_ms());
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
   sqlite3_stmt *q = stmt(s, c, SQ_SET);
@@ -308,7 +339,6 @@ static int sq_set(csn_store *st, const char *sid, const char *json,
 static int sq_destroy(csn_store *st, const char *sid) {
   sq_store *s = (sq_store *)st;
   sq_conn *c;
-  if (sq_bad_id(s, sid)) return CSN_EINVAL;
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
   sqlite3_stmt *q = stmt(s, c, SQ_DESTROY);
@@ -322,28 +352,125 @@ static int sq_destroy(csn_store *st, const char *sid) {
   return rc;
 }
 
+/* touch: the new expiry, and the stored record with only its "cookie"
+ * member replaced. SQLite's json_set() would do the replacement in one
+ * statement, but it re-serialises the whole record ("a": 0.1 comes back as
+ * "a":0.1), so a record written by Node would not keep its text; the kit's
+ * splice keeps every other byte. Read, splice and write therefore run in
+ * one BEGIN IMMEDIATE transaction, so that no other writer (a cas from
+ * another process) slips in between. A stored text that is not a JSON
+ * object, or a caller's text without a cookie, leaves sess as it is; the
+ * expiry still moves, as connect-sqlite3's touch does. */
 static int sq_touch(csn_store *st, const char *sid, const char *json,
                     size_t len, int64_t expires_ms) {
   sq_store *s = (sq_store *)st;
   sq_conn *c;
-  if (sq_bad_id(s, sid)) return CSN_EINVAL;
-  if (len > (size_t)INT32_MAX) return CSN_EINVAL;
+  char *spliced = NULL;
+  size_t slen = 0;
+  if (len > (size_t)INT32_MAX)
+    return csn_store_set_error(st, CSN_EINVAL, "touch: record too large");
   int64_t now = now_ms();
-  int64_t exp = expires_ms == CSN_TIME_NONE ? now + SQ_DAY_MS : expires_ms;
+  int64_t exp = expiry_for(expires_ms, now);
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
-  sqlite3_stmt *q = stmt(s, c, SQ_TOUCH);
-  if (q == NULL) {
-    rc = CSN_EIO;
-  } else {
-    sqlite3_bind_int64(q, 1, exp);
-    sqlite3_bind_text(q, 2, sid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, now);
-    if (json != NULL)
-      sqlite3_bind_text(q, 4, json, (int)len, SQLITE_STATIC);
+  sqlite3_stmt *begin = stmt(s, c, SQ_BEGIN);
+  sqlite3_stmt *get = begin ? stmt(s, c, SQ_GET) : NULL;
+  sqlite3_stmt *upd = get ? stmt(s, c, SQ_TOUCH) : NULL;
+  if (upd == NULL) {
+    conn_put(s, c);
+    return CSN_EIO;
+  }
+  pthread_mutex_lock(&s->wmu);
+  int step = step_write(begin);
+  done(begin);
+  if (step != SQLITE_DONE) {
+    rc = sq_fail(s, c->db, "touch");
+    pthread_mutex_unlock(&s->wmu);
+    conn_put(s, c);
+    return rc;
+  }
+  sqlite3_bind_text(get, 1, sid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(get, 2, now);
+  step = sqlite3_step(get);
+  if (step == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(get, 0);
+    size_t n = (size_t)sqlite3_column_bytes(get, 0);
+    if (t != NULL && json != NULL &&
+        csn_record_splice_cookie(t, n, json, len, &spliced, &slen) ==
+            CSN_ENOMEM)
+      rc = csn_store_set_error(st, CSN_ENOMEM, NULL);
+    if (slen > (size_t)INT32_MAX) {
+      /* The splice outgrew what one bind can take: keep sess as it is. */
+      sq_free(spliced);
+      spliced = NULL;
+    }
+  } else if (step != SQLITE_DONE) {
+    rc = sq_fail(s, c->db, "touch");
+  }
+  done(get);
+  if (rc == CSN_OK && step == SQLITE_ROW) {
+    sqlite3_bind_int64(upd, 1, exp);
+    sqlite3_bind_text(upd, 2, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 3, now);
+    if (spliced != NULL)
+      sqlite3_bind_text(upd, 4, spliced, (int)slen, SQLITE_STATIC);
     else
-      sqlite3_bind_null(q, 4);
-    rc = run(s, c, q, "touch", NULL);
+      sqlite3_bind_null(upd, 4);
+    if (sqlite3_step(upd) != SQLITE_DONE) rc = sq_fail(s, c->db, "touch");
+    done(upd);
+  }
+  rc = tx_end(s, c, rc, "touch");
+  pthread_mutex_unlock(&s->wmu);
+  conn_put(s, c);
+  sq_free(spliced);
+  return rc;
+}
+
+/* Compare-and-set is one conditional UPDATE: it writes only a live row
+ * whose text is exactly `expected`. SQLite compares TEXT values with the
+ * BINARY collation (memcmp), and get() hands back the column's bytes, so
+ * "exactly" means byte for byte.
+ *
+ * When it changes nothing, a second statement asks whether a live row
+ * exists: yes means another writer changed it (ECONFLICT), no means it was
+ * destroyed or has expired (ENOENT). The two statements are not one
+ * transaction, and need not be: the answer is true at the instant of the
+ * second one, and no write was made. The core acts very differently on the
+ * two answers - on ECONFLICT it re-reads and merges, on ENOENT it drops the
+ * save (logout wins) - so when the second statement cannot answer, the
+ * answer is ECONFLICT: a needless re-read costs a round trip, a wrong
+ * ENOENT would lose the request's changes. */
+static int sq_cas(csn_store *st, const char *sid, const char *expected,
+                  size_t expected_len, const char *json, size_t len,
+                  int64_t expires_ms) {
+  sq_store *s = (sq_store *)st;
+  sq_conn *c;
+  int changes = 0;
+  if (len > (size_t)INT32_MAX || expected_len > (size_t)INT32_MAX)
+    return csn_store_set_error(st, CSN_EINVAL, "cas: record too large");
+  int64_t now = now_ms();
+  int rc = conn_get(s, &c);
+  if (rc != CSN_OK) return rc;
+  sqlite3_stmt *q = stmt(s, c, SQ_CAS);
+  if (q == NULL) {
+    conn_put(s, c);
+    return CSN_EIO;
+  }
+  sqlite3_bind_text(q, 1, json, (int)len, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, expiry_for(expires_ms, now));
+  sqlite3_bind_text(q, 3, sid, -1, SQLITE_STATIC);
+  sqlite3_bind_text(q, 4, expected, (int)expected_len, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 5, now);
+  rc = run(s, c, q, "cas", &changes);
+  if (rc == CSN_OK && changes == 0) {
+    sqlite3_stmt *live = stmt(s, c, SQ_LIVE);
+    rc = CSN_ECONFLICT;
+    if (live != NULL) {
+      sqlite3_bind_text(live, 1, sid, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(live, 2, now);
+      if (sqlite3_step(live) == SQLITE_DONE) rc = CSN_ENOENT;
+      done(live);
+    }
   }
   conn_put(s, c);
   return rc;
@@ -412,8 +539,9 @@ static int sq_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
 }
 
 /* Delete expired rows in batches, so a long backlog never holds the write
- * lock for long; `stop` (may be NULL) is polled between batches. */
-static int prune_batches(sq_store *s, size_t *removed, const int *stop) {
+ * lock for long; the sweeper (NULL for an explicit prune) is asked between
+ * batches whether the store is closing. */
+static int prune_batches(sq_store *s, size_t *removed, csn_sweeper *sw) {
   sq_conn *c;
   size_t total = 0;
   int rc = conn_get(s, &c);
@@ -427,12 +555,7 @@ static int prune_batches(sq_store *s, size_t *removed, const int *stop) {
     rc = run(s, c, q, "prune", &changes);
     total += (size_t)(changes > 0 ? changes : 0);
     if (rc != CSN_OK || changes < SQ_PRUNE_BATCH) break;
-    if (stop != NULL) {
-      pthread_mutex_lock(&s->mu);
-      int halt = s->stop;
-      pthread_mutex_unlock(&s->mu);
-      if (halt) break;
-    }
+    if (sw != NULL && csn_sweeper_stopping(sw)) break;
   }
   conn_put(s, c);
   if (removed != NULL) *removed = total;
@@ -443,38 +566,15 @@ static int sq_prune(csn_store *st, size_t *removed) {
   return prune_batches((sq_store *)st, removed, NULL);
 }
 
-static void *pruner_main(void *arg) {
-  sq_store *s = arg;
-  for (;;) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(s->prune_ms / 1000);
-    ts.tv_nsec += (long)(s->prune_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&s->mu);
-    /* cv is shared with pool waiters, so wake-ups may be for them: loop
-     * until the deadline passes or stop is set. */
-    while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0) {
-    }
-    int stop = s->stop;
-    pthread_mutex_unlock(&s->mu);
-    if (stop) return NULL;
-    prune_batches(s, NULL, &s->stop);
-  }
+/* The background prune. A failure (the file briefly locked by another
+ * process for longer than the busy timeout) is left for the next round. */
+static void sq_sweep(csn_sweeper *sw, void *userdata) {
+  (void)prune_batches(userdata, NULL, sw);
 }
 
 static void sq_close(csn_store *st) {
   sq_store *s = (sq_store *)st;
-  if (s->has_pruner) {
-    pthread_mutex_lock(&s->mu);
-    s->stop = 1;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->pruner, NULL);
-  }
+  csn_sweeper_stop(s->sweeper);
   /* Closing the last connection checkpoints the WAL. */
   while (s->free != NULL) {
     sq_conn *c = s->free;
@@ -490,39 +590,45 @@ static void sq_close(csn_store *st) {
 }
 
 static const csn_store_methods sq_methods = {
-    CSN_STORE_METHODS_VERSION,
-    "sqlite",
-    sq_get,
-    sq_set,
-    sq_destroy,
-    sq_touch,
-    sq_clear,
-    sq_length,
-    sq_all,
-    sq_prune,
-    sq_close,
+    .version = CSN_STORE_METHODS_VERSION,
+    .name = "sqlite",
+    .get = sq_get,
+    .set = sq_set,
+    .destroy = sq_destroy,
+    .touch = sq_touch,
+    .clear = sq_clear,
+    .length = sq_length,
+    .all = sq_all,
+    .prune = sq_prune,
+    .close = sq_close,
+    .cas = sq_cas,
 };
 
 /* ------------------------------------------------------------------------ */
 /* Opening                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* The statements, with the (validated) table name quoted in. touch keeps
- * connect-sqlite3's "only while still valid" rule and swaps the stored
- * cookie for the caller's with json_set, leaving the data untouched. */
+/* The statements, with the (validated) table name quoted in. Liveness is
+ * the same test everywhere, `now <= expired` (connect-sqlite3's get), so
+ * a row that get() returns is one that touch and cas can write. touch
+ * writes sess only when given one (?4), keeping it otherwise. */
 static const char *const sq_templates[SQ_NSTMT] = {
-    "SELECT sess FROM \"%s\" WHERE sid = ?1 AND ?2 <= expired",
-    "INSERT OR REPLACE INTO \"%s\" (sid, expired, sess) VALUES (?1, ?2, ?3)",
-    "DELETE FROM \"%s\" WHERE sid = ?1",
-    "UPDATE \"%s\" SET expired = ?1, sess = CASE WHEN json_valid(sess) AND "
-    "json_valid(?4) AND json_type(?4, '$.cookie') = 'object' THEN "
-    "json_set(sess, '$.cookie', json(json_extract(?4, '$.cookie'))) ELSE sess "
-    "END WHERE sid = ?2 AND ?3 <= expired",
-    "DELETE FROM \"%s\"",
-    "SELECT count(*) FROM \"%s\" WHERE ?1 <= expired",
-    "SELECT sid, sess FROM \"%s\" WHERE ?1 <= expired",
-    "DELETE FROM \"%s\" WHERE rowid IN (SELECT rowid FROM \"%s\" WHERE ?1 > "
-    "expired LIMIT ?2)",
+    [SQ_GET] = "SELECT sess FROM \"%s\" WHERE sid = ?1 AND ?2 <= expired",
+    [SQ_SET] = "INSERT OR REPLACE INTO \"%s\" (sid, expired, sess) VALUES "
+               "(?1, ?2, ?3)",
+    [SQ_DESTROY] = "DELETE FROM \"%s\" WHERE sid = ?1",
+    [SQ_TOUCH] = "UPDATE \"%s\" SET expired = ?1, sess = coalesce(?4, sess) "
+                 "WHERE sid = ?2 AND ?3 <= expired",
+    [SQ_CLEAR] = "DELETE FROM \"%s\"",
+    [SQ_LENGTH] = "SELECT count(*) FROM \"%s\" WHERE ?1 <= expired",
+    [SQ_ALL] = "SELECT sid, sess FROM \"%s\" WHERE ?1 <= expired",
+    [SQ_PRUNE] = "DELETE FROM \"%s\" WHERE rowid IN (SELECT rowid FROM \"%s\" "
+                 "WHERE ?1 > expired LIMIT ?2)",
+    [SQ_CAS] = "UPDATE \"%s\" SET sess = ?1, expired = ?2 WHERE sid = ?3 AND "
+               "sess = ?4 AND ?5 <= expired",
+    [SQ_LIVE] = "SELECT 1 FROM \"%s\" WHERE sid = ?1 AND ?2 <= expired",
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
 };
 
 /* Create the schema and switch to WAL (a property of the file, so once). */
@@ -531,10 +637,9 @@ static int sq_schema(sq_store *s, const char *table, char *errbuf,
   sq_conn *c;
   char sql[512];
   int rc = conn_get(s, &c);
-  if (rc != CSN_OK) {
-    set_errbuf(errbuf, errlen, "%s", csn_store_errmsg(&s->base));
-    return rc;
-  }
+  if (rc != CSN_OK)
+    return csn_store_fail(errbuf, errlen, rc, "sqlite store: %s",
+                          csn_store_errmsg(&s->base));
   snprintf(sql, sizeof sql,
            "PRAGMA journal_mode=WAL;"
            "CREATE TABLE IF NOT EXISTS \"%s\" (sid PRIMARY KEY, expired, "
@@ -543,11 +648,10 @@ static int sq_schema(sq_store *s, const char *table, char *errbuf,
            "(expired);",
            table, table, table);
   char *msg = NULL;
-  if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    set_errbuf(errbuf, errlen, "sqlite store: cannot set up %s: %s", s->path,
-               msg ? msg : sqlite3_errmsg(c->db));
-    rc = CSN_EIO;
-  }
+  if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    rc = csn_store_fail(errbuf, errlen, CSN_EIO,
+                        "sqlite store: cannot set up %s: %s", s->path,
+                        msg ? msg : sqlite3_errmsg(c->db));
   sqlite3_free(msg);
   conn_put(s, c);
   return rc;
@@ -558,7 +662,8 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   csn_sqlite_options o;
   memset(&o, 0, sizeof o);
   if (opts != NULL) o = *opts;
-  if (out == NULL) return CSN_EINVAL;
+  if (out == NULL)
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL, "sqlite store: no out");
   *out = NULL;
   if (o.path == NULL || o.path[0] == '\0') o.path = "./sessions.db";
   if (o.table == NULL) o.table = "sessions";
@@ -566,17 +671,17 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   if (o.busy_timeout_ms == 0) o.busy_timeout_ms = SQ_DEFAULT_BUSY_MS;
   if (o.pool_size == 0) o.pool_size = SQ_DEFAULT_POOL;
   if (!table_name_valid(o.table) || o.busy_timeout_ms < 0 ||
-      o.busy_timeout_ms > INT32_MAX) {
-    set_errbuf(errbuf, errlen, "sqlite store: bad table name or timeout");
-    return CSN_EINVAL;
-  }
-  if (!sqlite3_threadsafe()) {
-    set_errbuf(errbuf, errlen, "sqlite store: libsqlite3 is not threadsafe");
-    return CSN_ENOTSUP;
-  }
+      o.busy_timeout_ms > INT32_MAX)
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "sqlite store: bad table name or busy timeout");
+  if (!sqlite3_threadsafe())
+    return csn_store_fail(errbuf, errlen, CSN_ENOTSUP,
+                          "sqlite store: libsqlite3 is not threadsafe");
 
   sq_store *s = sq_malloc(sizeof *s);
-  if (s == NULL) return CSN_ENOMEM;
+  if (s == NULL)
+    return csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                          "sqlite store: out of memory");
   memset(s, 0, sizeof *s);
   s->base.m = &sq_methods;
   s->busy_ms = (int)o.busy_timeout_ms;
@@ -595,17 +700,19 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
     else
       snprintf(s->sql[i], n, sq_templates[i], o.table, o.table);
   }
-  if (rc == CSN_OK) rc = sq_schema(s, o.table, errbuf, errlen);
+  if (rc != CSN_OK)
+    csn_store_fail(errbuf, errlen, rc, "sqlite store: out of memory");
+  else
+    rc = sq_schema(s, o.table, errbuf, errlen);
   if (rc == CSN_OK && s->prune_ms > 0) {
-    if (pthread_create(&s->pruner, NULL, pruner_main, s) != 0) {
-      set_errbuf(errbuf, errlen, "sqlite store: cannot start prune thread");
-      rc = CSN_ENOMEM;
-    } else {
-      s->has_pruner = 1;
-    }
+    rc = csn_sweeper_start(&s->sweeper, s->prune_ms, SQ_PRUNE_JITTER_PCT,
+                           sq_sweep, s);
+    if (rc != CSN_OK)
+      csn_store_fail(errbuf, errlen, rc,
+                     "sqlite store: cannot start the prune thread");
   }
   if (rc != CSN_OK) {
-    sq_close(&s->base);
+    csn_store_free(&s->base);
     return rc;
   }
   *out = &s->base;
@@ -614,57 +721,49 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
 
 int csn_store_sqlite_open(const char *url, csn_store **out, char *errbuf,
                           size_t errlen) {
-  static const char scheme[] = "sqlite://";
-  if (url == NULL || out == NULL ||
-      strncmp(url, scheme, sizeof scheme - 1) != 0) {
-    set_errbuf(errbuf, errlen, "sqlite store: URL must start with sqlite://");
-    return CSN_EINVAL;
+  const char *path, *query;
+  size_t plen;
+  /* Absent parameters leave these alone: 0 is "the default" to
+   * csn_store_sqlite_new, and INT64_MIN tells an absent prune from
+   * prune=0. */
+  int64_t prune_s = INT64_MIN, busy = 0, pool = 0;
+  char *table = NULL;
+  const csn_url_option opts[] = {
+      {.key = "table", .type = CSN_URL_STR, .out = &table},
+      {.key = "prune", .type = CSN_URL_INT, .min = -1,
+       .max = INT64_C(9000000000000), .out = &prune_s},
+      {.key = "busy", .type = CSN_URL_INT, .min = 1, .max = INT32_MAX,
+       .out = &busy},
+      {.key = "pool", .type = CSN_URL_INT, .min = 1, .max = 1024,
+       .out = &pool},
+  };
+  if (out == NULL ||
+      csn_url_split(url, "sqlite", &path, &plen, &query) != CSN_OK)
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "sqlite store: URL must start with sqlite://");
+  *out = NULL;
+  int rc = csn_url_parse_query(query, opts, sizeof opts / sizeof opts[0],
+                               "sqlite store", errbuf, errlen);
+  /* The path is taken literally (no percent-decoding), up to the '?'. */
+  char *p0 = rc == CSN_OK ? sq_malloc(plen + 1) : NULL;
+  if (rc == CSN_OK && p0 == NULL)
+    rc = csn_store_fail(errbuf, errlen, CSN_ENOMEM,
+                        "sqlite store: out of memory");
+  if (rc == CSN_OK) {
+    csn_sqlite_options o;
+    memset(&o, 0, sizeof o);
+    memcpy(p0, path, plen);
+    p0[plen] = '\0';
+    o.path = plen > 0 ? p0 : NULL;
+    o.table = table;
+    /* prune=0 or -1: no background pruning. */
+    if (prune_s != INT64_MIN)
+      o.prune_interval_ms = prune_s <= 0 ? -1 : prune_s * 1000;
+    o.busy_timeout_ms = busy;
+    o.pool_size = (unsigned)pool;
+    rc = csn_store_sqlite_new(&o, out, errbuf, errlen);
   }
-  const char *path = url + sizeof scheme - 1;
-  const char *q = strchr(path, '?');
-  size_t plen = q ? (size_t)(q - path) : strlen(path);
-  char table[SQ_TABLE_MAX + 1];
-  csn_sqlite_options o;
-  memset(&o, 0, sizeof o);
-  char *p0 = sq_malloc(plen + 1);
-  if (p0 == NULL) return CSN_ENOMEM;
-  memcpy(p0, path, plen);
-  p0[plen] = '\0';
-  o.path = plen > 0 ? p0 : NULL;
-
-  int rc = CSN_OK;
-  const char *cur = q ? q + 1 : NULL;
-  csn_url_param prm;
-  int more;
-  while (rc == CSN_OK && (more = csn_url_param_next(&cur, &prm)) != 0) {
-    int64_t x = 0;
-    if (more < 0) {
-      rc = CSN_EINVAL;
-    } else if (csn_url_param_is(&prm, "table") &&
-               prm.value_len <= SQ_TABLE_MAX) {
-      memcpy(table, prm.value, prm.value_len);
-      table[prm.value_len] = '\0';
-      o.table = table;
-    } else if (csn_url_param_is(&prm, "prune") &&
-               csn_url_param_int(&prm, -1, INT64_C(9000000000000), &x) == 0) {
-      o.prune_interval_ms = x <= 0 ? -1 : x * 1000;
-    } else if (csn_url_param_is(&prm, "busy") &&
-               csn_url_param_int(&prm, 1, INT32_MAX, &x) == 0) {
-      o.busy_timeout_ms = x;
-    } else if (csn_url_param_is(&prm, "pool") &&
-               csn_url_param_int(&prm, 1, 1024, &x) == 0) {
-      o.pool_size = (unsigned)x;
-    } else {
-      rc = CSN_EINVAL;
-    }
-    if (rc == CSN_EINVAL)
-      set_errbuf(errbuf, errlen, "sqlite store: bad URL option '%.*s'",
-                 more < 0 ? 1 : (int)(prm.key_len + 1 + prm.value_len > 64
-                                          ? 64
-                                          : prm.key_len + 1 + prm.value_len),
-                 more < 0 ? "?" : prm.key);
-  }
-  if (rc == CSN_OK) rc = csn_store_sqlite_new(&o, out, errbuf, errlen);
   sq_free(p0);
+  sq_free(table);
   return rc;
 }

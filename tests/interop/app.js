@@ -62,6 +62,14 @@ app.get('/', (req, res) => {
   }
 });
 
+// The demo's increment route: add 1 to integer member k, answer "k: N".
+app.get('/inc', (req, res) => {
+  const k = String(req.query.k || '');
+  if (!k || k === 'cookie') return res.status(400).type('text').send('bad k');
+  req.session[k] = (Number(req.session[k]) || 0) + 1;
+  res.type('text').send(`${k}: ${req.session[k]}`);
+});
+
 const server = app.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
   console.log('listening ' + server.address().port);
 });

@@ -10,6 +10,13 @@
  * "file-secret" is the file store with session-file-store's `secret` on both
  * sides (encrypted files; app.js reads FILE_SECRET).
  *
+ * The race: a slow C request (it loads the session, then waits) and Node
+ * requests that save the whole record meanwhile. The C save must merge its
+ * own change into Node's record, not overwrite it: Node's writes survive.
+ * (The other way round cannot be fixed from C: a slow Node request's save
+ * overwrites whatever was written since it loaded, as express-session
+ * always does.)
+ *
  * Usage: test_interop_node file|file-secret|sqlite <node> <app.js>
  */
 #define _XOPEN_SOURCE 700 /* nftw() */
@@ -28,7 +35,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include "csn/csn.h"
 #include "csn/csn_store_file.h"
@@ -76,6 +86,33 @@ static csn_mhd_result counter(const http_req *r) {
     snprintf(body, sizeof body, WELCOME);
   }
   return http_reply(r->conn, sr, 200, body, NULL);
+}
+
+/* "/inc?k=NAME&delay=MS": wait after loading, then add 1 to NAME (what
+ * the demo's route does, with the delay that opens the race). */
+static csn_mhd_result inc(const http_req *r) {
+  csn_request *sr = NULL;
+  const char *k = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+                                              "k");
+  const char *d = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+                                              "delay");
+  char body[128];
+  int64_t v = 0;
+  int rc = csn_mhd_begin(r->ctx, r->conn, r->url, &sr);
+  if (rc != CSN_OK) return csn_mhd_error(r->ctx, r->conn, rc);
+  if (d != NULL) {
+    long ms = atol(d);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  csn_session_incr(csn_request_session(sr), k ? k : "x", 1, &v);
+  snprintf(body, sizeof body, "%s: %lld", k ? k : "x", (long long)v);
+  return http_reply(r->conn, sr, 200, body, NULL);
+}
+
+static csn_mhd_result route(const http_req *r) {
+  if (strncmp(r->url, "/inc", 4) == 0) return inc(r);
+  return counter(r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -153,28 +190,49 @@ static csn_store *open_store(char *store_path, size_t size) {
 
 /* Alternate `steps` requests starting with the C server (c_first) or the
  * Node app, with a fresh browser; the counter must never break. */
-static void walk(int c_first) {
+/* Both servers on one store: the C server (the same options as app.js)
+ * and the Node app. */
+typedef struct pair {
+  csn_store *st;
+  csn_ctx *ctx;
+  http_server *srv;
   char store_path[300];
-  csn_store *st = open_store(store_path, sizeof store_path);
-  csn_options o;
-  csn_options_init(&o);
+} pair;
+
+static void pair_start(pair *p) {
   static const char *const secrets[] = {SECRET};
+  csn_options o;
+  http_server_opts so = {0};
+  p->st = open_store(p->store_path, sizeof p->store_path);
+  csn_options_init(&o);
   o.secrets = secrets;
   o.n_secrets = 1;
   o.resave = 0;
   o.save_uninitialized = 0;
   o.cookie.max_age_ms = 3600000;
-  o.store = st;
-  csn_ctx *ctx = http_ctx_new(&o);
-
-  http_server_opts so = {0};
-  so.ctx = ctx;
-  so.handler = counter;
+  o.store = p->st;
+  p->ctx = http_ctx_new(&o);
+  so.ctx = p->ctx;
+  so.handler = route;
   so.threads = 2;
-  http_server *srv = NULL;
-  assert_int_equal(http_server_start(&so, &srv), 0);
+  p->srv = NULL;
+  assert_int_equal(http_server_start(&so, &p->srv), 0);
+  assert_int_equal(node_start(&node, p->store_path), 0);
+}
 
-  assert_int_equal(node_start(&node, store_path), 0);
+static void pair_stop(pair *p) {
+  node_stop(&node);
+  http_server_stop(p->srv);
+  csn_ctx_free(p->ctx);
+  csn_store_free(p->st);
+}
+
+static void walk(int c_first) {
+  pair p;
+  pair_start(&p);
+  csn_store *st = p.st;
+  http_server *srv = p.srv;
+  const char *store_path = p.store_path;
 
   char c_url[128], n_url[128];
   http_server_url(srv, "/", c_url, sizeof c_url);
@@ -239,10 +297,92 @@ static void walk(int c_first) {
 
   free(first_sid);
   http_client_free(cl);
-  node_stop(&node);
-  http_server_stop(srv);
-  csn_ctx_free(ctx);
-  csn_store_free(st);
+  pair_stop(&p);
+}
+
+/* A slow C request races Node requests on one session. */
+typedef struct slow_call {
+  char url[256];
+  char cookie[512];
+  http_response resp;
+  int rc;
+} slow_call;
+
+static void *slow_main(void *arg) {
+  slow_call *c = arg;
+  http_client *cl = http_client_new(0);
+  c->rc = http_get(cl, c->url, c->cookie, &c->resp);
+  http_client_free(cl);
+  return NULL;
+}
+
+static void race(void) {
+  pair p;
+  pair_start(&p);
+  csn_store *st = p.st;
+  http_server *srv = p.srv;
+
+  /* A session made by C. */
+  char url[256];
+  http_client *cl = http_client_new(1);
+  http_response resp;
+  assert_int_equal(http_get(cl, http_server_url(srv, "/", url, sizeof url),
+                            NULL, &resp),
+                   0);
+  assert_int_equal(resp.status, 200);
+  http_response_free(&resp);
+  char *value = http_client_cookie(cl, "connect.sid");
+  assert_non_null(value);
+  char *sid = http_cookie_sid(value, SECRET);
+  assert_non_null(sid);
+
+  /* The slow C request loads it and waits... */
+  slow_call slow;
+  memset(&slow, 0, sizeof slow);
+  http_server_url(srv, "/inc?k=c&delay=1500", slow.url, sizeof slow.url);
+  snprintf(slow.cookie, sizeof slow.cookie, "connect.sid=%s", value);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, slow_main, &slow), 0);
+  struct timespec pause = {0, 300 * 1000000L};
+  nanosleep(&pause, NULL);
+
+  /* ...while Node saves the whole record three times. */
+  char n_url[128];
+  snprintf(n_url, sizeof n_url, "http://127.0.0.1:%d/inc?k=n", node.port);
+  for (int i = 1; i <= 3; i++) {
+    char want[32];
+    assert_int_equal(http_get(cl, n_url, NULL, &resp), 0);
+    snprintf(want, sizeof want, "n: %d", i);
+    if (resp.status != 200 || strcmp(resp.body, want) != 0)
+      fail_msg("Node /inc %d: status %ld '%s'", i, resp.status,
+               resp.body ? resp.body : "");
+    http_response_free(&resp);
+  }
+  pthread_join(th, NULL);
+  assert_int_equal(slow.rc, 0);
+  if (slow.resp.status != 200 || strcmp(slow.resp.body, "c: 1") != 0)
+    fail_msg("slow C /inc: status %ld '%s'", slow.resp.status,
+             slow.resp.body ? slow.resp.body : "");
+  http_response_free(&slow.resp);
+
+  /* Both sides' changes are in the record: the C save merged. */
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, sid, &json, &len), CSN_OK);
+  if (strstr(json, "\"n\":3") == NULL || strstr(json, "\"c\":1") == NULL ||
+      strstr(json, "\"views\":1") == NULL)
+    fail_msg("a write was lost: %s", json);
+  csn_free(json);
+
+  free(sid);
+  free(value);
+  http_client_free(cl);
+  pair_stop(&p);
+}
+
+static void interop_node_writes_survive_slow_c_save(void **state) {
+  (void)state;
+  race();
 }
 
 static int rm_one(const char *p, const struct stat *sb, int flag,
@@ -293,6 +433,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(interop_c_first, fresh_root, drop_root),
       cmocka_unit_test_setup_teardown(interop_node_first, fresh_root,
                                       drop_root),
+      cmocka_unit_test_setup_teardown(interop_node_writes_survive_slow_c_save,
+                                      fresh_root, drop_root),
   };
   char group[64];
   snprintf(group, sizeof group, "store_%s_interop_node",

@@ -1,0 +1,222 @@
+/* csn_store.h - writing a csession store: the method table and the kit.
+ *
+ * A store is a struct whose first member is `struct csn_store` (its `m`
+ * points at a static, const method table) and a few functions. The core
+ * calls the methods only through csn_store_get() & co. (csn.h), which check
+ * arguments and ids, the table's version and the presence of optional
+ * methods, so a method may assume a valid id and non-NULL pointers.
+ *
+ * The kit below is what every store needs and none should write again:
+ *   - csn_store_set_error() / csn_store_fail(): error text, one way;
+ *   - csn_record_splice_cookie(): touch without a JSON re-serialisation;
+ *   - csn_sweeper_*: a background thread on the monotonic clock;
+ *   - csn_url_split() / csn_url_parse_query(): store URLs, strictly.
+ *
+ * docs/STORES.md walks through a complete store (examples/store_example.c)
+ * written against this header alone; src/stores/memory.c is the production
+ * example.
+ *
+ * Since 0.2 (0.1 declared the method table in csn.h). */
+#ifndef CSN_STORE_H
+#define CSN_STORE_H
+
+#include "csn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* The method table                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* 1: get .. close (0.1). 2: adds cas (0.2). A table only ever grows at the
+ * end; the core reads a member added in version N only from a table whose
+ * `version` is >= N, so a store built against an older header keeps
+ * working. Fill tables with designated initialisers. */
+#define CSN_STORE_METHODS_VERSION 2
+
+/* The store vtable (express-session's Store contract, sqlite3_vfs's shape).
+ * A store sees only ids, the record's JSON text and its expiry instant.
+ * Every method must be safe to call from several threads at once. NULL
+ * marks an optional method as absent. On failure a method returns a
+ * negative CSN_E* code and records a message with csn_store_set_error()
+ * (the core adds the store's name and the operation). */
+typedef struct csn_store_methods {
+  int version; /* CSN_STORE_METHODS_VERSION when built against this header */
+  const char *name;
+  /* Required. *json is allocated with the csession allocator (csn_malloc);
+   * CSN_ENOENT when missing or expired. The text must be returned exactly
+   * as it was stored: cas() compares it byte for byte. */
+  int (*get)(csn_store *st, const char *sid, char **json, size_t *len);
+  /* Required. expires_ms is cookie.expires (epoch ms) or CSN_TIME_NONE for
+   * a browser-session cookie (the store applies its default lifetime). */
+  int (*set)(csn_store *st, const char *sid, const char *json, size_t len,
+             int64_t expires_ms);
+  /* Required. A missing id is not an error. */
+  int (*destroy)(csn_store *st, const char *sid);
+  /* Optional (recommended): refresh the expiry of an unchanged session.
+   * json is {"cookie":{...}} only - the new cookie, no data members: keep
+   * the stored data and replace its "cookie" member (a concurrent request
+   * may have written newer data; csn_record_splice_cookie() does it). A
+   * missing or expired id is not an error and is not created. */
+  int (*touch)(csn_store *st, const char *sid, const char *json, size_t len,
+               int64_t expires_ms);
+  /* Optional administration. */
+  int (*clear)(csn_store *st);
+  int (*length)(csn_store *st, size_t *count);
+  int (*all)(csn_store *st, csn_store_each_fn fn, void *userdata);
+  int (*prune)(csn_store *st, size_t *removed);
+  /* Required: release everything (stop threads, close connections). */
+  void (*close)(csn_store *st);
+
+  /* ---- version >= 2 ---------------------------------------------------- */
+
+  /* Optional: compare-and-set, atomically with respect to every other
+   * writer of the same store (other threads, and other processes for a
+   * shared store): if the live record for sid has exactly the text
+   * `expected` (expected_len bytes, as get() returned it), replace it with
+   * json as set() would and return CSN_OK. Return CSN_ECONFLICT when the
+   * stored text differs and CSN_ENOENT when there is no live record
+   * (destroyed or expired); write nothing in either case. With it the core
+   * merges concurrent requests instead of letting the last one win. */
+  int (*cas)(csn_store *st, const char *sid, const char *expected,
+             size_t expected_len, const char *json, size_t len,
+             int64_t expires_ms);
+} csn_store_methods;
+
+/* First member of every store's own struct. */
+struct csn_store {
+  const csn_store_methods *m;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* In a method: record the message for csn_store_errmsg() (printf format;
+ * NULL uses csn_strerror(err)). Returns err, so `return
+ * csn_store_set_error(st, CSN_EIO, "...")` reads naturally. The message is
+ * per thread: a store shared by workers keeps each worker's own. */
+CSN_API int csn_store_set_error(csn_store *st, int err, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* In a constructor (csn_store_X_new / csn_store_X_open, which all take
+ * `char *errbuf, size_t errlen`): write the message into errbuf (when not
+ * NULL) and into csn_last_error(), and return err. Every constructor
+ * reports its failures through this one function, so callers may rely on
+ * either place. Messages must not contain secrets (passwords, keys): name
+ * the parameter, not its value. Since 0.2. */
+CSN_API int csn_store_fail(char *errbuf, size_t errlen, int err,
+                           const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The touch a store without a JSON engine can do: `stored` with its
+ * top-level "cookie" member replaced by the one in `fresh` (a record such
+ * as touch() receives), every other byte of `stored` kept as it is (a
+ * record written by Node keeps its exact text). A stored record without a
+ * cookie gets one as its first member. *out is allocated with csn_malloc
+ * (release with csn_free) and NUL-terminated; *outlen may be NULL.
+ * Returns CSN_OK, CSN_EINVAL (fresh is not an object with a cookie
+ * object), CSN_ECORRUPT (stored is not a JSON object) or CSN_ENOMEM.
+ * Since 0.2. */
+CSN_API int csn_record_splice_cookie(const char *stored, size_t slen,
+                                     const char *fresh, size_t flen,
+                                     char **out, size_t *outlen);
+
+/* ------------------------------------------------------------------------ */
+/* Background sweeper                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* One thread that calls fn(sw, userdata) every interval, for removing
+ * expired records off the request path. Waits run on CLOCK_MONOTONIC, so
+ * setting the wall clock back or forth neither stalls nor races it. With
+ * jitter_pct J (0..100) each wait is drawn uniformly from
+ * interval*(1-J/100) .. interval*(1+J/100), so that processes started
+ * together do not sweep a shared store together. Since 0.2. */
+typedef struct csn_sweeper csn_sweeper;
+typedef void (*csn_sweep_fn)(csn_sweeper *sw, void *userdata);
+
+/* interval_ms >= 1. CSN_EINVAL, CSN_ENOMEM or CSN_EIO (no thread). */
+CSN_API int csn_sweeper_start(csn_sweeper **out, int64_t interval_ms,
+                              int jitter_pct, csn_sweep_fn fn,
+                              void *userdata);
+/* 1 once csn_sweeper_stop() was called: a long sweep checks it between
+ * steps and returns early, so that closing a store is prompt. */
+CSN_API int csn_sweeper_stopping(csn_sweeper *sw);
+/* Run a sweep now instead of at the end of the current wait (tests, an
+ * operator's "prune now"). */
+CSN_API void csn_sweeper_wake(csn_sweeper *sw);
+/* Stop: wakes the thread, waits for a sweep in progress to return, joins,
+ * frees. NULL is a no-op. Never call it from fn. */
+CSN_API void csn_sweeper_stop(csn_sweeper *sw);
+
+/* ------------------------------------------------------------------------ */
+/* Store URLs                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Split "scheme://rest?query" for an opener: checks that url starts with
+ * `scheme` and "://", sets *rest / *rest_len to what lies between "://" and
+ * '?' (may be empty) and *query to the text after '?' (NULL when there is
+ * no '?'; "" after a bare '?'). CSN_EINVAL otherwise. Since 0.2. */
+CSN_API int csn_url_split(const char *url, const char *scheme,
+                          const char **rest, size_t *rest_len,
+                          const char **query);
+
+/* Query parameters, one at a time ("...?max=100&prune=5000"):
+ * csn_url_param_next() walks the query: start with *cursor at the
+ * character after '?' (or NULL for none); each call yields the next
+ * "key=value" (borrowed slices of the URL) and returns 1, or 0 at the end,
+ * or CSN_EINVAL for an empty parameter or one without '='. */
+typedef struct csn_url_param {
+  const char *key;
+  size_t key_len;
+  const char *value;
+  size_t value_len;
+} csn_url_param;
+CSN_API int csn_url_param_next(const char **cursor, csn_url_param *p);
+/* 1 if the parameter's key is `key`. */
+CSN_API int csn_url_param_is(const csn_url_param *p, const char *key);
+/* The value as a decimal integer within [lo, hi] (a leading '-' only when
+ * lo < 0): CSN_OK, or CSN_EINVAL for anything else. */
+CSN_API int csn_url_param_int(const csn_url_param *p, int64_t lo, int64_t hi,
+                              int64_t *out);
+
+/* ... or all at once, against a table (the usual way). */
+enum csn_url_type {
+  CSN_URL_INT = 1, /* out: int64_t *, bounded by [min, max] */
+  CSN_URL_BOOL,    /* out: int *; 1/0, true/false, yes/no, on/off */
+  CSN_URL_STR      /* out: char **, percent-decoded, NUL-free, yours
+                      (csn_free); a value already there is freed first */
+};
+typedef struct csn_url_option {
+  const char *key;
+  int type; /* enum csn_url_type */
+  int64_t min, max;
+  void *out;
+} csn_url_option;
+
+/* Parse a query (NULL or "" for none) against opts[0..n): each key must be
+ * in the table and appear once; values are checked by type. Outputs of
+ * absent keys are left as they are (set defaults first). On failure
+ * returns CSN_EINVAL (or CSN_ENOMEM) with "<store>: ..." naming the
+ * offending parameter in errbuf and csn_last_error(); no value is echoed.
+ * At most 64 options. Since 0.2. */
+CSN_API int csn_url_parse_query(const char *query, const csn_url_option *opts,
+                                size_t n, const char *store, char *errbuf,
+                                size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CSN_STORE_H */

@@ -1,0 +1,574 @@
+/* memory_table.c - the MemoryStore's sharded hash table (memory_table.h).
+ *
+ * Shards. The table is SHARDS independent hash tables, each behind its own
+ * mutex; an id picks its shard from the top bits of a keyed hash (SipHash,
+ * random key per table) and its bucket from the low bits, so that neither
+ * contention nor collisions can be steered from outside. There is no
+ * global lock; the only shared word is an atomic entry count.
+ *
+ * Not leaking. express-session's store only forgets a session when that id
+ * is read again, so abandoned sessions stay forever. Here a sweep removes
+ * expired entries a few buckets per lock hold (so requests never wait
+ * behind a whole-table scan; memory.c runs one from a background thread),
+ * and every insert also sweeps a couple of buckets of its own shard, so
+ * even without the thread the table stays near its live size.
+ *
+ * Capacity (max_entries): when the table is full a new id evicts the entry
+ * that expires soonest (already expired entries first, then the ones whose
+ * cookie runs out first; CSN_TIME_NONE counts as never). Rejecting with
+ * CSN_ENOMEM was the alternative, but it would turn a full cache into an
+ * outage for new visitors, while eviction only logs out the session closest
+ * to expiring anyway. Finding the global minimum would mean scanning every
+ * shard on every insert, so the choice is made per shard: the inserting
+ * shard gives up its soonest entry if it holds at least its fair share
+ * (max / SHARDS), otherwise the first shard that does gives up its own. The
+ * count can overshoot max by at most the number of threads inserting at the
+ * same instant into an otherwise empty table, never more. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "csn_int.h"
+#include "memory_table.h"
+
+#define SHARD_BITS 6
+#define BUCKETS_MIN 16
+/* Buckets examined per lock hold by a sweep. */
+#define SWEEP_CHUNK 64
+/* Buckets examined by each insert (the amortised sweep). */
+#define SWEEP_ON_SET 2
+/* A full-table expired sweep on the insert path runs at most this often. */
+#define FULL_SWEEP_GAP_MS 1000
+
+_Static_assert(MT_SHARDS == 1 << SHARD_BITS, "MT_SHARDS is 2^SHARD_BITS");
+
+struct mt_shard {
+  pthread_mutex_t lock;
+  mt_entry **buckets;
+  size_t nbuckets; /* a power of two */
+  size_t count;
+  size_t cursor; /* next bucket for the amortised sweep */
+  /* Keeps two hot shard locks off one cache line. */
+  char pad[64];
+};
+
+struct mt_table {
+  uint64_t k0, k1;
+  size_t max_entries;
+  atomic_size_t total; /* entries in the table, expired or not */
+  _Atomic int64_t last_full_sweep;
+  csn_clock_fn clock;
+  void *clock_ud;
+  mt_shard shards[MT_SHARDS];
+};
+
+/* ------------------------------------------------------------------------ */
+/* SipHash-2-4 (Aumasson & Bernstein), keyed per table                      */
+/* ------------------------------------------------------------------------ */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3) \
+  do {                           \
+    v0 += v1;                    \
+    v1 = ROTL(v1, 13);           \
+    v1 ^= v0;                    \
+    v0 = ROTL(v0, 32);           \
+    v2 += v3;                    \
+    v3 = ROTL(v3, 16);           \
+    v3 ^= v2;                    \
+    v0 += v3;                    \
+    v3 = ROTL(v3, 21);           \
+    v3 ^= v0;                    \
+    v2 += v1;                    \
+    v1 = ROTL(v1, 17);           \
+    v1 ^= v2;                    \
+    v2 = ROTL(v2, 32);           \
+  } while (0)
+
+static uint64_t load_le64(const unsigned char *p) {
+  uint64_t v = 0;
+  int i;
+  for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static uint64_t siphash(uint64_t k0, uint64_t k1, const void *data,
+                        size_t n) {
+  const unsigned char *p = data;
+  uint64_t v0 = k0 ^ UINT64_C(0x736f6d6570736575);
+  uint64_t v1 = k1 ^ UINT64_C(0x646f72616e646f6d);
+  uint64_t v2 = k0 ^ UINT64_C(0x6c7967656e657261);
+  uint64_t v3 = k1 ^ UINT64_C(0x7465646279746573);
+  uint64_t b = (uint64_t)n << 56;
+  size_t left = n & 7, i;
+  const unsigned char *end = p + (n - left);
+  for (; p != end; p += 8) {
+    uint64_t m = load_le64(p);
+    v3 ^= m;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= m;
+  }
+  for (i = 0; i < left; i++) b |= (uint64_t)p[i] << (8 * i);
+  v3 ^= b;
+  SIPROUND(v0, v1, v2, v3);
+  SIPROUND(v0, v1, v2, v3);
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND(v0, v1, v2, v3);
+  SIPROUND(v0, v1, v2, v3);
+  SIPROUND(v0, v1, v2, v3);
+  SIPROUND(v0, v1, v2, v3);
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shard primitives (all called with the shard locked)                      */
+/* ------------------------------------------------------------------------ */
+
+int64_t mt_now(const mt_table *t) {
+  return t->clock != NULL ? t->clock(t->clock_ud) : csn__now_ms();
+}
+
+static int expired(const mt_entry *e, int64_t now) {
+  return e->expires != CSN_TIME_NONE && e->expires <= now;
+}
+
+/* CSN_TIME_NONE is INT64_MIN, which would sort first; it means "never". */
+static int64_t expiry_key(const mt_entry *e) {
+  return e->expires == CSN_TIME_NONE ? INT64_MAX : e->expires;
+}
+
+static size_t shard_index(uint64_t h) { return (size_t)(h >> (64 - SHARD_BITS)); }
+
+static mt_entry **find_slot(mt_shard *sh, uint64_t h, const char *sid,
+                            size_t sid_len) {
+  mt_entry **pp = &sh->buckets[h & (sh->nbuckets - 1)];
+  for (; *pp != NULL; pp = &(*pp)->next) {
+    mt_entry *e = *pp;
+    if (e->hash == h && e->sid_len == sid_len &&
+        memcmp(e->sid, sid, sid_len) == 0)
+      return pp;
+  }
+  return pp;
+}
+
+/* Unlink *pp onto `dead` (freed by the caller after unlocking). */
+static void unlink_entry(mt_table *t, mt_shard *sh, mt_entry **pp,
+                         mt_entry **dead) {
+  mt_entry *e = *pp;
+  *pp = e->next;
+  e->next = *dead;
+  *dead = e;
+  sh->count--;
+  atomic_fetch_sub(&t->total, 1);
+}
+
+static void free_list(mt_entry *e) {
+  while (e != NULL) {
+    mt_entry *next = e->next;
+    csn__free(e->json);
+    csn__free(e);
+    e = next;
+  }
+}
+
+/* Double the bucket array once the load factor passes 1. A failed
+ * allocation is harmless: the chains just get longer. */
+static void maybe_grow(mt_shard *sh) {
+  mt_entry **nb;
+  size_t n, i;
+  if (sh->count <= sh->nbuckets || sh->nbuckets > SIZE_MAX / 2 / sizeof *nb)
+    return;
+  n = sh->nbuckets * 2;
+  nb = csn__calloc(n, sizeof *nb);
+  if (nb == NULL) return;
+  for (i = 0; i < sh->nbuckets; i++) {
+    mt_entry *e = sh->buckets[i];
+    while (e != NULL) {
+      mt_entry *next = e->next;
+      size_t j = e->hash & (n - 1);
+      e->next = nb[j];
+      nb[j] = e;
+      e = next;
+    }
+  }
+  csn__free(sh->buckets);
+  sh->buckets = nb;
+  sh->nbuckets = n;
+  sh->cursor &= n - 1;
+}
+
+/* Remove expired entries from buckets [from, to). Returns how many. */
+static size_t sweep_range(mt_table *t, mt_shard *sh, size_t from, size_t to,
+                          int64_t now, mt_entry **dead) {
+  size_t removed = 0, i;
+  if (to > sh->nbuckets) to = sh->nbuckets;
+  for (i = from; i < to; i++) {
+    mt_entry **pp = &sh->buckets[i];
+    while (*pp != NULL) {
+      if (expired(*pp, now)) {
+        unlink_entry(t, sh, pp, dead);
+        removed++;
+      } else {
+        pp = &(*pp)->next;
+      }
+    }
+  }
+  return removed;
+}
+
+/* Evict the entry of `sh` that expires soonest. Returns 1 if one went. */
+static int evict_soonest(mt_table *t, mt_shard *sh, mt_entry **dead) {
+  mt_entry **best = NULL;
+  size_t i;
+  for (i = 0; i < sh->nbuckets; i++) {
+    mt_entry **pp;
+    for (pp = &sh->buckets[i]; *pp != NULL; pp = &(*pp)->next)
+      if (best == NULL || expiry_key(*pp) < expiry_key(*best)) best = pp;
+  }
+  if (best == NULL) return 0;
+  unlink_entry(t, sh, best, dead);
+  return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Locked look-ups                                                          */
+/* ------------------------------------------------------------------------ */
+
+mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref) {
+  size_t n = strlen(sid);
+  uint64_t h = siphash(t->k0, t->k1, sid, n);
+  ref->t = t;
+  ref->sh = &t->shards[shard_index(h)];
+  ref->dead = NULL;
+  ref->old = NULL;
+  pthread_mutex_lock(&ref->sh->lock);
+  ref->slot = find_slot(ref->sh, h, sid, n);
+  if (*ref->slot != NULL && expired(*ref->slot, now))
+    unlink_entry(t, ref->sh, ref->slot, &ref->dead);
+  return *ref->slot;
+}
+
+void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len,
+                int64_t expires) {
+  csn__free(ref->old); /* a second replace under one lock: rare */
+  ref->old = e->json;
+  e->json = json;
+  e->len = len;
+  e->expires = expires;
+}
+
+void mt_remove(mt_ref *ref) {
+  unlink_entry(ref->t, ref->sh, ref->slot, &ref->dead);
+}
+
+void mt_unlock(mt_ref *ref) {
+  pthread_mutex_unlock(&ref->sh->lock);
+  free_list(ref->dead);
+  csn__free(ref->old);
+  ref->dead = NULL;
+  ref->old = NULL;
+}
+
+void mt_delete(mt_table *t, const char *sid) {
+  mt_ref ref;
+  /* INT64_MIN: nothing counts as expired, so the entry is found to go. */
+  if (mt_lock(t, sid, INT64_MIN, &ref) != NULL) mt_remove(&ref);
+  mt_unlock(&ref);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sweeping                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* SWEEP_CHUNK buckets per lock hold. If the shard grows half-way, a few
+ * entries move behind the sweep and wait for the next one; that is fine
+ * for a cleanup pass. */
+size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
+  mt_shard *sh = &t->shards[i];
+  size_t pos = 0, removed = 0;
+  for (;;) {
+    mt_entry *dead = NULL;
+    int done;
+    pthread_mutex_lock(&sh->lock);
+    done = pos >= sh->nbuckets;
+    if (!done)
+      removed += sweep_range(t, sh, pos, pos + SWEEP_CHUNK, now, &dead);
+    pthread_mutex_unlock(&sh->lock);
+    free_list(dead);
+    if (done) return removed;
+    pos += SWEEP_CHUNK;
+  }
+}
+
+size_t mt_sweep(mt_table *t, int64_t now) {
+  size_t removed = 0, i;
+  for (i = 0; i < MT_SHARDS; i++) removed += mt_sweep_shard(t, i, now);
+  return removed;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Capacity                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Take one unit of the max_entries budget, if any is left. */
+static int reserve_slot(mt_table *t) {
+  size_t n = atomic_load(&t->total);
+  while (n < t->max_entries)
+    if (atomic_compare_exchange_weak(&t->total, &n, n + 1)) return 1;
+  return 0;
+}
+
+static int evict_in(mt_table *t, mt_shard *sh, size_t fair, int any) {
+  mt_entry *dead = NULL;
+  int ok = 0;
+  pthread_mutex_lock(&sh->lock);
+  if (sh->count > 0 && (any || sh->count >= fair))
+    ok = evict_soonest(t, sh, &dead);
+  pthread_mutex_unlock(&sh->lock);
+  free_list(dead);
+  return ok;
+}
+
+/* Called with no lock held when the table is full: free one slot and take
+ * it. Expired entries go first (a rate-limited full sweep), then the
+ * soonest-expiring entry of a shard holding at least its fair share,
+ * starting with our own. If nothing could be evicted (the entries are all
+ * in flight in other threads), the slot is taken anyway: the overshoot is
+ * bounded by the number of concurrent inserters. */
+static void make_room(mt_table *t, size_t own, int64_t now) {
+  size_t fair = (t->max_entries + MT_SHARDS - 1) / MT_SHARDS;
+  int64_t last = atomic_load(&t->last_full_sweep);
+  int pass;
+  /* INT64_MIN is "never swept"; compare before subtracting (no overflow). */
+  if ((last == INT64_MIN || now < last || now - last >= FULL_SWEEP_GAP_MS) &&
+      atomic_compare_exchange_strong(&t->last_full_sweep, &last, now)) {
+    mt_sweep(t, now);
+    if (reserve_slot(t)) return;
+  }
+  for (pass = 0; pass < 2; pass++) {
+    size_t k;
+    for (k = 0; k < MT_SHARDS; k++) {
+      mt_shard *sh = &t->shards[(own + k) % MT_SHARDS];
+      if (!evict_in(t, sh, fair, pass == 1)) continue;
+      if (reserve_slot(t)) return;
+      k--; /* still full (another thread took the slot): try here again */
+    }
+  }
+  atomic_fetch_add(&t->total, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Whole operations                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void link_new(mt_shard *sh, mt_entry **pp, mt_entry *e) {
+  *pp = e;
+  sh->count++;
+  maybe_grow(sh);
+}
+
+int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
+           int64_t expires) {
+  size_t n = strlen(sid);
+  uint64_t h;
+  mt_shard *sh;
+  mt_entry **pp, *dead = NULL, *e;
+  char *copy, *old = NULL;
+  int64_t now;
+  /* Copy and allocate before locking: the lock then covers pointer work
+   * only, whatever the record's size. */
+  if (len == SIZE_MAX || (copy = csn__malloc(len + 1)) == NULL)
+    return CSN_ENOMEM;
+  memcpy(copy, json, len);
+  copy[len] = '\0';
+  e = csn__malloc(sizeof *e + n + 1);
+  if (e == NULL) {
+    csn__free(copy);
+    return CSN_ENOMEM;
+  }
+  h = siphash(t->k0, t->k1, sid, n);
+  e->next = NULL;
+  e->hash = h;
+  e->expires = expires;
+  e->json = copy;
+  e->len = len;
+  e->sid_len = n;
+  memcpy(e->sid, sid, n + 1);
+  sh = &t->shards[shard_index(h)];
+  now = mt_now(t);
+
+  pthread_mutex_lock(&sh->lock);
+  pp = find_slot(sh, h, sid, n);
+  if (*pp == NULL) {
+    /* The amortised sweep: a few buckets of this shard on every insert. */
+    sweep_range(t, sh, sh->cursor, sh->cursor + SWEEP_ON_SET, now, &dead);
+    sh->cursor = (sh->cursor + SWEEP_ON_SET) & (sh->nbuckets - 1);
+    if (t->max_entries == 0 || reserve_slot(t)) {
+      if (t->max_entries == 0) atomic_fetch_add(&t->total, 1);
+      /* Look again: the sweep may have unlinked the chain's tail. */
+      link_new(sh, find_slot(sh, h, sid, n), e);
+      e = NULL;
+    } else {
+      /* Full: make room with no lock held (eviction may visit other
+       * shards), then look again, since another thread may have inserted
+       * this id meanwhile. */
+      pthread_mutex_unlock(&sh->lock);
+      make_room(t, shard_index(h), now);
+      pthread_mutex_lock(&sh->lock);
+      pp = find_slot(sh, h, sid, n);
+      if (*pp == NULL) {
+        link_new(sh, pp, e);
+        e = NULL;
+      } else {
+        atomic_fetch_sub(&t->total, 1); /* give the slot back */
+      }
+    }
+  }
+  if (e != NULL) { /* present: replace the text in place */
+    old = (*pp)->json;
+    (*pp)->json = copy;
+    (*pp)->len = len;
+    (*pp)->expires = expires;
+  }
+  pthread_mutex_unlock(&sh->lock);
+  free_list(dead);
+  csn__free(old);
+  csn__free(e);
+  return CSN_OK;
+}
+
+void mt_clear(mt_table *t) {
+  size_t i, b;
+  for (i = 0; i < MT_SHARDS; i++) {
+    mt_shard *sh = &t->shards[i];
+    mt_entry *dead = NULL;
+    pthread_mutex_lock(&sh->lock);
+    for (b = 0; b < sh->nbuckets; b++)
+      while (sh->buckets[b] != NULL)
+        unlink_entry(t, sh, &sh->buckets[b], &dead);
+    pthread_mutex_unlock(&sh->lock);
+    free_list(dead);
+  }
+}
+
+size_t mt_length(mt_table *t, int64_t now) {
+  size_t i, live = 0;
+  /* Expired entries are removed on the way, so the count is of live ones
+   * and the sweep work is not wasted. */
+  for (i = 0; i < MT_SHARDS; i++) {
+    mt_shard *sh = &t->shards[i];
+    mt_sweep_shard(t, i, now);
+    pthread_mutex_lock(&sh->lock);
+    live += sh->count;
+    pthread_mutex_unlock(&sh->lock);
+  }
+  return live;
+}
+
+size_t mt_count(const mt_table *t) { return atomic_load(&t->total); }
+
+typedef struct snap_item {
+  char *sid;
+  char *json;
+  size_t len;
+} snap_item;
+
+int mt_each(mt_table *t, int64_t now, csn_store_each_fn fn, void *ud) {
+  size_t i;
+  for (i = 0; i < MT_SHARDS; i++) {
+    mt_shard *sh = &t->shards[i];
+    snap_item *items = NULL;
+    size_t nitems = 0, k, b;
+    int rc = CSN_OK, stop = 0;
+    mt_sweep_shard(t, i, now);
+    pthread_mutex_lock(&sh->lock);
+    if (sh->count > 0) {
+      items = csn__calloc(sh->count, sizeof *items);
+      if (items == NULL) rc = CSN_ENOMEM;
+    }
+    for (b = 0; rc == CSN_OK && b < sh->nbuckets; b++) {
+      mt_entry *e;
+      for (e = sh->buckets[b]; e != NULL && rc == CSN_OK; e = e->next) {
+        if (expired(e, now)) continue;
+        items[nitems].sid = csn__strdup(e->sid);
+        items[nitems].json = csn__malloc(e->len + 1);
+        if (items[nitems].sid == NULL || items[nitems].json == NULL) {
+          rc = CSN_ENOMEM;
+        } else {
+          memcpy(items[nitems].json, e->json, e->len + 1);
+          items[nitems].len = e->len;
+        }
+        nitems++; /* counted even when half-built, so it is freed below */
+      }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    for (k = 0; k < nitems; k++) {
+      if (rc == CSN_OK && !stop)
+        stop = fn(items[k].sid, items[k].json, items[k].len, ud) != 0;
+      csn__free(items[k].sid);
+      csn__free(items[k].json);
+    }
+    csn__free(items);
+    if (rc != CSN_OK) return rc;
+    if (stop) break;
+  }
+  return CSN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Release what was set up; the first `nshards` shards have a lock and
+ * buckets. */
+static void release(mt_table *t, size_t nshards) {
+  size_t i, b;
+  for (i = 0; i < nshards; i++) {
+    mt_shard *sh = &t->shards[i];
+    for (b = 0; b < sh->nbuckets; b++) free_list(sh->buckets[b]);
+    csn__free(sh->buckets);
+    pthread_mutex_destroy(&sh->lock);
+  }
+  csn__free(t);
+}
+
+void mt_free(mt_table *t) {
+  if (t != NULL) release(t, MT_SHARDS);
+}
+
+int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
+           void *clock_ud) {
+  unsigned char key[16];
+  mt_table *t;
+  size_t i;
+  int rc;
+  *out = NULL;
+  t = csn__calloc(1, sizeof *t);
+  if (t == NULL) return CSN_ENOMEM;
+  t->max_entries = max_entries;
+  t->clock = clock;
+  t->clock_ud = clock_ud;
+  atomic_init(&t->total, 0);
+  atomic_init(&t->last_full_sweep, INT64_MIN);
+  rc = csn__random_bytes(key, sizeof key);
+  if (rc != CSN_OK) {
+    csn__free(t);
+    return rc;
+  }
+  t->k0 = load_le64(key);
+  t->k1 = load_le64(key + 8);
+  for (i = 0; i < MT_SHARDS; i++) {
+    mt_shard *sh = &t->shards[i];
+    sh->buckets = csn__calloc(BUCKETS_MIN, sizeof *sh->buckets);
+    if (sh->buckets == NULL || pthread_mutex_init(&sh->lock, NULL) != 0) {
+      csn__free(sh->buckets);
+      release(t, i);
+      return CSN_ENOMEM;
+    }
+    sh->nbuckets = BUCKETS_MIN;
+  }
+  *out = t;
+  return CSN_OK;
+}

@@ -1,0 +1,100 @@
+/* memory_table.h - the MemoryStore's data structure (private to
+ * src/stores/memory*.c).
+ *
+ * A hash table from session id to (record text, expiry), built for many
+ * worker threads: SHARDS independent tables, each behind its own mutex, an
+ * id's shard and bucket picked by SipHash under a random per-table key (so
+ * that neither contention nor collisions can be steered from outside), an
+ * atomic entry count, and the two clean-ups a table that must not leak
+ * needs: sweeping expired entries and evicting when full. memory.c builds
+ * the store's methods on it; memory_table.c explains the capacity rule.
+ *
+ * Two ways in:
+ *   - whole operations (mt_set, mt_sweep, mt_length, mt_each, mt_clear),
+ *     each taking and releasing the locks it needs;
+ *   - a locked look-up for a method that decides itself what to do with an
+ *     entry (get, cas, touch): mt_lock() finds the live entry with its
+ *     shard locked, mt_replace() / mt_remove() change it, mt_unlock()
+ *     releases the lock and only then frees what was replaced or removed,
+ *     so the lock is never held across free() of a large record. */
+#ifndef CSN_MEMORY_TABLE_H
+#define CSN_MEMORY_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "csn/csn_store.h"
+
+#define MT_SHARDS 64
+
+typedef struct mt_table mt_table;
+typedef struct mt_shard mt_shard;
+
+typedef struct mt_entry {
+  struct mt_entry *next;
+  uint64_t hash;
+  int64_t expires; /* epoch ms, CSN_TIME_NONE = never */
+  char *json;      /* NUL-terminated copy of the record, as stored */
+  size_t len;
+  size_t sid_len;
+  char sid[]; /* NUL-terminated */
+} mt_entry;
+
+/* A look-up in progress: filled by mt_lock(), consumed by mt_unlock(). */
+typedef struct mt_ref {
+  mt_table *t;
+  mt_shard *sh;
+  mt_entry **slot; /* where the entry is (or would be linked) */
+  mt_entry *dead;  /* removed entries, freed after unlocking */
+  char *old;       /* replaced text, freed after unlocking */
+} mt_ref;
+
+/* A table whose count is kept near max_entries (0: unbounded), on `clock`
+ * (NULL: the system clock). CSN_ENOMEM, or CSN_ECRYPTO without a random
+ * hash key; the caller words the message. */
+int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
+           void *clock_ud);
+void mt_free(mt_table *t);
+/* The table's clock, epoch ms. */
+int64_t mt_now(const mt_table *t);
+
+/* Lock sid's shard and return its live entry, or NULL. An entry that
+ * expired by `now` is removed on the way (a read never returns it, and the
+ * table should not keep it). Always follow with mt_unlock(). */
+mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref);
+/* Give the locked entry e the text json (taken over: csn_malloc'd,
+ * NUL-terminated at len) and the expiry. The count does not change. */
+void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len,
+                int64_t expires);
+/* Unlink the locked entry that mt_lock() returned. */
+void mt_remove(mt_ref *ref);
+void mt_unlock(mt_ref *ref);
+
+/* Store a copy of json under sid: replaced in place if present, else
+ * inserted, evicting if the table is full. Copies before locking. 0 or
+ * CSN_ENOMEM. */
+int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
+           int64_t expires);
+/* Remove sid if present. */
+void mt_delete(mt_table *t, const char *sid);
+
+/* Remove what expired by `now` from shard i (0 <= i < MT_SHARDS), a few
+ * buckets per lock hold; or from every shard. Return how many went. */
+size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now);
+size_t mt_sweep(mt_table *t, int64_t now);
+/* Live entries (expired ones are swept on the way). */
+size_t mt_length(mt_table *t, int64_t now);
+/* Call fn for each live entry, with no lock held (fn may call the table):
+ * one shard's entries are copied under its lock, then handed out. Stops
+ * when fn returns non-zero. 0 or CSN_ENOMEM. */
+int mt_each(mt_table *t, int64_t now, csn_store_each_fn fn, void *ud);
+void mt_clear(mt_table *t);
+/* Entries held, expired or not (for tests). */
+size_t mt_count(const mt_table *t);
+
+/* memory.c, for tests: the table's mt_count() behind a csn_store (0 if it
+ * is not a MemoryStore). Declared in src/csn_int.h too; memory_table.c
+ * includes both headers, so the two declarations cannot drift apart. */
+size_t csn__store_memory_raw_count(const csn_store *st);
+
+#endif /* CSN_MEMORY_TABLE_H */

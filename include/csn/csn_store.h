@@ -158,7 +158,9 @@ CSN_API int csn_sweeper_stopping(csn_sweeper *sw);
  * operator's "prune now"). */
 CSN_API void csn_sweeper_wake(csn_sweeper *sw);
 /* Stop: wakes the thread, waits for a sweep in progress to return, joins,
- * frees. NULL is a no-op. Never call it from fn. */
+ * frees. NULL is a no-op. Never call it from fn. In a child of fork()
+ * (which has no copy of the thread) it only frees: closing a store
+ * inherited through fork() is safe. */
 CSN_API void csn_sweeper_stop(csn_sweeper *sw);
 
 /* ------------------------------------------------------------------------ */

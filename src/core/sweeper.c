@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "csn_int.h"
 
@@ -27,6 +28,7 @@ struct csn_sweeper {
   int stop; /* under lock */
   int wake; /* under lock */
   uint64_t rng;
+  pid_t owner; /* the process whose thread this is */
 };
 
 /* xorshift64*: the jitter needs spread, not secrecy. */
@@ -104,6 +106,7 @@ int csn_sweeper_start(csn_sweeper **out, int64_t interval_ms, int jitter_pct,
   sw->jitter_pct = jitter_pct;
   sw->fn = fn;
   sw->ud = userdata;
+  sw->owner = getpid();
   if (csn__random_bytes(&sw->rng, sizeof sw->rng) != CSN_OK || sw->rng == 0)
     sw->rng = (uint64_t)(uintptr_t)sw | 1;
 
@@ -157,6 +160,15 @@ void csn_sweeper_wake(csn_sweeper *sw) {
 void csn_sweeper_stop(csn_sweeper *sw) {
   if (sw == NULL)
     return;
+  /* A child of fork() has a copy of the struct but not the thread (only
+   * the forking thread survives fork): there is nothing to wake or join,
+   * and the lock may have been copied held. Release the memory only.
+   * (glibc happens to make a join of a pre-fork thread return at once;
+   * POSIX leaves it undefined, so no test can show the difference here.) */
+  if (sw->owner != getpid()) {
+    csn__free(sw);
+    return;
+  }
   pthread_mutex_lock(&sw->lock);
   sw->stop = 1;
   pthread_cond_signal(&sw->cond);

@@ -4,7 +4,7 @@
 #define CSN_VERSION_H
 
 #define CSN_VERSION_MAJOR 0
-#define CSN_VERSION_MINOR 1
+#define CSN_VERSION_MINOR 2
 #define CSN_VERSION_PATCH 0
 
 #define CSN_VERSION_HEX \

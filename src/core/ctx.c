@@ -269,12 +269,6 @@ void *csn_ctx_ext(const csn_ctx *ctx, const void *key) {
   return NULL;
 }
 
-/* Here rather than in request.c: it is the way from a request back to its
- * context, which adapters need for csn_ctx_ext() and csn_ctx_log(). */
-csn_ctx *csn_request_ctx(const csn_request *r) {
-  return r ? r->ctx : NULL;
-}
-
 int64_t csn__ctx_now(const csn_ctx *ctx) {
   if (ctx && ctx->clock)
     return ctx->clock(ctx->clock_ud);

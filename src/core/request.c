@@ -264,6 +264,12 @@ fail:
   return rc;
 }
 
+/* The way from a request back to its context, which adapters need for
+ * csn_ctx_ext() and csn_ctx_log(). */
+csn_ctx *csn_request_ctx(const csn_request *r) {
+  return r ? r->ctx : NULL;
+}
+
 csn_session *csn_request_session(csn_request *r) {
   return r && r->has_session ? &r->sess : NULL;
 }

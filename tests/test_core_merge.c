@@ -21,6 +21,7 @@
 
 #include "csn_int.h"
 #include "http_harness.h"
+#include "request_rig.h"
 
 static const char *const SECRETS[] = {"merge secret"};
 
@@ -56,41 +57,19 @@ static void fx_close(fx *f) {
     csn_store_free(&f->cs->base);
 }
 
-static csn_request *begin(fx *f, const char *cookie) {
-  csn_request_info in = {0};
-  csn_request *r = NULL;
-  in.cookie_header = cookie;
-  in.url = "/";
-  assert_int_equal(csn_request_begin(f->ctx, &in, &r), CSN_OK);
-  assert_non_null(r);
-  return r;
-}
-
-/* Commit and free; returns the commit's code, *sc the Set-Cookie. */
-static int commit(csn_request *r, char **sc) {
-  char *tmp = NULL;
-  int rc = csn_request_commit(r, &tmp);
-  csn_request_free(r);
-  if (sc != NULL)
-    *sc = tmp;
-  else
-    csn_free(tmp);
-  return rc;
-}
-
 /* A stored session with the given members ("{...}" as csn_session_set_json
  * members, set one by one), and the cookie that names it. */
 static void seed(fx *f, const char *const *kv, size_t n) {
-  csn_request *r = begin(f, NULL);
+  csn_request *r = rig_begin(f->ctx, NULL);
   csn_session *s = csn_request_session(r);
   char *sc = NULL;
   size_t i;
   for (i = 0; i + 1 < n; i += 2)
     assert_int_equal(csn_session_set_json(s, kv[i], kv[i + 1]), CSN_OK);
   snprintf(f->sid, sizeof f->sid, "%s", csn_session_id(s));
-  assert_int_equal(commit(r, &sc), CSN_OK);
+  assert_int_equal(rig_commit(r, &sc), CSN_OK);
   assert_non_null(sc);
-  snprintf(f->cookie, sizeof f->cookie, "%.*s", (int)strcspn(sc, ";"), sc);
+  rig_cookie_of(sc, f->cookie, sizeof f->cookie);
   csn_free(sc);
 }
 
@@ -122,14 +101,14 @@ static void merge_two_requests_different_members(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 2);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
                    CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 2),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
   j = stored(&f);
   assert_non_null(j);
   assert_int_equal(member_int(j, "a"), 1);
@@ -147,13 +126,13 @@ static void merge_delete_and_change(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 4);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "y", 2),
                    CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
   assert_int_equal(csn_session_del(csn_request_session(a), "x"), CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
   j = stored(&f);
   assert_null(json_object_get(j, "x"));
   assert_int_equal(member_int(j, "y"), 2);
@@ -173,8 +152,8 @@ static void merge_read_only_member_not_restored(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 4);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_get_int(csn_request_session(a), "k", &v),
                    CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "other", 5),
@@ -185,8 +164,8 @@ static void merge_read_only_member_not_restored(void **state) {
                    CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "same", 2),
                    CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
   j = stored(&f);
   assert_int_equal(member_int(j, "k"), 9);
   assert_int_equal(member_int(j, "other"), 5);
@@ -203,13 +182,13 @@ static void merge_logout_wins(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 2);
-  slow = begin(&f, f.cookie);
-  logout = begin(&f, f.cookie);
+  slow = rig_begin(f.ctx, f.cookie);
+  logout = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_destroy(csn_request_session(logout)), CSN_OK);
-  assert_int_equal(commit(logout, NULL), CSN_OK);
+  assert_int_equal(rig_commit(logout, NULL), CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(slow), "x", 1),
                    CSN_OK);
-  assert_int_equal(commit(slow, &sc), CSN_OK);
+  assert_int_equal(rig_commit(slow, &sc), CSN_OK);
   assert_null(sc); /* no cookie for a session that does not exist */
   assert_null(stored(&f));
   fx_close(&f);
@@ -224,11 +203,11 @@ static void merge_logout_wins_over_resave(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 2);
-  slow = begin(&f, f.cookie);
-  logout = begin(&f, f.cookie);
+  slow = rig_begin(f.ctx, f.cookie);
+  logout = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_destroy(csn_request_session(logout)), CSN_OK);
-  assert_int_equal(commit(logout, NULL), CSN_OK);
-  assert_int_equal(commit(slow, NULL), CSN_OK);
+  assert_int_equal(rig_commit(logout, NULL), CSN_OK);
+  assert_int_equal(rig_commit(slow, NULL), CSN_OK);
   assert_null(stored(&f));
   fx_close(&f);
 }
@@ -243,17 +222,17 @@ static void merge_regenerate_still_writes(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 2);
-  login = begin(&f, f.cookie);
-  logout = begin(&f, f.cookie);
+  login = rig_begin(f.ctx, f.cookie);
+  logout = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_destroy(csn_request_session(logout)), CSN_OK);
-  assert_int_equal(commit(logout, NULL), CSN_OK);
+  assert_int_equal(rig_commit(logout, NULL), CSN_OK);
   assert_int_equal(csn_session_regenerate(csn_request_session(login)),
                    CSN_OK);
   snprintf(f.sid, sizeof f.sid, "%s",
            csn_session_id(csn_request_session(login)));
   assert_int_equal(
       csn_session_set_str(csn_request_session(login), "user", "ada"), CSN_OK);
-  assert_int_equal(commit(login, &sc), CSN_OK);
+  assert_int_equal(rig_commit(login, &sc), CSN_OK);
   assert_non_null(sc);
   csn_free(sc);
   {
@@ -275,17 +254,17 @@ static void merge_explicit_save(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 2);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 1),
                    CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
                    CSN_OK);
   assert_int_equal(csn_session_save(csn_request_session(a)), CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "c", 1),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
   j = stored(&f);
   assert_int_equal(member_int(j, "a"), 1);
   assert_int_equal(member_int(j, "b"), 1);
@@ -307,7 +286,7 @@ static void merge_node_whole_record_write(void **state) {
   (void)state;
   fx_open(&f, 0, NULL);
   seed(&f, kv, 2);
-  a = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_store_get(csn_ctx_store(f.ctx), f.sid, &json, &len),
                    CSN_OK);
   /* Node's record: the same cookie, its own members. */
@@ -321,7 +300,7 @@ static void merge_node_whole_record_write(void **state) {
                    CSN_OK);
   assert_int_equal(csn_session_set_str(csn_request_session(a), "c", "yes"),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
   assert_int_equal(csn_store_get(csn_ctx_store(f.ctx), f.sid, &json, &len),
                    CSN_OK);
   assert_non_null(strstr(json, "\"cart\":[1,2]"));
@@ -340,14 +319,14 @@ static void merge_off_last_write_wins(void **state) {
   (void)state;
   fx_open(&f, 1, NULL);
   seed(&f, kv, 2);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
                    CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 1),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
   j = stored(&f);
   assert_null(json_object_get(j, "a")); /* lost, as in express-session */
   assert_int_equal(member_int(j, "b"), 1);
@@ -434,11 +413,11 @@ static void merge_gives_up_with_econflict(void **state) {
                                    strlen(SECRETS[0]), sig, &n),
                    CSN_OK);
   snprintf(cookie, sizeof cookie, "connect.sid=s:%s", sig);
-  a = begin(&f, cookie);
+  a = rig_begin(f.ctx, cookie);
   assert_string_equal(csn_session_id(csn_request_session(a)), "restless-id");
   assert_int_equal(csn_session_set_int(csn_request_session(a), "x", 1),
                    CSN_OK);
-  assert_int_equal(commit(a, &sc), CSN_ECONFLICT);
+  assert_int_equal(rig_commit(a, &sc), CSN_ECONFLICT);
   assert_null(sc);
   assert_true(st.cas_calls > 1 && st.cas_calls <= 256);
   assert_non_null(strstr(csn_last_error(), "concurrently"));
@@ -472,10 +451,10 @@ static void merge_v1_table_never_calls_cas(void **state) {
                                    sig, &n),
                    CSN_OK);
   snprintf(cookie, sizeof cookie, "connect.sid=s:%s", sig);
-  a = begin(&f, cookie);
+  a = rig_begin(f.ctx, cookie);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "x", 1),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
   assert_int_equal(st.cas_called_v1, 0);
   assert_int_equal(csn_store_cas(&st.base, "v1-id", "a", 1, "b", 1, 0),
                    CSN_ENOTSUP);

@@ -22,6 +22,7 @@
 #include <csn/csn_store.h>
 
 #include "store_conformance.h"
+#include "request_rig.h"
 #include "store_example.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -217,34 +218,12 @@ typedef struct e2e {
   char sid[CSN_ID_MAX + 1];
 } e2e;
 
-static csn_request *begin(e2e *f, const char *cookie) {
-  csn_request_info in = {0};
-  csn_request *r = NULL;
-  in.cookie_header = cookie;
-  in.url = "/";
-  assert_int_equal(csn_request_begin(f->ctx, &in, &r), CSN_OK);
-  assert_non_null(r);
-  return r;
-}
-
-/* Commit and free; *sc (may be NULL) gets the Set-Cookie value. */
-static int commit(csn_request *r, char **sc) {
-  char *tmp = NULL;
-  int rc = csn_request_commit(r, &tmp);
-  csn_request_free(r);
-  if (sc != NULL)
-    *sc = tmp;
-  else
-    csn_free(tmp);
-  return rc;
-}
 
 /* A context on a fresh listmap store and one session in it. */
 static void e2e_open(e2e *f, int last_write_wins) {
   csn_options o;
   csn_request *r;
   char err[256], *sc = NULL;
-  size_t n;
   memset(f, 0, sizeof *f);
   assert_int_equal(csn_store_open("listmap://", &f->st, err, sizeof err),
                    CSN_OK);
@@ -256,18 +235,15 @@ static void e2e_open(e2e *f, int last_write_wins) {
   o.last_write_wins = last_write_wins;
   assert_int_equal(csn_ctx_new(&f->ctx, &o, err, sizeof err), CSN_OK);
 
-  r = begin(f, NULL);
+  r = rig_begin(f->ctx, NULL);
   assert_non_null(csn_request_session_id(r));
   snprintf(f->sid, sizeof f->sid, "%s", csn_request_session_id(r));
   assert_int_equal(csn_session_set_str(csn_request_session(r), "user", "ann"),
                    CSN_OK);
-  assert_int_equal(commit(r, &sc), CSN_OK);
+  assert_int_equal(rig_commit(r, &sc), CSN_OK);
   assert_non_null(sc);
   /* "connect.sid=s%3A...; Path=/; ..." -> "connect.sid=s%3A..." */
-  n = strcspn(sc, ";");
-  assert_true(n < sizeof f->cookie);
-  memcpy(f->cookie, sc, n);
-  f->cookie[n] = '\0';
+  rig_cookie_of(sc, f->cookie, sizeof f->cookie);
   csn_free(sc);
 }
 
@@ -286,19 +262,19 @@ static void test_e2e_merge(void **state) {
   const char *user = NULL;
   (void)state;
   e2e_open(&f, 0);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_string_equal(csn_request_session_id(a), f.sid);
   assert_string_equal(csn_request_session_id(b), f.sid);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
                    CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 2),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
 
   /* Both members are in the store, and so is the one neither touched. */
-  c = begin(&f, f.cookie);
+  c = rig_begin(f.ctx, f.cookie);
   assert_string_equal(csn_request_session_id(c), f.sid);
   assert_int_equal(csn_session_get_int(csn_request_session(c), "a", &v),
                    CSN_OK);
@@ -323,14 +299,14 @@ static void test_e2e_last_write_wins(void **state) {
   size_t len = 0;
   (void)state;
   e2e_open(&f, 1);
-  a = begin(&f, f.cookie);
-  b = begin(&f, f.cookie);
+  a = rig_begin(f.ctx, f.cookie);
+  b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
                    CSN_OK);
   assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 2),
                    CSN_OK);
-  assert_int_equal(commit(a, NULL), CSN_OK);
-  assert_int_equal(commit(b, NULL), CSN_OK);
+  assert_int_equal(rig_commit(a, NULL), CSN_OK);
+  assert_int_equal(rig_commit(b, NULL), CSN_OK);
   assert_int_equal(csn_store_get(f.st, f.sid, &json, &len), CSN_OK);
   assert_non_null(strstr(json, "\"b\":2"));
   assert_null(strstr(json, "\"a\":1"));
@@ -347,15 +323,15 @@ static void test_e2e_logout_wins(void **state) {
   size_t len = 0;
   (void)state;
   e2e_open(&f, 0);
-  slow = begin(&f, f.cookie);
-  logout = begin(&f, f.cookie);
+  slow = rig_begin(f.ctx, f.cookie);
+  logout = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_destroy(csn_request_session(logout)), CSN_OK);
-  assert_int_equal(commit(logout, NULL), CSN_OK);
+  assert_int_equal(rig_commit(logout, NULL), CSN_OK);
   assert_int_equal(csn_store_get(f.st, f.sid, &json, &len), CSN_ENOENT);
 
   assert_int_equal(csn_session_set_int(csn_request_session(slow), "late", 1),
                    CSN_OK);
-  assert_int_equal(commit(slow, &sc), CSN_OK);
+  assert_int_equal(rig_commit(slow, &sc), CSN_OK);
   assert_null(sc); /* no cookie for a session that no longer exists */
   assert_int_equal(csn_store_get(f.st, f.sid, &json, &len), CSN_ENOENT);
   e2e_close(&f);

@@ -249,11 +249,11 @@ struct csn_request {
   char *saved_text; /* NULL with has_saved: equal to orig_text */
   char *cur_text;   /* cached at commit */
   /* The record exactly as the store returned it, for compare-and-set
-   * (merge.c), and the id it was stored under; after each successful save
-   * of this request, the record it wrote. NULL for a new session. */
+   * (merge.c); after each successful save of this request, the record it
+   * wrote. NULL for a session this request generated (new or
+   * regenerated). */
   char *loaded_text;
   size_t loaded_len;
-  char loaded_id[CSN_ID_MAX + 1];
   int gone; /* a merged save found the record destroyed: logout wins */
   int touched;
   int committed;

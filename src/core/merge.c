@@ -190,7 +190,6 @@ static void adopt(csn_request *r, merge_step *m) {
 
 int csn__request_can_merge(const csn_request *r) {
   return !r->ctx->last_write_wins && r->loaded_text != NULL &&
-         strcmp(r->loaded_id, r->sess.id) == 0 &&
          csn_store_has_cas(r->ctx->store);
 }
 

@@ -237,7 +237,6 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
       /* Kept, not copied: the text a compare-and-set save compares with. */
       r->loaded_text = json;
       r->loaded_len = jlen;
-      strcpy(r->loaded_id, r->cookie_id);
       r->has_sid = 1;
       r->has_session = 1;
       /* With resave off, the loaded state counts as saved. */
@@ -361,6 +360,8 @@ static int save_now(csn_request *r, int remember) {
     rc = csn__request_save_merged(r, record, len, &gone);
     if (rc == CSN_OK && gone)
       r->gone = 1;
+    /* adopt() (merge.c) dropped the cached text: what was saved is the
+     * merged data now. */
     if (rc == CSN_OK && remember && r->cur_text == NULL) {
       csn__free(saved);
       if ((txt = current_text(r)) == NULL || (saved = csn__strdup(txt)) == NULL)
@@ -502,7 +503,7 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
 
   /* An explicit save() found the session destroyed by another request
    * (logout wins): nothing more is written and no cookie is sent. */
-  if (r->gone && strcmp(r->loaded_id, s->id) == 0)
+  if (r->gone)
     return CSN_OK;
 
   /* The cookie is built before the store is written, so that a failure
@@ -516,7 +517,7 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
     rc = touch_now(r);
   else
     rc = CSN_OK;
-  if (rc < 0 || (r->gone && strcmp(r->loaded_id, s->id) == 0)) {
+  if (rc < 0 || r->gone) {
     /* Failed, or the merged save found the session destroyed meanwhile:
      * a cookie for a session that does not exist is not sent. */
     csn__free(cookie);
@@ -558,6 +559,11 @@ int csn_session_regenerate(csn_session *s) {
   if (rc < 0)
     return rc;
   r->destroyed = 0;
+  /* The new id was never loaded: its save is a plain write (a login
+   * always writes), whatever happened to the old record. */
+  csn__free(r->loaded_text);
+  r->loaded_text = NULL;
+  r->gone = 0;
   /* original_id keeps the old id: the new session counts as modified and
    * is always saved with its cookie sent, as in express. */
   return drc;
@@ -604,7 +610,6 @@ int csn_session_reload(csn_session *s) {
   csn__free(r->loaded_text);
   r->loaded_text = json;
   r->loaded_len = len;
-  strcpy(r->loaded_id, s->id);
   /* Replacing the data is a change relative to the original. */
   if ((rc = csn__session_will_change(s)) < 0) {
     csn__cookie_free(&fresh.cookie);

@@ -566,7 +566,9 @@ int main(int argc, char **argv) {
   }
   rc = csn_store_open(cfg.store_url, &store, err, sizeof err);
   if (rc < 0) {
-    fprintf(stderr, "csession-demo: --store %s: %s\n", cfg.store_url,
+    char shown[256]; /* never the URL's password */
+    fprintf(stderr, "csession-demo: --store %s: %s\n",
+            csn_url_redact(cfg.store_url, shown, sizeof shown),
             err[0] ? err : csn_strerror(rc));
     return 2;
   }

@@ -2,11 +2,13 @@
  * demo_proc.h). */
 #include "demo_proc.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,10 +18,12 @@ const char *demo_proc_bin(void) {
   return p != NULL && *p != '\0' ? p : NULL;
 }
 
-int demo_proc_spawn(demo_proc *d, const char *const *args,
-                    const char *secret_env, const char *cwd) {
+/* The child's stderr goes to err_path when it is not NULL. */
+static int spawn(demo_proc *d, const char *const *args,
+                 const char *secret_env, const char *cwd,
+                 const char *err_path) {
   const char *argv[32];
-  int fds[2];
+  int fds[2], err_fd = -1;
   size_t i;
 
   memset(d, 0, sizeof *d);
@@ -30,19 +34,36 @@ int demo_proc_spawn(demo_proc *d, const char *const *args,
   for (i = 0; args[i] != NULL && i < 30; i++)
     argv[i + 1] = args[i];
   argv[i + 1] = NULL;
-  if (pipe(fds) != 0)
+  if (err_path != NULL) {
+    err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+                  0600);
+    if (err_fd < 0)
+      return -1;
+  }
+  if (pipe(fds) != 0) {
+    if (err_fd >= 0)
+      close(err_fd);
     return -1;
+  }
   d->pid = fork();
   if (d->pid < 0) {
     d->pid = 0;
     close(fds[0]);
     close(fds[1]);
+    if (err_fd >= 0)
+      close(err_fd);
     return -1;
   }
   if (d->pid == 0) {
     /* The child: only async-signal-safe work until execv, then 126/127
      * tell the parent which step failed. */
+    /* Die with the test: a crashed test must not leave a demo behind for
+     * ctest to wait on. (The signal follows the thread that forked: spawn
+     * from the test's main thread.) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(fds[1], STDOUT_FILENO);
+    if (err_fd >= 0)
+      dup2(err_fd, STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
     if (cwd != NULL && chdir(cwd) != 0)
@@ -55,8 +76,15 @@ int demo_proc_spawn(demo_proc *d, const char *const *args,
     _exit(127);
   }
   close(fds[1]);
+  if (err_fd >= 0)
+    close(err_fd);
   d->out_fd = fds[0];
   return 0;
+}
+
+int demo_proc_spawn(demo_proc *d, const char *const *args,
+                    const char *secret_env, const char *cwd) {
+  return spawn(d, args, secret_env, cwd, NULL);
 }
 
 int demo_proc_read_line(demo_proc *d, int timeout_ms) {
@@ -79,8 +107,14 @@ int demo_proc_read_line(demo_proc *d, int timeout_ms) {
 
 int demo_proc_start(demo_proc *d, const char *const *args,
                     const char *secret_env, const char *cwd) {
+  return demo_proc_start_stderr(d, args, secret_env, cwd, NULL);
+}
+
+int demo_proc_start_stderr(demo_proc *d, const char *const *args,
+                           const char *secret_env, const char *cwd,
+                           const char *err_path) {
   unsigned int port = 0;
-  if (demo_proc_spawn(d, args, secret_env, cwd) != 0)
+  if (spawn(d, args, secret_env, cwd, err_path) != 0)
     return -1;
   if (demo_proc_read_line(d, 10000) != 0 ||
       sscanf(d->line, "csession-demo listening on http://127.0.0.1:%u",

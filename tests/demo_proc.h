@@ -37,6 +37,13 @@ int demo_proc_read_line(demo_proc *d, int timeout_ms);
 int demo_proc_start(demo_proc *d, const char *const *args,
                     const char *secret_env, const char *cwd);
 
+/* demo_proc_start() with the child's stderr written to the file err_path
+ * (created, or truncated) instead of the test's own stderr, so the test can
+ * read what the program logged. NULL: inherit, as demo_proc_start(). */
+int demo_proc_start_stderr(demo_proc *d, const char *const *args,
+                           const char *secret_env, const char *cwd,
+                           const char *err_path);
+
 /* Wait for the child (timeout_ms at most). Returns its exit status, -1 if
  * it died from a signal, -2 if it did not exit in time (it is then killed
  * with SIGKILL and collected). */

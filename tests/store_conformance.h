@@ -29,6 +29,10 @@ typedef struct csn_conformance {
   /* 1: the store must implement compare-and-set (its cas tests then fail
    * rather than skip when it is missing). */
   int cas;
+  /* 1: touch only moves the expiry and keeps the stored text byte for byte,
+   * its old "cookie" included (connect-redis's EXPIRE). 0: touch replaces
+   * the stored "cookie" member with the one it is given. */
+  int touch_expiry_only;
 } csn_conformance;
 
 /* Run the suite as the cmocka group `group`. Returns the number of failed

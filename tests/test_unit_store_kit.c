@@ -255,6 +255,32 @@ static void kit_sweeper_rejects_bad_arguments(void **state) {
                    CSN_EINVAL);
 }
 
+static void kit_url_redact(void **state) {
+  (void)state;
+  char b[128];
+  assert_string_equal(csn_url_redact("redis://:pw@h:6379/0", b, sizeof b),
+                      "redis://:***@h:6379/0");
+  assert_string_equal(csn_url_redact("redis://u:p@w@h/1?prefix=a", b, sizeof b),
+                      "redis://u:***@h/1?prefix=a");
+  assert_string_equal(csn_url_redact("redis://:a/b@c@h/2", b, sizeof b),
+                      "redis://:***@h/2");
+  assert_string_equal(csn_url_redact("redis://user@h", b, sizeof b),
+                      "redis://user@h");
+  assert_string_equal(
+      csn_url_redact("unix:///run/r.sock?db=1&password=x%40y&Secret=z", b,
+                     sizeof b),
+      "unix:///run/r.sock?db=1&password=***&Secret=***");
+  assert_string_equal(csn_url_redact("file:///d?secret=s&ttl=5", b, sizeof b),
+                      "file:///d?secret=***&ttl=5");
+  assert_string_equal(csn_url_redact("memory://", b, sizeof b), "memory://");
+  assert_string_equal(csn_url_redact("no scheme:x@y", b, sizeof b),
+                      "no scheme:x@y");
+  /* Cut short, never overrun, never the password. */
+  assert_string_equal(csn_url_redact("redis://:pw@h", b, 12), "redis://:**");
+  assert_string_equal(csn_url_redact("redis://:pw@h", b, 1), "");
+  assert_null(csn_url_redact("x", NULL, 0));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(kit_splice_keeps_every_other_byte),
@@ -262,6 +288,7 @@ int main(void) {
       cmocka_unit_test(kit_splice_rejects_bad_input),
       cmocka_unit_test(kit_url_split),
       cmocka_unit_test(kit_url_parse_query),
+      cmocka_unit_test(kit_url_redact),
       cmocka_unit_test(kit_store_fail_fills_both),
       cmocka_unit_test(kit_sweeper_runs_and_stops),
       cmocka_unit_test(kit_sweeper_stop_interrupts_a_long_sweep),

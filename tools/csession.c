@@ -92,7 +92,9 @@ static int cmd_store(const char *url, int argc, char **argv) {
 
   rc = csn_store_open(url, &st, err, sizeof err);
   if (rc < 0) {
-    fprintf(stderr, "csession: cannot open %s: %s\n", url,
+    char shown[256]; /* never the URL's password */
+    fprintf(stderr, "csession: cannot open %s: %s\n",
+            csn_url_redact(url, shown, sizeof shown),
             err[0] ? err : csn_strerror(rc));
     return 1;
   }

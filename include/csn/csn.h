@@ -503,6 +503,14 @@ typedef int (*csn_store_each_fn)(const char *sid, const char *json,
 CSN_API int csn_store_open(const char *url, csn_store **out, char *errbuf,
                            size_t errlen);
 
+/* A store URL fit for a log line or an error message: url copied into out
+ * (outlen bytes, always NUL-terminated when outlen > 0, cut short if it
+ * does not fit) with the password of "scheme://user:password@host" and the
+ * value of every query parameter named password, secret, pass, passphrase,
+ * key or token replaced by "***". Returns out. Applications that print a
+ * store URL print this instead. Since 0.2. */
+CSN_API char *csn_url_redact(const char *url, char *out, size_t outlen);
+
 typedef int (*csn_store_open_fn)(const char *url, csn_store **out,
                                  char *errbuf, size_t errlen);
 /* Register an opener for "scheme://..." URLs. Not thread-safe: call during

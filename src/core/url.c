@@ -5,6 +5,7 @@
  * typo in a store URL should stop the server at start-up with a message,
  * not be ignored. */
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -201,4 +202,81 @@ int csn_url_parse_query(const char *query, const csn_url_option *opts,
     }
   }
   return CSN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Redaction                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Appends to a bounded buffer; what does not fit is dropped. */
+typedef struct redact_out {
+  char *p;
+  size_t cap, n;
+} redact_out;
+
+static void redact_put(redact_out *o, const char *s, size_t len) {
+  while (len > 0 && o->n + 1 < o->cap) {
+    o->p[o->n++] = *s++;
+    len--;
+  }
+}
+
+static int redact_secret_key(const char *k, size_t len) {
+  static const char *const keys[] = {"password", "secret", "pass",
+                                     "passphrase", "key", "token"};
+  size_t i;
+  for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (strlen(keys[i]) == len && strncasecmp(keys[i], k, len) == 0) return 1;
+  return 0;
+}
+
+char *csn_url_redact(const char *url, char *out, size_t outlen) {
+  redact_out o = {out, outlen, 0};
+  if (out == NULL || outlen == 0) return out;
+  if (url == NULL) url = "";
+  const char *q = strchr(url, '?');
+  const char *end = q != NULL ? q : url + strlen(url);
+  const char *auth = strstr(url, "://");
+  /* The userinfo ends at the last '@' before the query, the rule the
+   * store openers use: a password may hold a raw '@' or '/'. In doubt
+   * this hides too much, never too little. */
+  if (auth != NULL && auth < end) {
+    auth += 3;
+    const char *aend = end;
+    const char *at = NULL, *c;
+    for (c = auth; c < aend; c++)
+      if (*c == '@') at = c;
+    const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth))
+                                   : NULL;
+    if (colon != NULL) {
+      redact_put(&o, url, (size_t)(colon + 1 - url));
+      redact_put(&o, "***", 3);
+      redact_put(&o, at, (size_t)(end - at));
+    } else {
+      redact_put(&o, url, (size_t)(end - url));
+    }
+  } else {
+    redact_put(&o, url, (size_t)(end - url));
+  }
+  /* The query: key=value pairs split on '&'; secret values hidden. */
+  if (q != NULL) {
+    const char *p = q + 1;
+    redact_put(&o, "?", 1);
+    while (*p != '\0') {
+      const char *amp = strchr(p, '&');
+      size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
+      const char *eq = memchr(p, '=', plen);
+      if (eq != NULL && redact_secret_key(p, (size_t)(eq - p))) {
+        redact_put(&o, p, (size_t)(eq + 1 - p));
+        redact_put(&o, "***", 3);
+      } else {
+        redact_put(&o, p, plen);
+      }
+      if (amp == NULL) break;
+      redact_put(&o, "&", 1);
+      p = amp + 1;
+    }
+  }
+  out[o.n] = '\0';
+  return out;
 }

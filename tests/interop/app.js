@@ -1,8 +1,10 @@
 // The Node side of the store interop tests: express-session with the real
-// session-file-store or connect-sqlite3, sharing secret and store with the
-// C test server. Configuration comes from the environment:
-//   STORE       "file" or "sqlite"
-//   STORE_PATH  the sessions directory (file) or the database file (sqlite)
+// session-file-store, connect-sqlite3 or connect-redis, sharing secret and
+// store with the C test server. Configuration comes from the environment:
+//   STORE       "file", "sqlite" or "redis"
+//   STORE_PATH  the sessions directory (file), the database file (sqlite)
+//               or the Redis URL, redis://HOST:PORT/DB (redis)
+//   PREFIX      optional, redis only: connect-redis's key `prefix` (sess:)
 //   SECRET      the cookie secret
 //   PORT        port to bind on 127.0.0.1 (0: any; the chosen one is printed)
 //   FILE_SECRET optional, file store only: session-file-store's `secret`
@@ -23,6 +25,7 @@ if (!kind || !where || !secret) {
 }
 
 let store;
+let redis = null; // the node-redis client (STORE=redis)
 if (kind === 'file') {
   const FileStore = require('session-file-store')(session);
   // No read retries: a missing file is simply a new session here.
@@ -37,6 +40,15 @@ if (kind === 'file') {
     table: 'sessions',
     concurrentDb: true,
   });
+} else if (kind === 'redis') {
+  // connect-redis 9 on the node-redis v5 client, connected before listening.
+  const { createClient } = require('redis');
+  const { RedisStore } = require('connect-redis');
+  redis = createClient({ url: where });
+  redis.on('error', (err) => console.error('redis: ' + err.message));
+  const opts = { client: redis };
+  if (process.env.PREFIX !== undefined) opts.prefix = process.env.PREFIX;
+  store = new RedisStore(opts);
 } else {
   console.error('unknown STORE ' + kind);
   process.exit(2);
@@ -70,7 +82,22 @@ app.get('/inc', (req, res) => {
   res.type('text').send(`${k}: ${req.session[k]}`);
 });
 
-const server = app.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
-  console.log('listening ' + server.address().port);
+let server = null;
+function listen() {
+  server = app.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
+    console.log('listening ' + server.address().port);
+  });
+}
+if (redis) {
+  redis.connect().then(listen, (err) => {
+    console.error('redis connect: ' + err.message);
+    process.exit(1);
+  });
+} else {
+  listen();
+}
+// process.exit also drops the Redis connection.
+process.on('SIGTERM', () => {
+  if (!server) process.exit(0);
+  server.close(() => process.exit(0));
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));

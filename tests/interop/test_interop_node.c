@@ -10,6 +10,19 @@
  * "file-secret" is the file store with session-file-store's `secret` on both
  * sides (encrypted files; app.js reads FILE_SECRET).
  *
+ * "redis" is connect-redis 9 on the Redis server of $CSN_TEST_REDIS_URL
+ * (scripts/services.sh; without it the test skips with 77). Both sides use
+ * a key prefix of their own ("csnio<pid>:") so that parallel tests share
+ * the server, and every case deletes its keys. After every request a raw
+ * hiredis connection reads the record: a plain string, the JSON exactly as
+ * express-session writes it, with a TTL (PTTL) of ceil(maxAge / 1000)
+ * seconds whichever side saved.
+ *
+ * "redis-cluster": two csession-demo processes ($CSN_DEMO_BIN) and the
+ * Node app behind an imaginary round-robin load balancer, one Redis, one
+ * cookie jar: one continuous session, the counter goes up by exactly one
+ * on every request whichever of the three answers.
+ *
  * The race: a slow C request (it loads the session, then waits) and Node
  * requests that save the whole record meanwhile. The C save must merge its
  * own change into Node's record, not overwrite it: Node's writes survive.
@@ -17,9 +30,13 @@
  * overwrites whatever was written since it loaded, as express-session
  * always does.)
  *
- * Usage: test_interop_node file|file-secret|sqlite <node> <app.js>
+ * Usage: test_interop_node file|file-secret|sqlite|redis|redis-cluster
+ *                          <node> <app.js>
  */
 #define _XOPEN_SOURCE 700 /* nftw() */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* timegm() */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +46,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +63,13 @@
 #ifdef CSN_INTEROP_SQLITE
 #include "csn/csn_store_sqlite.h"
 #endif
+#ifdef CSN_INTEROP_REDIS
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "csn/csn_store_redis.h"
+#include "demo_proc.h"
+#endif
 #include "http_harness.h"
 
 #define SECRET "interop keyboard cat"
@@ -52,11 +77,22 @@
 /* The store's secret, deliberately not the cookie secret; URL-safe. */
 #define FILE_SECRET "interop-file-secret"
 
-/* kind is the Node app's STORE ("file" or "sqlite"); encrypted is set for
- * "file-secret". */
+/* The cookie's maxAge on every server (app.js: cookie.maxAge). */
+#define MAX_AGE_MS 3600000
+
+/* kind is the Node app's STORE ("file", "sqlite" or "redis"); encrypted is
+ * set for "file-secret". */
 static const char *kind, *node_bin, *app_js;
 static int encrypted;
 static char root[256];
+
+#ifdef CSN_INTEROP_REDIS
+/* $CSN_TEST_REDIS_URL, this run's key prefix, and the raw connection the
+ * test reads the records with. */
+static const char *redis_url;
+static char prefix[64];
+static redisContext *raw;
+#endif
 
 typedef struct node_app {
   pid_t pid;
@@ -132,15 +168,22 @@ static int node_start(node_app *n, const char *store_path) {
     setenv("STORE_PATH", store_path, 1);
     setenv("SECRET", SECRET, 1);
     if (encrypted) setenv("FILE_SECRET", FILE_SECRET, 1);
+#ifdef CSN_INTEROP_REDIS
+    setenv("PREFIX", prefix, 1);
+#endif
     setenv("PORT", "0", 1);
     execl(node_bin, node_bin, app_js, (char *)NULL);
     _exit(127);
   }
   close(out[1]);
-  /* Wait for "listening <port>\n" (node prints nothing else on stdout). */
+  /* Wait for "listening <port>\n" (node prints nothing else on stdout),
+   * 30 s at most: an app that hangs (a Redis that does not answer) fails
+   * the case instead of the whole test timing out. */
   char line[128];
   size_t len = 0;
   while (len < sizeof line - 1) {
+    struct pollfd pfd = {out[0], POLLIN, 0};
+    if (poll(&pfd, 1, 30000) <= 0) break;
     ssize_t r = read(out[0], line + len, 1);
     if (r <= 0) break;
     if (line[len++] == '\n') break;
@@ -154,13 +197,214 @@ static int node_start(node_app *n, const char *store_path) {
   return 0;
 }
 
+/* SIGTERM, then SIGKILL after 10 s: the test never waits for ever. */
 static void node_stop(node_app *n) {
   if (n->pid <= 0) return;
   kill(n->pid, SIGTERM);
   int status;
+  for (int i = 0; i < 1000; i++) {
+    if (waitpid(n->pid, &status, WNOHANG) != 0) {
+      n->pid = 0;
+      return;
+    }
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  fprintf(stderr, "node app %d ignored SIGTERM; killing it\n", (int)n->pid);
+  kill(n->pid, SIGKILL);
   waitpid(n->pid, &status, 0);
   n->pid = 0;
 }
+
+#ifdef CSN_INTEROP_REDIS
+/* ------------------------------------------------------------------------ */
+/* Redis, read directly                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The C store's URL: the server's URL with this run's prefix. */
+static void redis_store_url(char *url, size_t size) {
+  snprintf(url, size, "%s%sprefix=%s", redis_url,
+           strchr(redis_url, '?') != NULL ? "&" : "?", prefix);
+}
+
+/* Connect the raw client (redis://HOST:PORT[/DB], what services.sh
+ * exports). Returns 0 or -1 with a message on stderr. */
+static int raw_connect(void) {
+  char host[128];
+  int port = 6379, db = 0;
+  if (sscanf(redis_url, "redis://%127[^:/?]:%d/%d", host, &port, &db) < 1) {
+    fprintf(stderr, "cannot parse CSN_TEST_REDIS_URL %s\n", redis_url);
+    return -1;
+  }
+  struct timeval tv = {5, 0};
+  raw = redisConnectWithTimeout(host, port, tv);
+  if (raw == NULL || raw->err) {
+    fprintf(stderr, "cannot connect to %s: %s\n", redis_url,
+            raw ? raw->errstr : "out of memory");
+    return -1;
+  }
+  redisSetTimeout(raw, tv);
+  if (db != 0) {
+    redisReply *r = redisCommand(raw, "SELECT %d", db);
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (!ok) return -1;
+  }
+  return 0;
+}
+
+static redisReply *raw_cmd(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(raw, fmt, ap);
+  va_end(ap);
+  if (r == NULL) fail_msg("redis: %s", raw->errstr);
+  if (r->type == REDIS_REPLY_ERROR) fail_msg("redis: %s", r->str);
+  return r;
+}
+
+/* Every key under this run's prefix (SCAN, de-duplicated), at most `max`;
+ * returns how many. Keys are malloc'd. */
+static size_t raw_keys(char **keys, size_t max) {
+  size_t n = 0;
+  char cursor[32] = "0";
+  do {
+    redisReply *r = raw_cmd("SCAN %s MATCH %s* COUNT 1000", cursor, prefix);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+      fail_msg("redis: odd SCAN reply");
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    for (size_t i = 0; i < r->element[1]->elements; i++) {
+      const char *k = r->element[1]->element[i]->str;
+      size_t j = 0;
+      while (j < n && strcmp(keys[j], k) != 0) j++;
+      if (j < n) continue;
+      if (n == max) fail_msg("more than %zu keys under %s", max, prefix);
+      keys[n] = strdup(k);
+      assert_non_null(keys[n]);
+      n++;
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  return n;
+}
+
+/* The session's key holds a plain string (NULL when the key is absent). */
+static char *raw_get(const char *pfx, const char *sid) {
+  redisReply *r = raw_cmd("GET %s%s", pfx, sid);
+  char *v = NULL;
+  if (r->type == REDIS_REPLY_STRING) {
+    v = strdup(r->str);
+    assert_non_null(v);
+  } else if (r->type != REDIS_REPLY_NIL) {
+    fail_msg("GET %s%s: reply type %d, not a string", pfx, sid, r->type);
+  }
+  freeReplyObject(r);
+  return v;
+}
+
+static long long raw_pttl(const char *sid) {
+  redisReply *r = raw_cmd("PTTL %s%s", prefix, sid);
+  if (r->type != REDIS_REPLY_INTEGER) fail_msg("PTTL: not an integer");
+  long long v = r->integer;
+  freeReplyObject(r);
+  return v;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (Date#toISOString) to ms since the epoch;
+ * -1 for any other shape. */
+static int64_t iso_ms(const char *s) {
+  static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+  if (strlen(s) != sizeof shape - 1) return -1;
+  for (size_t i = 0; shape[i] != '\0'; i++)
+    if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+      return -1;
+  struct tm tm;
+  int ms;
+  memset(&tm, 0, sizeof tm);
+  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon,
+             &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* The record `who` just saved for sid, read straight from Redis:
+ *  - a plain string under prefix + sid, nothing under the default "sess:";
+ *  - exactly the JSON express-session writes: {"cookie":{"originalMaxAge":
+ *    3600000 (or a little less, see below),"expires":"<ISO, ms, Z>",
+ *    "httpOnly":true,"path":"/"},<members>}
+ *    (members: the rest of the record, e.g. "\"views\":3");
+ *  - expires about maxAge from now, and a TTL of ceil((expires - now) /
+ *    1000) seconds: 3598..3600 s right after a save by either side. */
+static void check_stored(const char *who, const char *sid,
+                         const char *members) {
+  int64_t t = now_ms();
+  long long pttl = raw_pttl(sid);
+  char *text = raw_get(prefix, sid);
+  if (text == NULL) fail_msg("after %s: no key %s%s", who, prefix, sid);
+  char *dflt = raw_get("sess:", sid);
+  if (dflt != NULL) fail_msg("after %s: a key under sess: too", who);
+
+  json_error_t jerr;
+  json_t *doc = json_loads(text, 0, &jerr);
+  if (doc == NULL) fail_msg("after %s: not JSON (%s): %s", who, jerr.text, text);
+  json_t *cookie = json_object_get(doc, "cookie");
+  const char *expires = json_string_value(json_object_get(cookie, "expires"));
+  if (expires == NULL) fail_msg("after %s: no cookie.expires: %s", who, text);
+  int64_t exp_ms = iso_ms(expires);
+  if (exp_ms < 0) fail_msg("after %s: expires not ISO with ms and Z: %s", who, text);
+
+  /* express-session saves originalMaxAge = expires - Date.now() just after
+   * setting expires = Date.now() + originalMaxAge (Cookie's maxAge and
+   * expires setters), so a Node save may write maxAge - 1 when the clock
+   * ticks in between, and every later save (C keeps what it loaded, as
+   * express-session does) carries that on. */
+  json_t *oma = json_object_get(cookie, "originalMaxAge");
+  if (!json_is_integer(oma) || json_integer_value(oma) > MAX_AGE_MS ||
+      json_integer_value(oma) < MAX_AGE_MS - 1000)
+    fail_msg("after %s: cookie.originalMaxAge is not about %d: %s", who,
+             MAX_AGE_MS, text);
+  char want[1024];
+  snprintf(want, sizeof want,
+           "{\"cookie\":{\"originalMaxAge\":%lld,\"expires\":\"%s\","
+           "\"httpOnly\":true,\"path\":\"/\"},%s}",
+           (long long)json_integer_value(oma), expires, members);
+  if (strcmp(text, want) != 0)
+    fail_msg("after %s: stored\n  %s\nwant\n  %s", who, text, want);
+
+  /* Saved a moment ago with expires = then + maxAge. */
+  if (exp_ms - t > MAX_AGE_MS || exp_ms - t < MAX_AGE_MS - 2000)
+    fail_msg("after %s: expires %s is %lld ms away, want about %d", who,
+             expires, (long long)(exp_ms - t), MAX_AGE_MS);
+  /* EX ceil((expires - now) / 1000): whole seconds, at most maxAge. */
+  if (pttl > MAX_AGE_MS || pttl < MAX_AGE_MS - 2000)
+    fail_msg("after %s: PTTL %lld ms, want %d s (ceil(maxAge / 1000)) less "
+             "the time since the save", who, pttl, MAX_AGE_MS / 1000);
+  if (pttl < exp_ms - t - 1000 || pttl > exp_ms - t + 1000)
+    fail_msg("after %s: PTTL %lld ms but expires in %lld ms", who, pttl,
+             (long long)(exp_ms - t));
+  json_decref(doc);
+  free(text);
+}
+
+/* Exactly one key under the prefix: the session's. */
+static void check_only_key(const char *sid) {
+  char *keys[8];
+  size_t n = raw_keys(keys, 8);
+  char want[256];
+  snprintf(want, sizeof want, "%s%s", prefix, sid);
+  int ok = n == 1 && strcmp(keys[0], want) == 0;
+  for (size_t i = 0; i < n; i++) free(keys[i]);
+  if (!ok) fail_msg("%zu keys under %s, want only %s", n, prefix, want);
+}
+#endif /* CSN_INTEROP_REDIS */
 
 /* ------------------------------------------------------------------------ */
 /* The walk                                                                 */
@@ -175,6 +419,15 @@ static csn_store *open_store(char *store_path, size_t size) {
     snprintf(url, sizeof url, "file://%s?reap=0%s", store_path,
              encrypted ? "&secret=" FILE_SECRET : "");
     rc = csn_store_file_open(url, &st, err, sizeof err);
+  } else if (strcmp(kind, "redis") == 0) {
+#ifdef CSN_INTEROP_REDIS
+    /* app.js gets the server's URL and PREFIX; the C store the same. */
+    snprintf(store_path, size, "%s", redis_url);
+    redis_store_url(url, sizeof url);
+    rc = csn_store_redis_open(url, &st, err, sizeof err);
+#else
+    rc = CSN_ENOTSUP;
+#endif
   } else {
 #ifdef CSN_INTEROP_SQLITE
     snprintf(store_path, size, "%s/sessions.db", root);
@@ -209,7 +462,7 @@ static void pair_start(pair *p) {
   o.n_secrets = 1;
   o.resave = 0;
   o.save_uninitialized = 0;
-  o.cookie.max_age_ms = 3600000;
+  o.cookie.max_age_ms = MAX_AGE_MS;
   o.store = p->st;
   p->ctx = http_ctx_new(&o);
   so.ctx = p->ctx;
@@ -268,7 +521,17 @@ static void walk(int c_first) {
       free(sid);
     }
     free(cookie);
+#ifdef CSN_INTEROP_REDIS
+    if (strcmp(kind, "redis") == 0) {
+      char members[32];
+      snprintf(members, sizeof members, "\"views\":%d", i + 1);
+      check_stored(on_c ? "a C save" : "a Node save", first_sid, members);
+    }
+#endif
   }
+#ifdef CSN_INTEROP_REDIS
+  if (strcmp(kind, "redis") == 0) check_only_key(first_sid);
+#endif
 
   /* The stored record is the last writer's, readable by the C store. */
   char *json = NULL;
@@ -373,6 +636,14 @@ static void race(void) {
       strstr(json, "\"views\":1") == NULL)
     fail_msg("a write was lost: %s", json);
   csn_free(json);
+#ifdef CSN_INTEROP_REDIS
+  /* The merged record went through the compare-and-set script: the same
+   * text and TTL as a plain save. */
+  if (strcmp(kind, "redis") == 0) {
+    check_stored("the C merge", sid, "\"views\":1,\"n\":3,\"c\":1");
+    check_only_key(sid);
+  }
+#endif
 
   free(sid);
   free(value);
@@ -385,6 +656,145 @@ static void interop_node_writes_survive_slow_c_save(void **state) {
   race();
 }
 
+#ifdef CSN_INTEROP_REDIS
+/* ------------------------------------------------------------------------ */
+/* The cluster: two csession-demo processes and the Node app                */
+/* ------------------------------------------------------------------------ */
+
+/* Global so that the teardown stops them even when an assertion fails. */
+static demo_proc demos[2];
+
+static void demo_up(demo_proc *d) {
+  char url[512], max_age[32];
+  redis_store_url(url, sizeof url);
+  snprintf(max_age, sizeof max_age, "%d", MAX_AGE_MS);
+  /* app.js's options: same secret, cookie name (connect.sid) and maxAge. */
+  const char *args[] = {"--store",   url,    "--port",    "0",
+                        "--secret",  SECRET, "--threads", "2",
+                        "--max-age", max_age, NULL};
+  if (demo_proc_bin() == NULL)
+    fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
+  if (demo_proc_start(d, args, NULL, NULL) != 0)
+    fail_msg("the demo did not start on %s; it said: %s", url, d->line);
+}
+
+#define CLUSTER_INCS 30
+#define CLUSTER_VIEWS 6
+
+/* Round robin over demo 0, demo 1 and Node (from Node when node_first):
+ * 30 x /inc?k=n, then 6 x / (the visit counter), one cookie jar. Every
+ * answer is exact (the demo ends its bodies with a newline, app.js does
+ * not), the session id never changes, and the record in Redis is the one
+ * just written, with the right TTL. */
+static void cluster(int node_first) {
+  char base[3][64];
+  demo_up(&demos[0]);
+  demo_up(&demos[1]);
+  assert_int_equal(node_start(&node, redis_url), 0);
+  snprintf(base[0], sizeof base[0], "%s", demos[0].base);
+  snprintf(base[1], sizeof base[1], "%s", demos[1].base);
+  snprintf(base[2], sizeof base[2], "http://127.0.0.1:%d", node.port);
+  static const char *const names[] = {"demo 1", "demo 2", "Node"};
+
+  http_client *cl = http_client_new(1);
+  char *first_sid = NULL;
+  for (int i = 0; i < CLUSTER_INCS + CLUSTER_VIEWS; i++) {
+    int who = (i + (node_first ? 2 : 0)) % 3;
+    const char *nl = who == 2 ? "" : "\n";
+    int views = i - CLUSTER_INCS + 1; /* the visit counter's phase: 1.. */
+    char url[128], want[128], members[64], label[64];
+    if (views <= 0) {
+      snprintf(url, sizeof url, "%s/inc?k=n", base[who]);
+      snprintf(want, sizeof want, "n: %d%s", i + 1, nl);
+      snprintf(members, sizeof members, "\"n\":%d", i + 1);
+    } else {
+      snprintf(url, sizeof url, "%s/", base[who]);
+      if (views == 1)
+        snprintf(want, sizeof want, "%s%s", WELCOME, nl);
+      else
+        snprintf(want, sizeof want, "You've visited this page %d times%s",
+                 views, nl);
+      snprintf(members, sizeof members, "\"n\":%d,\"views\":%d",
+               CLUSTER_INCS, views);
+    }
+    snprintf(label, sizeof label, "request %d (%s)", i + 1, names[who]);
+
+    http_response resp;
+    int rc = http_get(cl, url, NULL, &resp);
+    if (rc != 0 || resp.status != 200 || strcmp(resp.body, want) != 0)
+      fail_msg("%s %s: status %ld %s '%s', want '%s'", label, url,
+               resp.status, resp.error, resp.body ? resp.body : "", want);
+    http_response_free(&resp);
+
+    char *cookie = http_client_cookie(cl, "connect.sid");
+    assert_non_null(cookie);
+    char *sid = http_cookie_sid(cookie, SECRET);
+    free(cookie);
+    assert_non_null(sid);
+    if (first_sid == NULL) {
+      first_sid = sid;
+    } else {
+      if (strcmp(sid, first_sid) != 0)
+        fail_msg("%s: a new session %s (was %s)", label, sid, first_sid);
+      free(sid);
+    }
+    check_stored(label, first_sid, members);
+  }
+
+  /* A demo reads the whole record back. */
+  char url[128], want[128];
+  http_response resp;
+  snprintf(url, sizeof url, "%s/session", base[node_first ? 1 : 0]);
+  assert_int_equal(http_get(cl, url, NULL, &resp), 0);
+  snprintf(want, sizeof want, "\"n\":%d,\"views\":%d", CLUSTER_INCS,
+           CLUSTER_VIEWS);
+  if (resp.status != 200 || strstr(resp.body, want) == NULL)
+    fail_msg("GET /session: status %ld '%s', want it to hold %s", resp.status,
+             resp.body ? resp.body : "", want);
+  http_response_free(&resp);
+  check_only_key(first_sid);
+
+  free(first_sid);
+  http_client_free(cl);
+  node_stop(&node);
+  /* A clean exit is part of the check. */
+  assert_int_equal(demo_proc_stop(&demos[0]), 0);
+  assert_int_equal(demo_proc_stop(&demos[1]), 0);
+}
+
+static void interop_cluster_demo_first(void **state) {
+  (void)state;
+  cluster(0);
+}
+
+static void interop_cluster_node_first(void **state) {
+  (void)state;
+  cluster(1);
+}
+
+/* Delete this run's keys, never anything else (the server is shared),
+ * without failing: a teardown must not jump. */
+static void raw_clean_quiet(void) {
+  char cursor[32] = "0";
+  if (raw == NULL) return;
+  do {
+    redisReply *r = redisCommand(raw, "SCAN %s MATCH %s* COUNT 1000", cursor,
+                                 prefix);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      fprintf(stderr, "cannot clean up the keys under %s\n", prefix);
+      if (r) freeReplyObject(r);
+      return;
+    }
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    for (size_t i = 0; i < r->element[1]->elements; i++) {
+      redisReply *d = redisCommand(raw, "DEL %s", r->element[1]->element[i]->str);
+      if (d) freeReplyObject(d);
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+}
+#endif /* CSN_INTEROP_REDIS */
+
 static int rm_one(const char *p, const struct stat *sb, int flag,
                   struct FTW *ftw) {
   (void)sb, (void)flag, (void)ftw;
@@ -395,12 +805,21 @@ static int fresh_root(void **state) {
   (void)state;
   const char *tmp = getenv("TMPDIR");
   snprintf(root, sizeof root, "%s/csn-interop-XXXXXX", tmp ? tmp : "/tmp");
+#ifdef CSN_INTEROP_REDIS
+  raw_clean_quiet(); /* what a crashed run with this pid left */
+#endif
   return mkdtemp(root) == NULL ? -1 : 0;
 }
 
 static int drop_root(void **state) {
   (void)state;
   node_stop(&node);
+#ifdef CSN_INTEROP_REDIS
+  for (size_t i = 0; i < 2; i++)
+    if (demo_proc_stop(&demos[i]) != 0)
+      fprintf(stderr, "a demo did not stop cleanly\n");
+  raw_clean_quiet();
+#endif
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return 0;
 }
@@ -417,18 +836,38 @@ static void interop_node_first(void **state) {
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: %s file|file-secret|sqlite <node> <app.js>\n",
+    fprintf(stderr,
+            "usage: %s file|file-secret|sqlite|redis|redis-cluster <node> "
+            "<app.js>\n",
             argv[0]);
     return 2;
   }
   kind = argv[1];
+  int cluster_mode = 0;
   if (strcmp(kind, "file-secret") == 0) {
     kind = "file";
     encrypted = 1;
+  } else if (strcmp(kind, "redis-cluster") == 0) {
+    kind = "redis";
+    cluster_mode = 1;
   }
   node_bin = argv[2];
   app_js = argv[3];
   signal(SIGPIPE, SIG_IGN);
+  if (strcmp(kind, "redis") == 0) {
+#ifdef CSN_INTEROP_REDIS
+    redis_url = getenv("CSN_TEST_REDIS_URL");
+    if (redis_url == NULL || *redis_url == '\0') {
+      printf("SKIP: CSN_TEST_REDIS_URL is not set (scripts/services.sh)\n");
+      return 77;
+    }
+    snprintf(prefix, sizeof prefix, "csnio%ld:", (long)getpid());
+    if (raw_connect() != 0) return 1;
+#else
+    fprintf(stderr, "%s: built without the Redis store\n", argv[0]);
+    return 2;
+#endif
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(interop_c_first, fresh_root, drop_root),
       cmocka_unit_test_setup_teardown(interop_node_first, fresh_root,
@@ -436,8 +875,28 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(interop_node_writes_survive_slow_c_save,
                                       fresh_root, drop_root),
   };
-  char group[64];
-  snprintf(group, sizeof group, "store_%s_interop_node",
-           encrypted ? "file_crypt" : kind);
-  return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+  int rc;
+  if (cluster_mode) {
+#ifdef CSN_INTEROP_REDIS
+    const struct CMUnitTest ctests[] = {
+        cmocka_unit_test_setup_teardown(interop_cluster_demo_first,
+                                        fresh_root, drop_root),
+        cmocka_unit_test_setup_teardown(interop_cluster_node_first,
+                                        fresh_root, drop_root),
+    };
+    rc = cmocka_run_group_tests_name("store_redis_interop_cluster", ctests,
+                                     NULL, NULL);
+#else
+    rc = 2;
+#endif
+  } else {
+    char group[64];
+    snprintf(group, sizeof group, "store_%s_interop_node",
+             encrypted ? "file_crypt" : kind);
+    rc = cmocka_run_group_tests_name(group, tests, NULL, NULL);
+  }
+#ifdef CSN_INTEROP_REDIS
+  if (raw != NULL) redisFree(raw);
+#endif
+  return rc;
 }

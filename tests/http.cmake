@@ -11,6 +11,14 @@ if(CSN_WITH_MHD)
   target_include_directories(csn_http_harness PUBLIC
     ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_LIST_DIR})
 
+  # The client side of the tests that drive csession-demo processes over
+  # HTTP (http_concurrency, store_redis_procs, store_redis_fault): requests,
+  # cookies, /session, the lost-update hammer, a request in a thread. It
+  # asserts with cmocka, so it is a library of its own beside the harness.
+  add_library(csn_demo_client STATIC ${CMAKE_CURRENT_LIST_DIR}/demo_client.c)
+  target_link_libraries(csn_demo_client PUBLIC csn_http_harness
+                        PkgConfig::CMOCKA PkgConfig::JANSSON Threads::Threads)
+
   foreach(_t adapter demo hostile store_error demo_binary concurrency)
     csn_add_unit(http_${_t} ${CMAKE_CURRENT_LIST_DIR}/test_http_${_t}.c)
     target_link_libraries(http_${_t} PRIVATE csn_http_harness)
@@ -29,6 +37,7 @@ if(CSN_WITH_MHD)
   # them durable writes (6-12 s here, about the same under valgrind, which
   # runs only the clients). The SQLite cases run when the demo has that
   # store, and read its table directly.
+  target_link_libraries(http_concurrency PRIVATE csn_demo_client)
   set_tests_properties(http_concurrency PROPERTIES TIMEOUT 300)
   if(TARGET csn_store_sqlite_static)
     target_link_libraries(http_concurrency PRIVATE PkgConfig::SQLITE3)

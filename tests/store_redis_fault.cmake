@@ -8,7 +8,7 @@
 #                      lost increments, logout wins.
 # redis-server is required: when it is missing the tests are still
 # registered and fail saying so (a skip would hide it).
-if(TARGET csn_store_redis_static AND TARGET csn_http_harness)
+if(TARGET csn_store_redis_static AND TARGET csn_demo_client)
   find_program(CSN_REDIS_SERVER redis-server)
   if(CSN_REDIS_SERVER)
     set(_csn_redis_server ${CSN_REDIS_SERVER})
@@ -21,7 +21,7 @@ if(TARGET csn_store_redis_static AND TARGET csn_http_harness)
     csn_add_unit(store_redis_${_t}
                  ${CMAKE_CURRENT_LIST_DIR}/test_store_redis_${_t}.c
                  ${CMAKE_CURRENT_LIST_DIR}/redis_proc.c)
-    target_link_libraries(store_redis_${_t} PRIVATE csn_http_harness)
+    target_link_libraries(store_redis_${_t} PRIVATE csn_demo_client)
     add_dependencies(store_redis_${_t} csession-demo)
     set_tests_properties(store_redis_${_t} PROPERTIES
       TIMEOUT 180

@@ -149,6 +149,12 @@ static void raw_clear(redisContext *c, const char *prefix) {
   } while (strcmp(cursor, "0") != 0);
 }
 
+/* A test's end on the raw connection: its keys deleted, c closed. */
+static void raw_done(redisContext *c, const char *prefix) {
+  raw_clear(c, prefix);
+  redisFree(c);
+}
+
 /* A prefix of our own for one test: "csntest:<pid>:<name>:". */
 static void test_prefix(char *out, size_t n, const char *name) {
   snprintf(out, n, "%s%s:", run, name);
@@ -170,6 +176,14 @@ static csn_store *open_shared(const char *query) {
   return open_url(url);
 }
 
+/* The shared server, keys under prefix p; more: further query ("&ttl=5"),
+ * or "". */
+static csn_store *open_prefixed(const char *p, const char *more) {
+  char q[256];
+  snprintf(q, sizeof q, "prefix=%s%s", p, more);
+  return open_shared(q);
+}
+
 static csn_store *new_shared(csn_redis_options *o) {
   char err[512] = "";
   csn_store *st = NULL;
@@ -189,6 +203,17 @@ static int open_rc(const char *url, char *err, size_t n) {
   return rc;
 }
 
+/* The store's get of id must answer want, byte for byte. */
+static void get_eq(csn_store *st, const char *id, const char *want) {
+  char *json = NULL;
+  size_t len = 0;
+  int rc = csn_store_get(st, id, &json, &len);
+  if (rc != CSN_OK || len != strlen(want) || strcmp(json, want) != 0)
+    fail_msg("get %s: %s, %zu bytes %s, want %s", id, csn_err_name(rc), len,
+             json != NULL ? json : "(none)", want);
+  csn_free(json);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Conformance                                                              */
 /* ------------------------------------------------------------------------ */
@@ -196,17 +221,13 @@ static int open_rc(const char *url, char *err, size_t n) {
 static char conf_prefix[96];
 
 static csn_store *conf_open(void *ud) {
-  char q[160];
   (void)ud;
-  snprintf(q, sizeof q, "prefix=%s&pool=8", conf_prefix);
-  return open_shared(q);
+  return open_prefixed(conf_prefix, "&pool=8");
 }
 
 static void conf_reset(void *ud) {
   (void)ud;
-  redisContext *c = raw_shared();
-  raw_clear(c, conf_prefix);
-  redisFree(c);
+  raw_done(raw_shared(), conf_prefix);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -215,10 +236,9 @@ static void conf_reset(void *ud) {
 
 static void store_redis_format(void **state) {
   (void)state;
-  char p[96], q[160], key[160];
+  char p[96], key[160];
   test_prefix(p, sizeof p, "fmt");
-  snprintf(q, sizeof q, "prefix=%s", p);
-  csn_store *st = open_shared(q);
+  csn_store *st = open_prefixed(p, "");
   redisContext *c = raw_shared();
 
   /* key = prefix + id, value = the JSON text exactly. */
@@ -251,12 +271,7 @@ static void store_redis_format(void **state) {
   const char *node = "{\"cookie\":{\"originalMaxAge\":null,\"expires\":null},"
                      "\"n\":0.1, \"s\":\"\\u00e9\"}";
   freeReplyObject(raw(c, "SET %s %s EX 100", key, node));
-  char *json = NULL;
-  size_t len = 0;
-  assert_int_equal(csn_store_get(st, "a1", &json, &len), CSN_OK);
-  assert_int_equal(len, strlen(node));
-  assert_string_equal(json, node);
-  csn_free(json);
+  get_eq(st, "a1", node);
   assert_int_equal(csn_store_destroy(st, "a1"), CSN_OK);
   assert_int_equal(raw_int(c, "EXISTS %s", key), 0);
   assert_int_equal(csn_store_destroy(st, "a1"), CSN_OK);
@@ -286,8 +301,7 @@ static void store_redis_format(void **state) {
   csn_store_free(st);
 
   /* The ttl option for browser-session cookies. */
-  snprintf(q, sizeof q, "prefix=%s&ttl=600", p);
-  st = open_shared(q);
+  st = open_prefixed(p, "&ttl=600");
   assert_int_equal(csn_store_set(st, "a1", REC, strlen(REC), CSN_TIME_NONE),
                    CSN_OK);
   ttl = raw_int(c, "TTL %s", key);
@@ -295,8 +309,7 @@ static void store_redis_format(void **state) {
   csn_store_free(st);
 
   /* disable_ttl: SET without EX; touch does nothing; past expiry: DEL. */
-  snprintf(q, sizeof q, "prefix=%s&disable_ttl=true", p);
-  st = open_shared(q);
+  st = open_prefixed(p, "&disable_ttl=true");
   assert_int_equal(
       csn_store_set(st, "a1", REC, strlen(REC), wall_ms() + 60000), CSN_OK);
   assert_int_equal(raw_int(c, "TTL %s", key), -1);
@@ -316,8 +329,7 @@ static void store_redis_format(void **state) {
   csn_store_free(st);
 
   /* disable_touch: the TTL stays as set. */
-  snprintf(q, sizeof q, "prefix=%s&disable_touch=1", p);
-  st = open_shared(q);
+  st = open_prefixed(p, "&disable_touch=1");
   assert_int_equal(
       csn_store_set(st, "a1", REC, strlen(REC), wall_ms() + 60000), CSN_OK);
   assert_int_equal(
@@ -337,9 +349,18 @@ static void store_redis_format(void **state) {
                    CSN_OK);
   assert_int_equal(raw_int(c, "EXISTS %s", key), 0);
   csn_store_free(st);
+  raw_done(c, p);
+}
 
-  raw_clear(c, p);
-  redisFree(c);
+/* set id, read key raw (the record), destroy id, key gone; then free st. */
+static void set_destroy_free(csn_store *st, redisContext *c, const char *id,
+                             const char *key) {
+  assert_int_equal(
+      csn_store_set(st, id, REC, strlen(REC), wall_ms() + 60000), CSN_OK);
+  raw_get_eq(c, key, REC);
+  assert_int_equal(csn_store_destroy(st, id), CSN_OK);
+  assert_int_equal(raw_int(c, "EXISTS %s", key), 0);
+  csn_store_free(st);
 }
 
 /* The default prefix "sess:", and "" honoured. Unique ids: the shared
@@ -350,33 +371,20 @@ static void store_redis_prefix_default_and_empty(void **state) {
   redisContext *c = raw_shared();
   snprintf(id, sizeof id, "csntest-%ld-dflt", (long)getpid());
   snprintf(key, sizeof key, "sess:%s", id);
-  csn_store *st = open_shared(NULL);
-  assert_int_equal(
-      csn_store_set(st, id, REC, strlen(REC), wall_ms() + 60000), CSN_OK);
-  raw_get_eq(c, key, REC);
-  assert_int_equal(csn_store_destroy(st, id), CSN_OK);
-  assert_int_equal(raw_int(c, "EXISTS %s", key), 0);
-  csn_store_free(st);
+  set_destroy_free(open_shared(NULL), c, id, key);
 
   snprintf(id, sizeof id, "csntest-%ld-bare", (long)getpid());
-  st = open_shared("prefix=");
-  assert_int_equal(
-      csn_store_set(st, id, REC, strlen(REC), wall_ms() + 60000), CSN_OK);
-  raw_get_eq(c, id, REC);
-  assert_int_equal(csn_store_destroy(st, id), CSN_OK);
-  assert_int_equal(raw_int(c, "EXISTS %s", id), 0);
-  csn_store_free(st);
+  set_destroy_free(open_prefixed("", ""), c, id, id);
   redisFree(c);
 }
 
 /* connect-redis 6.1.0/6.1.2 left "TOMBSTONE" values: no session. */
 static void store_redis_tombstone(void **state) {
   (void)state;
-  char p[96], q[160], key[160];
+  char p[96], key[160];
   test_prefix(p, sizeof p, "tomb");
-  snprintf(q, sizeof q, "prefix=%s", p);
   snprintf(key, sizeof key, "%sgone", p);
-  csn_store *st = open_shared(q);
+  csn_store *st = open_prefixed(p, "");
   redisContext *c = raw_shared();
   freeReplyObject(raw(c, "SET %s TOMBSTONE EX 300", key));
   char *json = (char *)"untouched";
@@ -386,8 +394,7 @@ static void store_redis_tombstone(void **state) {
                                  wall_ms() + 60000),
                    CSN_ENOENT);
   raw_get_eq(c, key, "TOMBSTONE");
-  raw_clear(c, p);
-  redisFree(c);
+  raw_done(c, p);
   csn_store_free(st);
 }
 
@@ -491,8 +498,7 @@ static void store_redis_scan(void **state) {
   assert_int_equal(raw_int(c, "EXISTS %s", sibling), 1);
   assert_int_equal(raw_int(c, "EXISTS %s", other), 1);
   csn_store_free(st);
-  raw_clear(c, base);
-  redisFree(c);
+  raw_done(c, base);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -644,10 +650,9 @@ static void *pool_main(void *arg) {
 
 static void store_redis_pool_threads(void **state) {
   (void)state;
-  char p[96], q[160];
+  char p[96];
   test_prefix(p, sizeof p, "pool");
-  snprintf(q, sizeof q, "prefix=%s&pool=2", p);
-  csn_store *st = open_shared(q);
+  csn_store *st = open_prefixed(p, "&pool=2");
   pthread_t th[POOL_THREADS];
   pool_worker w[POOL_THREADS];
   for (int i = 0; i < POOL_THREADS; i++) {
@@ -706,10 +711,10 @@ static void *cas_main(void *arg) {
 
 static void store_redis_cas_two_handles(void **state) {
   (void)state;
-  char p[96], q[160], key[160];
+  char p[96], key[160];
   test_prefix(p, sizeof p, "cas2");
-  snprintf(q, sizeof q, "prefix=%s&pool=2", p);
-  csn_store *a = open_shared(q), *b = open_shared(q);
+  csn_store *a = open_prefixed(p, "&pool=2");
+  csn_store *b = open_prefixed(p, "&pool=2");
   const char *start = "{\"cookie\":{},\"n\":0}";
   assert_int_equal(
       csn_store_set(a, "ctr", start, strlen(start), wall_ms() + 300000),
@@ -733,8 +738,7 @@ static void store_redis_cas_two_handles(void **state) {
   raw_get_eq(c, key, want);
   /* The script survives SCRIPT FLUSH? Not on a shared server: the NOSCRIPT
    * fallback is tested after a restart, on our own server. */
-  raw_clear(c, p);
-  redisFree(c);
+  raw_done(c, p);
   csn_store_free(a);
   csn_store_free(b);
 }
@@ -833,11 +837,7 @@ static void store_redis_unix_socket(void **state) {
   csn_store *st = open_url(url);
   assert_int_equal(
       csn_store_set(st, "k", REC, strlen(REC), wall_ms() + 60000), CSN_OK);
-  char *json = NULL;
-  size_t len;
-  assert_int_equal(csn_store_get(st, "k", &json, &len), CSN_OK);
-  assert_string_equal(json, REC);
-  csn_free(json);
+  get_eq(st, "k", REC);
   csn_store_free(st);
   snprintf(url, sizeof url,
            "redis+unix://%s?db=3&password=" PW_URL "&prefix=v:", sock_path);
@@ -906,11 +906,7 @@ static void store_redis_timeout(void **state) {
   assert_null(strstr(msg, "t:k"));
   assert_null(strstr(msg, "s3cr3t"));
   assert_int_equal(redis_proc_thaw(&srv), 0);
-  char *json = NULL;
-  size_t len;
-  assert_int_equal(csn_store_get(st, "k", &json, &len), CSN_OK);
-  assert_string_equal(json, REC);
-  csn_free(json);
+  get_eq(st, "k", REC);
   csn_store_free(st);
 }
 

@@ -37,20 +37,16 @@
 #include <string.h>
 
 #include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "demo_proc.h"
-#include "http_harness.h"
+#include "demo_client.h"
 #include "redis_proc.h"
 
 #define SECRET "redis fault secret"
@@ -77,18 +73,6 @@ typedef struct fixture {
   long long acked[N_SESS + 1]; /* the highest counter a 200 reported */
   int finished;
 } fixture;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_s(double s) {
-  struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "r");
@@ -139,8 +123,7 @@ static int teardown(void **state) {
    * its in-flight requests' timeouts. */
   if (f->rs.pid != 0)
     kill(f->rs.pid, SIGKILL);
-  if (f->d.pid != 0 && demo_proc_stop(&f->d) != 0)
-    fprintf(stderr, "the demo did not stop cleanly\n");
+  demo_stop_quiet(&f->d, 1);
   if (!f->finished && f->err_path[0] != '\0') {
     /* Whatever the demo said (an ASan report, the store's errors). */
     char *log = slurp(f->err_path);
@@ -173,30 +156,8 @@ static void assert_demo_alive(fixture *f, const char *when) {
   assert_int_equal(kill(f->d.pid, 0), 0);
 }
 
-/* One GET: status (0 when no HTTP answer), body (or curl's error) and how
- * long it took. */
-typedef struct answer {
-  long status;
-  char body[160];
-  double secs;
-} answer;
-
-static void get(http_client *c, const char *base, const char *path,
-                const char *cookie, answer *a) {
-  char url[256];
-  http_response r;
-  double t0 = now_s();
-  snprintf(url, sizeof url, "%s%s", base, path);
-  if (http_get(c, url, cookie, &r) != 0)
-    r.status = 0;
-  a->secs = now_s() - t0;
-  a->status = r.status;
-  snprintf(a->body, sizeof a->body, "%.150s", r.status ? r.body : r.error);
-  http_response_free(&r);
-}
-
 /* "n: N" from /inc, or -1. */
-static long long inc_value(const answer *a) {
+static long long inc_value(const demo_answer *a) {
   long long v;
   if (a->status != 200 || sscanf(a->body, "n: %lld", &v) != 1)
     return -1;
@@ -204,48 +165,27 @@ static long long inc_value(const answer *a) {
 }
 
 /* The counter n of a session as /session shows it (asserting 200). */
-static long long session_n(fixture *f, http_client *c, int i) {
-  char url[256];
-  http_response r;
-  json_error_t err;
-  json_t *j, *n;
+static long long session_n(fixture *f, int i) {
+  json_t *j = demo_read_session(f->d.base, f->cookie[i]), *n;
   long long v;
-  snprintf(url, sizeof url, "%s/session", f->d.base);
-  if (http_get(c, url, f->cookie[i], &r) != 0)
-    fail_msg("GET /session: %s", r.error);
-  if (r.status != 200)
-    fail_msg("GET /session for session %d: %ld %s", i, r.status, r.body);
-  j = json_loads(r.body, 0, &err);
-  if (j == NULL)
-    fail_msg("/session is not JSON: %s", r.body);
   n = json_object_get(j, "n");
-  if (n == NULL || !json_is_integer(n))
-    fail_msg("session %d has no counter any more: %s", i, r.body);
+  if (n == NULL || !json_is_integer(n)) {
+    char *text = json_dumps(j, JSON_COMPACT);
+    print_error("session %d has no counter any more: %s\n", i,
+                text ? text : "?");
+    free(text);
+    json_decref(j);
+    fail();
+  }
   v = json_integer_value(n);
   json_decref(j);
-  http_response_free(&r);
   return v;
 }
 
 /* Create a session with one /inc and keep its cookie and id. */
-static void new_session(fixture *f, http_client *c, int i) {
-  char url[256], *value;
-  http_response r;
-  snprintf(url, sizeof url, "%s/inc?k=n", f->d.base);
-  if (http_get(c, url, NULL, &r) != 0)
-    fail_msg("GET %s: %s", url, r.error);
-  if (r.status != 200 || strcmp(r.body, "n: 1\n") != 0)
-    fail_msg("a first /inc answered %ld %s", r.status, r.body);
-  value = http_set_cookie_value(&r, "connect.sid");
-  if (value == NULL)
-    fail_msg("a first /inc set no cookie");
-  f->cookie[i] = malloc(strlen(value) + sizeof "connect.sid=");
-  assert_non_null(f->cookie[i]);
-  sprintf(f->cookie[i], "connect.sid=%s", value);
-  f->sid[i] = http_cookie_sid(value, SECRET);
-  assert_non_null(f->sid[i]);
-  free(value);
-  http_response_free(&r);
+static void new_session(fixture *f, int i) {
+  f->cookie[i] =
+      demo_new_session(f->d.base, "/inc?k=n", "n: 1\n", SECRET, &f->sid[i]);
   f->acked[i] = 1;
 }
 
@@ -269,7 +209,7 @@ typedef struct client {
   char regress[200]; /* the first counter that went backwards */
 } client;
 
-/* Requests started after this (microseconds of now_s()) must succeed:
+/* Requests started after this (microseconds of mono_now_s()) must succeed:
  * the main thread sets it once service is back. */
 static atomic_llong late_after_us;
 
@@ -279,11 +219,11 @@ static void *client_run(void *arg) {
   int round = 0;
   while (!atomic_load(c->stop)) {
     int i = c->id + N_CLIENTS * (round++ % (N_SESS / N_CLIENTS));
-    double started = now_s();
+    double started = mono_now_s();
     int late = started * 1e6 >= (double)atomic_load(&late_after_us);
-    answer a;
+    demo_answer a;
     long long v;
-    get(c->http, f->d.base, "/inc?k=n", f->cookie[i], &a);
+    demo_answer_get(c->http, f->d.base, "/inc?k=n", f->cookie[i], &a);
     if (a.secs > c->max_secs)
       c->max_secs = a.secs;
     if (a.status == 200 && (v = inc_value(&a)) > 0) {
@@ -320,30 +260,14 @@ static int total_progress(client *cl) {
 /* d. Parallel requests while Redis is frozen                               */
 /* ------------------------------------------------------------------------ */
 
-typedef struct frozen_req {
-  const char *base;
-  const char *path;
-  const char *cookie;
-  http_client *http;
-  answer a;
-} frozen_req;
-
-static void *frozen_run(void *arg) {
-  frozen_req *q = arg;
-  if (q->cookie == NULL) /* /health: once the /inc requests hold workers */
-    sleep_s(0.1);
-  get(q->http, q->base, q->path, q->cookie, &q->a);
-  return NULL;
-}
-
 /* Poll /inc on the probe session until a 200, RECOVERY_MAX_S at most;
  * returns the seconds it took from `since`. */
 static double wait_service(fixture *f, http_client *c, double since,
                            const char *what) {
-  answer a;
+  demo_answer a;
   for (;;) {
     long long v;
-    get(c, f->d.base, "/inc?k=n", f->cookie[N_SESS], &a);
+    demo_answer_get(c, f->d.base, "/inc?k=n", f->cookie[N_SESS], &a);
     if (a.secs > MAX_REQUEST_S)
       fail_msg("%s: a request took %.2f s", what, a.secs);
     if (a.status == 200) {
@@ -352,14 +276,14 @@ static double wait_service(fixture *f, http_client *c, double since,
         fail_msg("%s: the probe session answered %s after an earlier n: "
                  "%lld", what, a.body, f->acked[N_SESS]);
       f->acked[N_SESS] = v;
-      return now_s() - since;
+      return mono_now_s() - since;
     }
     if (a.status != 500)
       fail_msg("%s: /inc answered %ld %s", what, a.status, a.body);
-    if (now_s() - since > RECOVERY_MAX_S)
+    if (mono_now_s() - since > RECOVERY_MAX_S)
       fail_msg("%s: still no service %.1f s later (last: %ld %s)", what,
-               now_s() - since, a.status, a.body);
-    sleep_s(0.02);
+               mono_now_s() - since, a.status, a.body);
+    demo_sleep_s(0.02);
   }
 }
 
@@ -369,42 +293,33 @@ static void test_redis_faults(void **state) {
                                     "always", NULL};
   http_client *c;
   client cl[N_CLIENTS];
-  pthread_t t[N_FROZEN + 1];
-  frozen_req fq[N_FROZEN + 1];
+  pthread_t t[N_CLIENTS];
+  demo_slow fq[N_FROZEN + 1];
   atomic_int stop = 0;
   double t0, t_kill, t_restart, t_up, rec_restart, rec_cont, worst;
-  int i, before_kill, during_outage, outage500 = 0;
+  int i, before_kill, during_outage, outage500 = 0, n_started;
   long long frozen_before[N_FROZEN];
   char *log;
 
   signal(SIGPIPE, SIG_IGN);
-  if (demo_proc_bin() == NULL)
-    fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
   if (redis_proc_start(&f->rs, aof, PASSWORD) != 0)
     fail_msg("cannot start a redis-server: %s", f->rs.err);
   snprintf(f->url, sizeof f->url,
            "redis://:%s@127.0.0.1:%u/%d?timeout=%d&connect_timeout=%d&pool=%d",
            PASSWORD, f->rs.port, DB, TIMEOUT_MS, TIMEOUT_MS, POOL);
   snprintf(f->err_path, sizeof f->err_path, "%s/demo.err", f->rs.dir);
-  {
-    const char *args[] = {"--port",    "0", "--secret", SECRET,
-                          "--threads", "4", "--store",  f->url, NULL};
-    if (demo_proc_start_stderr(&f->d, args, NULL, NULL, f->err_path) != 0) {
-      char *e = slurp(f->err_path);
-      fail_msg("the demo did not start on Redis: %s / %s", f->d.line,
-               e ? e : "");
-    }
-  }
+  /* When it does not start, the teardown shows what it wrote there. */
+  demo_start_store(&f->d, SECRET, 4, f->url, f->err_path, "Redis (db 2)");
   c = http_client_new(0);
   assert_non_null(c);
 
   /* a. Sessions with known counters. */
   for (i = 0; i <= N_SESS; i++) {
     int k, extra = i % 3 + 1;
-    new_session(f, c, i);
+    new_session(f, i);
     for (k = 0; k < extra; k++) {
-      answer a;
-      get(c, f->d.base, "/inc?k=n", f->cookie[i], &a);
+      demo_answer a;
+      demo_answer_get(c, f->d.base, "/inc?k=n", f->cookie[i], &a);
       if (inc_value(&a) != f->acked[i] + 1)
         fail_msg("session %d: /inc answered %ld %s, expected n: %lld", i,
                  a.status, a.body, f->acked[i] + 1);
@@ -423,7 +338,7 @@ static void test_redis_faults(void **state) {
 
   /* b. Load, kill -9, restart. */
   atomic_store(&late_after_us, LLONG_MAX);
-  t0 = now_s();
+  t0 = mono_now_s();
   for (i = 0; i < N_CLIENTS; i++) {
     memset(&cl[i], 0, sizeof cl[i]);
     cl[i].f = f;
@@ -435,41 +350,41 @@ static void test_redis_faults(void **state) {
   }
   for (i = 0; i < N_CLIENTS; i++)
     assert_int_equal(pthread_create(&t[i], NULL, client_run, &cl[i]), 0);
-  sleep_s(1.5);
+  demo_sleep_s(1.5);
   before_kill = total_progress(cl);
-  t_kill = now_s();
+  t_kill = mono_now_s();
   if (redis_proc_crash(&f->rs) != 0) {
     atomic_store(&stop, 1); /* the threads use f: join them first */
     for (i = 0; i < N_CLIENTS; i++)
       pthread_join(t[i], NULL);
     fail_msg("kill -9: %s", f->rs.err);
   }
-  sleep_s(1.0);
+  demo_sleep_s(1.0);
   during_outage = total_progress(cl) - before_kill;
   for (i = 0; i < N_CLIENTS; i++)
     outage500 += atomic_load(&cl[i].errors500);
-  t_restart = now_s();
+  t_restart = mono_now_s();
   if (redis_proc_restart(&f->rs) != 0) {
     atomic_store(&stop, 1);
     for (i = 0; i < N_CLIENTS; i++)
       pthread_join(t[i], NULL);
     fail_msg("redis-server did not come back: %s", f->rs.err);
   }
-  t_up = now_s();
+  t_up = mono_now_s();
   /* The clients keep going; the main thread waits for its own probe. */
   {
-    answer a;
+    demo_answer a;
     double first_ok = 0;
     for (;;) {
-      get(c, f->d.base, "/inc?k=n", f->cookie[N_SESS], &a);
+      demo_answer_get(c, f->d.base, "/inc?k=n", f->cookie[N_SESS], &a);
       if (a.status == 200) {
-        first_ok = now_s();
+        first_ok = mono_now_s();
         break;
       }
-      if (a.status != 500 || now_s() - t_up > RECOVERY_MAX_S ||
+      if (a.status != 500 || mono_now_s() - t_up > RECOVERY_MAX_S ||
           a.secs > MAX_REQUEST_S)
         break;
-      sleep_s(0.02);
+      demo_sleep_s(0.02);
     }
     rec_restart = first_ok > 0 ? first_ok - t_up : -1;
     if (first_ok > 0) {
@@ -480,9 +395,9 @@ static void test_redis_faults(void **state) {
     }
     /* From one second after the first success on, everything must work. */
     atomic_store(&late_after_us,
-                 (long long)(((first_ok > 0 ? first_ok : now_s()) + 1.0) *
+                 (long long)(((first_ok > 0 ? first_ok : mono_now_s()) + 1.0) *
                              1e6));
-    sleep_s(2.5);
+    demo_sleep_s(2.5);
     atomic_store(&stop, 1);
     for (i = 0; i < N_CLIENTS; i++)
       pthread_join(t[i], NULL);
@@ -492,7 +407,7 @@ static void test_redis_faults(void **state) {
     if (rec_restart < 0)
       fail_msg("no service %.1f s after Redis restarted (last answer %ld %s "
                "after %.2f s)",
-               now_s() - t_up, a.status, a.body, a.secs);
+               mono_now_s() - t_up, a.status, a.body, a.secs);
   }
   assert_demo_alive(f, "after kill -9 and restart");
   print_message("load: %d requests before kill -9, %d during the %.2f s "
@@ -538,13 +453,13 @@ static void test_redis_faults(void **state) {
 
   /* c. Nothing acknowledged was lost; the counters go on from there. */
   for (i = 0; i < N_SESS; i++) {
-    long long n = session_n(f, c, i);
-    answer a;
+    long long n = session_n(f, i);
+    demo_answer a;
     if (n < f->recorded[i] || n < f->acked[i])
       fail_msg("session %d: n is %lld after the restart; %lld was recorded "
                "before the load and %lld acknowledged during it",
                i, n, f->recorded[i], f->acked[i]);
-    get(c, f->d.base, "/inc?k=n", f->cookie[i], &a);
+    demo_answer_get(c, f->d.base, "/inc?k=n", f->cookie[i], &a);
     if (inc_value(&a) != n + 1)
       fail_msg("session %d: /inc after the restart answered %ld %s, "
                "expected n: %lld",
@@ -557,20 +472,20 @@ static void test_redis_faults(void **state) {
     frozen_before[i] = f->acked[i];
   if (redis_proc_freeze(&f->rs) != 0)
     fail_msg("%s", f->rs.err);
-  memset(fq, 0, sizeof fq);
-  for (i = 0; i <= N_FROZEN; i++) {
-    fq[i].base = f->d.base;
-    fq[i].path = i < N_FROZEN ? "/inc?k=n" : "/health";
-    fq[i].cookie = i < N_FROZEN ? f->cookie[i] : NULL;
-    fq[i].http = http_client_new(0);
-    assert_non_null(fq[i].http);
+  /* /health last, 0.1 s later: once the /inc requests hold workers. */
+  for (n_started = 0; n_started <= N_FROZEN; n_started++) {
+    int health = n_started == N_FROZEN;
+    if (demo_slow_start(&fq[n_started], f->d.base,
+                        health ? "/health" : "/inc?k=n",
+                        health ? NULL : f->cookie[n_started],
+                        health ? 0.1 : 0) != 0)
+      break;
   }
-  for (i = 0; i <= N_FROZEN; i++)
-    assert_int_equal(pthread_create(&t[i], NULL, frozen_run, &fq[i]), 0);
-  for (i = 0; i <= N_FROZEN; i++)
-    pthread_join(t[i], NULL);
-  for (i = 0; i <= N_FROZEN; i++)
-    http_client_free(fq[i].http);
+  for (i = 0; i < n_started; i++)
+    demo_slow_join(&fq[i]);
+  if (n_started <= N_FROZEN)
+    fail_msg("could not start request %d while Redis was stopped",
+             n_started);
   /* Answers first, then SIGCONT: the checks below need Redis running, and
    * a failed assertion's teardown kills it anyway. */
   {
@@ -604,7 +519,7 @@ static void test_redis_faults(void **state) {
   }
   assert_demo_alive(f, "while Redis was stopped");
   {
-    double t_cont = now_s();
+    double t_cont = mono_now_s();
     if (redis_proc_thaw(&f->rs) != 0)
       fail_msg("%s", f->rs.err);
     rec_cont = wait_service(f, c, t_cont, "after SIGCONT");
@@ -612,9 +527,9 @@ static void test_redis_faults(void **state) {
   }
   /* The failed requests wrote nothing, not even late (commands queued in
    * a stopped Redis run when it resumes). Let any such write land first. */
-  sleep_s(0.3);
+  demo_sleep_s(0.3);
   for (i = 0; i < N_FROZEN; i++) {
-    long long n = session_n(f, c, i);
+    long long n = session_n(f, i);
     if (n != frozen_before[i])
       fail_msg("session %d: n is %lld after SIGCONT, %lld before the "
                "failed request",

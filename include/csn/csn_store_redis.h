@@ -49,6 +49,12 @@
  * needs no application restart. Errors name Redis and the command that
  * failed, never the password or a session id.
  *
+ * A timeout on a write (set, cas, destroy) means "outcome unknown", not
+ * "not written": the command may already sit in a stalled server's input
+ * and run when it resumes, as with any Redis client. The request still
+ * fails (500), so the user is never told a change was saved when that is
+ * not known; a later request sees whichever record Redis holds.
+ *
  * TLS: hiredis 0.14 (Debian 12) has none; a rediss:// URL is refused with
  * CSN_ENOTSUP ("not supported by this build"), never silently downgraded
  * to a plain connection.

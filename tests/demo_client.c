@@ -375,3 +375,138 @@ void demo_logout_race(const char *slow_base, const char *logout_base,
   print_message("%s: the slow %s answered %ld %s", label, slow_path,
                 s.a.status, s.a.body);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Two processes on one store                                               */
+/* ------------------------------------------------------------------------ */
+
+int demo_probe_has(const demo_store_probe *p, const char *sid) {
+  int rc = p->has_session(p->ctx, sid);
+  if (rc < 0)
+    fail_msg("looking for a session in %s: %s", p->name, p->error(p->ctx));
+  return rc;
+}
+
+void demo_procs_one_session(demo_fixture *df, const char *secret,
+                            const demo_store_probe *p) {
+  char *old_sid = NULL, *old_cookie;
+  char expect[96];
+  http_response r;
+  json_t *j;
+  int i;
+
+  /* A visit on demo 2 makes a session... */
+  old_cookie = demo_new_session(df->d[1].base, "/", NULL, secret, &old_sid);
+  assert_int_equal(demo_probe_has(p, old_sid), 1);
+  /* ...and a login on demo 1 replaces it with a new id. */
+  r = demo_get(df->d[0].base, "/login?user=alice", old_cookie);
+  free(old_cookie);
+  if (r.status != 200 || strcmp(r.body, "Logged in as alice\n") != 0)
+    fail_msg("/login answered %ld %s", r.status, r.body);
+  df->cookie = demo_cookie_of(&r, secret, &df->sid);
+  http_response_free(&r);
+  if (strcmp(df->sid, old_sid) == 0)
+    fail_msg("the login kept the session id");
+  if (demo_probe_has(p, old_sid) != 0)
+    fail_msg("the session before the login is still in %s", p->name);
+  free(old_sid);
+  assert_int_equal(demo_probe_has(p, df->sid), 1);
+
+  /* One visit counter, whichever process answers. */
+  for (i = 1; i <= 12; i++) {
+    const char *base = df->d[i % 2].base;
+    r = demo_get(base, "/", df->cookie);
+    if (i == 1)
+      snprintf(expect, sizeof expect,
+               "Welcome! Refresh the page to count visits.\n");
+    else
+      snprintf(expect, sizeof expect, "You've visited this page %d times\n",
+               i);
+    if (r.status != 200 || strcmp(r.body, expect) != 0)
+      fail_msg("visit %d on demo %d answered %ld %s, expected %s", i,
+               i % 2 + 1, r.status, r.body, expect);
+    http_response_free(&r);
+  }
+  for (i = 0; i < 2; i++) {
+    j = demo_read_session(df->d[i].base, df->cookie);
+    if (json_integer_value(json_object_get(j, "views")) != 12 ||
+        json_string_value(json_object_get(j, "user")) == NULL ||
+        strcmp(json_string_value(json_object_get(j, "user")), "alice") != 0)
+      fail_msg("demo %d's /session: %s", i + 1, json_dumps(j, JSON_COMPACT));
+    json_decref(j);
+  }
+}
+
+/* The hammers above, as in tests/test_http_concurrency.c: each request on
+ * a new connection ("Connection: close"), so libmicrohttpd deals it to a
+ * free worker and the requests really overlap. */
+void demo_procs_no_lost_updates(demo_fixture *df, const char *secret,
+                                int clients, int rounds,
+                                const demo_store_probe *p) {
+  demo_hammer *h = calloc((size_t)clients, sizeof *h);
+  const char *bases[2];
+  char report[2048];
+  long lost;
+  double took, slowest;
+  json_t *sess[2];
+  int bad;
+
+  assert_non_null(h);
+  df->cookie = demo_new_session(df->d[0].base, "/", NULL, secret, &df->sid);
+  bases[0] = df->d[0].base;
+  bases[1] = df->d[1].base;
+  took = demo_hammer_all(h, (size_t)clients, bases, 2, df->cookie, rounds, 1,
+                         &slowest);
+
+  /* Both processes must see the same, complete record. */
+  sess[0] = demo_read_session(df->d[0].base, df->cookie);
+  sess[1] = demo_read_session(df->d[1].base, df->cookie);
+  bad = demo_hammer_judge(h, (size_t)clients, sess, 2, report, sizeof report,
+                          &lost);
+  free(h);
+  if (json_integer_value(json_object_get(sess[0], "views")) != 1)
+    bad = 1;
+  json_decref(sess[0]);
+  json_decref(sess[1]);
+  print_message("two processes on one %s: %d clients x %d increments on "
+                "one session in %.2f s (slowest request %.3f s), %ld lost\n",
+                p->name, clients, rounds, took, slowest, lost);
+  if (bad)
+    fail_msg("lost %ld of %d increments (or the first visit's views) on one "
+             "session across two processes:%s",
+             lost, clients * rounds, report);
+}
+
+void demo_procs_logout_wins(demo_fixture *df, const char *secret,
+                            const demo_store_probe *p) {
+  static const char *const gone[] = {"x", "user", NULL};
+  char what[128];
+  int i;
+
+  df->cookie = demo_new_session(df->d[0].base, "/login?user=bob", NULL,
+                                secret, &df->sid);
+  /* The check below is worth something only if it can see the session. */
+  if (demo_probe_has(p, df->sid) != 1)
+    fail_msg("the session is not in %s after the login", p->name);
+
+  /* The slow /inc on demo 1 has loaded the session 200 ms in and sleeps
+   * 600 ms more when /logout runs on demo 2. */
+  demo_logout_race(df->d[0].base, df->d[1].base, df->cookie, 800, 0.2,
+                   "slow /inc on demo 1, /logout on demo 2");
+
+  if (demo_probe_has(p, df->sid) != 0)
+    fail_msg("after /logout on demo 2, %s holds the session again (the "
+             "slow /inc on demo 1 re-created it)",
+             p->name);
+  for (i = 0; i < 2; i++) {
+    snprintf(what, sizeof what,
+             "after /logout the old cookie still finds the session on demo %d",
+             i + 1);
+    demo_assert_session_lacks(df->d[i].base, df->cookie, gone, what);
+  }
+  /* Reading /session with the old cookie saved nothing either. */
+  if (demo_probe_has(p, df->sid) != 0)
+    fail_msg("reading /session with the logged-out cookie stored the "
+             "session in %s",
+             p->name);
+}

@@ -195,4 +195,47 @@ void demo_logout_race(const char *slow_base, const char *logout_base,
                       const char *cookie, int delay_ms, double pause_s,
                       const char *label);
 
+/* ------------------------------------------------------------------------ */
+/* Two processes on one store                                               */
+/* ------------------------------------------------------------------------ */
+
+/* How a test looks into the store's server, past the store under test. */
+typedef struct demo_store_probe {
+  const char *name; /* "Redis", "PostgreSQL": for messages */
+  void *ctx;        /* the callbacks' argument */
+  /* Is the session with this id stored: 1, 0, or -1 (then error()). */
+  int (*has_session)(void *ctx, const char *sid);
+  const char *(*error)(void *ctx); /* why the last call failed */
+} demo_store_probe;
+
+/* has_session, failing the test on an error. */
+int demo_probe_has(const demo_store_probe *p, const char *sid);
+
+/* The cases of "C app servers on several machines behind one load
+ * balancer", on the two demos df->d[0] and df->d[1] (running, on one
+ * store) with the session's cookie and id left in df->cookie, df->sid:
+ *
+ * One session: a visit on demo 2, a login (alice) on demo 1 with that
+ * cookie (the id changes, the old one is gone from the store), then 12
+ * visits alternating between the demos count on in one session; both
+ * demos' /session show views 12 and user alice. The test then checks the
+ * stored form (the record with "views": 12). */
+void demo_procs_one_session(demo_fixture *df, const char *secret,
+                            const demo_store_probe *p);
+
+/* No lost updates: `clients` clients share ONE cookie, each adds 1 to its
+ * own member k<i> `rounds` times (/inc?k=k<i>&delay=1), requests dealt
+ * round-robin to the two demos: every k<i> ends at exactly `rounds` on
+ * both. A store that wrote last-write-wins loses increments here; only
+ * the store's compare-and-set and the core's merge keep them all. */
+void demo_procs_no_lost_updates(demo_fixture *df, const char *secret,
+                                int clients, int rounds,
+                                const demo_store_probe *p);
+
+/* Logout wins: /inc?k=x&delay=800 in flight on demo 1 while /logout runs
+ * on demo 2: afterwards the session is gone from the store and the old
+ * cookie finds no session on either demo (and reading saves nothing). */
+void demo_procs_logout_wins(demo_fixture *df, const char *secret,
+                            const demo_store_probe *p);
+
 #endif /* CSN_DEMO_CLIENT_H */

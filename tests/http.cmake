@@ -13,9 +13,11 @@ if(CSN_WITH_MHD)
 
   # The client side of the tests that drive csession-demo processes over
   # HTTP (http_concurrency, store_redis_procs, store_redis_fault): requests,
-  # cookies, /session, the lost-update hammer, a request in a thread. It
+  # cookies, /session, the lost-update hammer, a request in a thread, and
+  # the fault scenario of the server stores (tests/demo_fault.h). It
   # asserts with cmocka, so it is a library of its own beside the harness.
-  add_library(csn_demo_client STATIC ${CMAKE_CURRENT_LIST_DIR}/demo_client.c)
+  add_library(csn_demo_client STATIC ${CMAKE_CURRENT_LIST_DIR}/demo_client.c
+              ${CMAKE_CURRENT_LIST_DIR}/demo_fault.c)
   target_link_libraries(csn_demo_client PUBLIC csn_http_harness
                         PkgConfig::CMOCKA PkgConfig::JANSSON Threads::Threads)
 

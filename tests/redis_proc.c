@@ -1,5 +1,6 @@
 /* redis_proc.c - a private redis-server for a test (see redis_proc.h). */
 #include "redis_proc.h"
+#include "proc_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,58 +17,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
 static const char *server_bin(void) {
   const char *p = getenv("CSN_REDIS_SERVER");
   return p != NULL && *p != '\0' ? p : "redis-server";
 }
 
-/* A port the kernel says is free on 127.0.0.1 right now. */
-static unsigned free_port(void) {
-  struct sockaddr_in sa;
-  socklen_t len = sizeof sa;
-  unsigned port = 0;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0)
-    return 0;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-      getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-    port = ntohs(sa.sin_port);
-  close(fd);
-  return port;
-}
-
 /* The last bytes of the server's output, for a failure message. */
 static void output_tail(const redis_proc *r, char *buf, size_t size) {
   char path[96];
-  FILE *f;
-  long end;
-  size_t n;
-  buf[0] = '\0';
   snprintf(path, sizeof path, "%s/redis.out", r->dir);
-  f = fopen(path, "r");
-  if (f == NULL)
-    return;
-  fseek(f, 0, SEEK_END);
-  end = ftell(f);
-  fseek(f, end > (long)size - 1 ? end - ((long)size - 1) : 0, SEEK_SET);
-  n = fread(buf, 1, size - 1, f);
-  buf[n] = '\0';
-  fclose(f);
+  proc_file_tail(path, buf, size);
 }
 
 static int spawn(redis_proc *r) {
@@ -127,7 +86,7 @@ static int spawn(redis_proc *r) {
 
 /* Wait until the server answers PING (or has exited). */
 static int wait_ready(redis_proc *r, int timeout_ms) {
-  double t_end = now_ms() + timeout_ms;
+  double t_end = proc_now_ms() + timeout_ms;
   char reply[128], tail[160];
   int status;
 
@@ -149,13 +108,13 @@ static int wait_ready(redis_proc *r, int timeout_ms) {
     if (redis_proc_cmd(r, 0, "PING", reply, sizeof reply, 500) == 0 &&
         strcmp(reply, "+PONG") == 0)
       return 0;
-    if (now_ms() > t_end) {
+    if (proc_now_ms() > t_end) {
       snprintf(r->err, sizeof r->err,
                "%s on port %u did not answer PING within %d ms (last: %s)",
                server_bin(), r->port, timeout_ms, reply);
       return -1;
     }
-    sleep_ms(20);
+    proc_sleep_ms(20);
   }
 }
 
@@ -182,7 +141,7 @@ int redis_proc_start(redis_proc *r, const char *const *extra,
   /* Another program may take the port between our look and the server's
    * bind: then it exits, and we try another port. */
   for (attempt = 0; attempt < 5; attempt++) {
-    r->port = free_port();
+    r->port = proc_free_port();
     if (r->port == 0) {
       snprintf(r->err, sizeof r->err, "no free port: %s", strerror(errno));
       return -1;
@@ -229,38 +188,12 @@ int redis_proc_crash(redis_proc *r) {
   return 0;
 }
 
-/* The state letter of /proc/PID/stat ('R', 'S', 'T', ...), or 0. */
-static char proc_state(pid_t pid) {
-  char path[64], buf[512], *p;
-  FILE *f;
-  size_t n;
-  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-  f = fopen(path, "r");
-  if (f == NULL)
-    return 0;
-  n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  p = strrchr(buf, ')'); /* the command name may hold spaces */
-  return p != NULL && p[1] == ' ' ? p[2] : 0;
-}
-
 int redis_proc_freeze(redis_proc *r) {
-  double t_end = now_ms() + 5000;
-  if (r->pid == 0 || kill(r->pid, SIGSTOP) != 0) {
-    snprintf(r->err, sizeof r->err, "SIGSTOP: %s",
-             r->pid == 0 ? "not running" : strerror(errno));
+  if (r->pid == 0) {
+    snprintf(r->err, sizeof r->err, "SIGSTOP: not running");
     return -1;
   }
-  while (proc_state(r->pid) != 'T') {
-    if (now_ms() > t_end) {
-      snprintf(r->err, sizeof r->err, "the server did not stop (state %c)",
-               proc_state(r->pid));
-      return -1;
-    }
-    sleep_ms(5);
-  }
-  return 0;
+  return proc_sigstop(r->pid, 5000, r->err, sizeof r->err);
 }
 
 int redis_proc_thaw(redis_proc *r) {
@@ -329,7 +262,7 @@ static int parse_reply(const char *buf, size_t len, size_t *used, char *out,
 static int wait_fd(int fd, short events, double t_end) {
   for (;;) {
     struct pollfd p = {fd, events, 0};
-    double left = t_end - now_ms();
+    double left = t_end - proc_now_ms();
     int rc;
     if (left <= 0)
       return -1;
@@ -346,7 +279,7 @@ int redis_proc_cmd(redis_proc *r, int db, const char *cmd, char *out,
   char req[512], buf[8192], reply[4096];
   size_t req_len = 0, sent = 0, have = 0;
   int fd, n_cmds = 0, got = 0, rc = -1;
-  double t_end = now_ms() + timeout_ms;
+  double t_end = proc_now_ms() + timeout_ms;
   struct sockaddr_in sa;
 
   out[0] = '\0';

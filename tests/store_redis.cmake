@@ -13,7 +13,8 @@ if(TARGET csn_store_redis_static)
     set(_csn_redis_server_bin redis-server)
   endif()
   csn_add_unit(store_redis ${CMAKE_CURRENT_LIST_DIR}/test_store_redis.c
-               ${CMAKE_CURRENT_LIST_DIR}/redis_proc.c)
+               ${CMAKE_CURRENT_LIST_DIR}/redis_proc.c
+               ${CMAKE_CURRENT_LIST_DIR}/proc_util.c)
   target_link_libraries(store_redis PRIVATE csn_store_redis_static)
   if(TARGET csn_store_conformance)
     target_link_libraries(store_redis PRIVATE csn_store_conformance)

@@ -20,7 +20,8 @@ if(TARGET csn_store_redis_static AND TARGET csn_demo_client)
   foreach(_t fault procs)
     csn_add_unit(store_redis_${_t}
                  ${CMAKE_CURRENT_LIST_DIR}/test_store_redis_${_t}.c
-                 ${CMAKE_CURRENT_LIST_DIR}/redis_proc.c)
+                 ${CMAKE_CURRENT_LIST_DIR}/redis_proc.c
+                 ${CMAKE_CURRENT_LIST_DIR}/proc_util.c)
     target_link_libraries(store_redis_${_t} PRIVATE csn_demo_client)
     add_dependencies(store_redis_${_t} csession-demo)
     set_tests_properties(store_redis_${_t} PROPERTIES

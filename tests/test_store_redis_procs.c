@@ -20,6 +20,9 @@
  *                 on demo 2: afterwards the old cookie finds no session on
  *                 either demo, and the key is gone from Redis.
  *
+ * The three cases are tests/demo_client.c's (demo_procs_*), shared with
+ * the other server stores; this file adds what is Redis's own.
+ *
  * Client threads only record; the main thread asserts.
  */
 #include <setjmp.h>
@@ -77,14 +80,17 @@ static void stop_all(fixture *f) {
   assert_int_equal(demo_proc_stop(&f->df.d[1]), 0);
 }
 
-static int key_exists(fixture *f, const char *sid) {
+static int rs_has_session(void *ctx, const char *sid) {
   char key[160];
-  int rc;
   snprintf(key, sizeof key, "sess:%s", sid);
-  rc = redis_proc_exists(&f->rs, 0, key);
-  if (rc < 0)
-    fail_msg("EXISTS %s: %s", key, f->rs.err);
-  return rc;
+  return redis_proc_exists(ctx, 0, key);
+}
+
+static const char *rs_error(void *ctx) { return ((redis_proc *)ctx)->err; }
+
+static demo_store_probe probe(fixture *f) {
+  demo_store_probe p = {"Redis", &f->rs, rs_has_session, rs_error};
+  return p;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -93,54 +99,13 @@ static int key_exists(fixture *f, const char *sid) {
 
 static void test_one_session(void **state) {
   fixture *f = *state;
-  char *old_sid = NULL, *old_cookie;
-  const char *path_login = "/login?user=alice";
-  char expect[96], cmd[200], value[4096];
-  http_response r;
+  demo_store_probe p;
+  char cmd[200], value[4096];
   json_t *j, *cookie;
-  int i;
 
   start_all(f);
-  /* A visit on demo 2 makes a session... */
-  old_cookie = demo_new_session(f->df.d[1].base, "/", NULL, SECRET, &old_sid);
-  assert_int_equal(key_exists(f, old_sid), 1);
-  /* ...and a login on demo 1 replaces it with a new id. */
-  r = demo_get(f->df.d[0].base, path_login, old_cookie);
-  free(old_cookie);
-  if (r.status != 200 || strcmp(r.body, "Logged in as alice\n") != 0)
-    fail_msg("/login answered %ld %s", r.status, r.body);
-  f->df.cookie = demo_cookie_of(&r, SECRET, &f->df.sid);
-  http_response_free(&r);
-  if (strcmp(f->df.sid, old_sid) == 0)
-    fail_msg("the login kept the session id");
-  if (key_exists(f, old_sid) != 0)
-    fail_msg("the session before the login is still in Redis");
-  free(old_sid);
-  assert_int_equal(key_exists(f, f->df.sid), 1);
-
-  /* One visit counter, whichever process answers. */
-  for (i = 1; i <= 12; i++) {
-    const char *base = f->df.d[i % 2].base;
-    r = demo_get(base, "/", f->df.cookie);
-    if (i == 1)
-      snprintf(expect, sizeof expect,
-               "Welcome! Refresh the page to count visits.\n");
-    else
-      snprintf(expect, sizeof expect, "You've visited this page %d times\n",
-               i);
-    if (r.status != 200 || strcmp(r.body, expect) != 0)
-      fail_msg("visit %d on demo %d answered %ld %s, expected %s", i,
-               i % 2 + 1, r.status, r.body, expect);
-    http_response_free(&r);
-  }
-  for (i = 0; i < 2; i++) {
-    j = demo_read_session(f->df.d[i].base, f->df.cookie);
-    if (json_integer_value(json_object_get(j, "views")) != 12 ||
-        json_string_value(json_object_get(j, "user")) == NULL ||
-        strcmp(json_string_value(json_object_get(j, "user")), "alice") != 0)
-      fail_msg("demo %d's /session: %s", i + 1, json_dumps(j, JSON_COMPACT));
-    json_decref(j);
-  }
+  p = probe(f);
+  demo_procs_one_session(&f->df, SECRET, &p);
 
   /* In Redis: connect-redis's value (the record's JSON) with a TTL. */
   snprintf(cmd, sizeof cmd, "GET sess:%s", f->df.sid);
@@ -166,86 +131,21 @@ static void test_one_session(void **state) {
   stop_all(f);
 }
 
-/* ------------------------------------------------------------------------ */
-/* No lost updates across processes                                         */
-/* ------------------------------------------------------------------------ */
-
-/* The hammers of tests/demo_client.h, as in tests/test_http_concurrency.c:
- * each request on a new connection ("Connection: close"), so
- * libmicrohttpd deals it to a free worker and the requests really
- * overlap. */
 static void test_no_lost_updates(void **state) {
   fixture *f = *state;
-  demo_hammer h[CLIENTS];
-  const char *bases[2];
-  char report[2048];
-  long lost;
-  double took, slowest;
-  json_t *sess[2];
-  int bad;
-
+  demo_store_probe p;
   start_all(f);
-  f->df.cookie =
-      demo_new_session(f->df.d[0].base, "/", NULL, SECRET, &f->df.sid);
-  bases[0] = f->df.d[0].base;
-  bases[1] = f->df.d[1].base;
-  took = demo_hammer_all(h, CLIENTS, bases, 2, f->df.cookie, ROUNDS, 1,
-                         &slowest);
-
-  /* Both processes must see the same, complete record. */
-  sess[0] = demo_read_session(f->df.d[0].base, f->df.cookie);
-  sess[1] = demo_read_session(f->df.d[1].base, f->df.cookie);
-  bad = demo_hammer_judge(h, CLIENTS, sess, 2, report, sizeof report, &lost);
-  if (json_integer_value(json_object_get(sess[0], "views")) != 1)
-    bad = 1;
-  json_decref(sess[0]);
-  json_decref(sess[1]);
-  print_message("two processes on one Redis: %d clients x %d increments on "
-                "one session in %.2f s (slowest request %.3f s), %ld lost\n",
-                CLIENTS, ROUNDS, took, slowest, lost);
-  if (bad)
-    fail_msg("lost %ld of %d increments (or the first visit's views) on one "
-             "session across two processes:%s",
-             lost, CLIENTS * ROUNDS, report);
+  p = probe(f);
+  demo_procs_no_lost_updates(&f->df, SECRET, CLIENTS, ROUNDS, &p);
   stop_all(f);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Logout on one process wins over a slow request on the other              */
-/* ------------------------------------------------------------------------ */
-
 static void test_logout_wins(void **state) {
   fixture *f = *state;
-  static const char *const gone[] = {"x", "user", NULL};
-  char what[128];
-  int i;
-
+  demo_store_probe p;
   start_all(f);
-  f->df.cookie = demo_new_session(f->df.d[0].base, "/login?user=bob", NULL,
-                                  SECRET, &f->df.sid);
-  /* The check below is worth something only if it can see the key. */
-  if (key_exists(f, f->df.sid) != 1)
-    fail_msg("sess:%s is not in Redis after the login", f->df.sid);
-
-  /* The slow /inc on demo 1 has loaded the session 200 ms in and sleeps
-   * 600 ms more when /logout runs on demo 2. */
-  demo_logout_race(f->df.d[0].base, f->df.d[1].base, f->df.cookie, 800, 0.2,
-                   "slow /inc on demo 1, /logout on demo 2");
-
-  if (key_exists(f, f->df.sid) != 0)
-    fail_msg("after /logout on demo 2, Redis holds sess:%s again (the slow "
-             "/inc on demo 1 re-created it)",
-             f->df.sid);
-  for (i = 0; i < 2; i++) {
-    snprintf(what, sizeof what,
-             "after /logout the old cookie still finds the session on demo %d",
-             i + 1);
-    demo_assert_session_lacks(f->df.d[i].base, f->df.cookie, gone, what);
-  }
-  /* Reading /session with the old cookie saved nothing either. */
-  if (key_exists(f, f->df.sid) != 0)
-    fail_msg("reading /session with the logged-out cookie stored sess:%s",
-             f->df.sid);
+  p = probe(f);
+  demo_procs_logout_wins(&f->df, SECRET, &p);
   stop_all(f);
 }
 

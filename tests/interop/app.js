@@ -1,10 +1,18 @@
 // The Node side of the store interop tests: express-session with the real
-// session-file-store, connect-sqlite3 or connect-redis, sharing secret and
-// store with the C test server. Configuration comes from the environment:
-//   STORE       "file", "sqlite" or "redis"
-//   STORE_PATH  the sessions directory (file), the database file (sqlite)
-//               or the Redis URL, redis://HOST:PORT/DB (redis)
+// session-file-store, connect-sqlite3, connect-redis or connect-pg-simple,
+// sharing secret and store with the C test server. Configuration comes from
+// the environment:
+//   STORE       "file", "sqlite", "redis" or "pg"
+//   STORE_PATH  the sessions directory (file), the database file (sqlite),
+//               the Redis URL, redis://HOST:PORT/DB (redis), or the
+//               PostgreSQL URL, postgresql://USER@HOST:PORT/DB (pg)
 //   PREFIX      optional, redis only: connect-redis's key `prefix` (sess:)
+//   PG_TABLE    pg only: connect-pg-simple's `tableName` (the table must
+//               exist: no createTableIfMissing)
+//   PG_SCHEMA   optional, pg only: connect-pg-simple's `schemaName`
+//   PG_TZ       optional, pg only: the TimeZone of the pool's connections
+//               (`options: -c TimeZone=...`); without it the server's
+//               default, as a plain connect-pg-simple deployment has
 //   SECRET      the cookie secret
 //   PORT        port to bind on 127.0.0.1 (0: any; the chosen one is printed)
 //   FILE_SECRET optional, file store only: session-file-store's `secret`
@@ -26,6 +34,7 @@ if (!kind || !where || !secret) {
 
 let store;
 let redis = null; // the node-redis client (STORE=redis)
+let pool = null; // the node-postgres pool (STORE=pg)
 if (kind === 'file') {
   const FileStore = require('session-file-store')(session);
   // No read retries: a missing file is simply a new session here.
@@ -49,6 +58,26 @@ if (kind === 'file') {
   const opts = { client: redis };
   if (process.env.PREFIX !== undefined) opts.prefix = process.env.PREFIX;
   store = new RedisStore(opts);
+} else if (kind === 'pg') {
+  // connect-pg-simple 10 on a pg 8 pool of our own (so that PG_TZ can set
+  // the connections' TimeZone). No pruning timer: the test owns the table.
+  const pg = require('pg');
+  const pgSession = require('connect-pg-simple')(session);
+  if (!process.env.PG_TABLE) {
+    console.error('PG_TABLE is required with STORE=pg');
+    process.exit(2);
+  }
+  const conf = { connectionString: where, max: 4 };
+  if (process.env.PG_TZ) conf.options = '-c TimeZone=' + process.env.PG_TZ;
+  pool = new pg.Pool(conf);
+  pool.on('error', (err) => console.error('pg pool: ' + err.message));
+  const opts = {
+    pool,
+    tableName: process.env.PG_TABLE,
+    pruneSessionInterval: false,
+  };
+  if (process.env.PG_SCHEMA) opts.schemaName = process.env.PG_SCHEMA;
+  store = new pgSession(opts);
 } else {
   console.error('unknown STORE ' + kind);
   process.exit(2);
@@ -93,10 +122,24 @@ if (redis) {
     console.error('redis connect: ' + err.message);
     process.exit(1);
   });
+} else if (pool) {
+  // One round trip first, so that "listening" means the database answers
+  // in the zone asked for (a bad PG_TZ fails here, not on a request).
+  pool.query("SELECT current_setting('TimeZone') AS tz").then((r) => {
+    const tz = r.rows[0].tz;
+    if (process.env.PG_TZ && tz !== process.env.PG_TZ) {
+      console.error('pg TimeZone is ' + tz + ', not ' + process.env.PG_TZ);
+      process.exit(1);
+    }
+    listen();
+  }, (err) => {
+    console.error('pg connect: ' + err.message);
+    process.exit(1);
+  });
 } else {
   listen();
 }
-// process.exit also drops the Redis connection.
+// process.exit also drops the Redis and PostgreSQL connections.
 process.on('SIGTERM', () => {
   if (!server) process.exit(0);
   server.close(() => process.exit(0));

@@ -30,8 +30,28 @@
  * overwrites whatever was written since it loaded, as express-session
  * always does.)
  *
- * Usage: test_interop_node file|file-secret|sqlite|redis|redis-cluster
- *                          <node> <app.js>
+ * "pg" is connect-pg-simple 10 (pg 8) on the PostgreSQL server of
+ * $CSN_TEST_PG_URL (scripts/services.sh; without it the test skips with
+ * 77). Each case gets a schema of its own (csnio_<pid>, dropped after it),
+ * where the C store creates the table "Sessions" (create_table=1, checked
+ * against connect-pg-simple's DDL); app.js gets PG_SCHEMA and PG_TABLE.
+ * After every request a raw libpq connection reads the row: sess exactly
+ * express-session's JSON, expire exactly to_timestamp(ceil(expires_ms /
+ * 1000)) as the wall clock of the writer's TimeZone. The walk runs in the
+ * server's default zone, with both sides in Asia/Tokyo and both in
+ * America/Adak (the default of a role made for the zone: ALTER ROLE ...
+ * SET TimeZone), and ends with the expiry edges (live 30 s before, gone
+ * 2 s after, on both sides; the C store's length and prune). (A TimeZone
+ * in the C store's URL options is honoured: store_pg covers it.) Two sides
+ * in different zones do not agree - the
+ * format's limit, the same for two Node apps: interop_pg_mixed_zones pins
+ * down exactly how.
+ *
+ * "pg-cluster": the redis-cluster walk on one PostgreSQL table (the demos
+ * and Node in the server's default zone).
+ *
+ * Usage: test_interop_node file|file-secret|sqlite|redis|redis-cluster|pg|
+ *                          pg-cluster <node> <app.js>
  */
 #define _XOPEN_SOURCE 700 /* nftw() */
 #ifndef _DEFAULT_SOURCE
@@ -70,6 +90,13 @@
 #include "csn/csn_store_redis.h"
 #include "demo_proc.h"
 #endif
+#ifdef CSN_INTEROP_PG
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "csn/csn_store_pg.h"
+#include "demo_proc.h"
+#endif
 #include "http_harness.h"
 
 #define SECRET "interop keyboard cat"
@@ -94,13 +121,33 @@ static char prefix[64];
 static redisContext *raw;
 #endif
 
+#ifdef CSN_INTEROP_PG
+/* $CSN_TEST_PG_URL, this run's schema (csnio_<pid>: the table, its index
+ * and its key live there, so parallel runs never meet), the table (mixed
+ * case: both sides must quote it), the raw connection the test reads the
+ * rows with, and the TimeZone of the C store's and of the Node app's
+ * connections (NULL: the server's default, else the default of a role
+ * made for that zone: ALTER ROLE ... SET TimeZone, see pg_role). */
+static const char *pg_url;
+static char pg_schema[64];
+#define PG_TABLE "Sessions"
+static PGconn *pgraw;
+static const char *zone_c, *zone_node;
+/* The roles made for zones in this case (csnio_<pid>_<i>). */
+#define PG_ROLES 2
+static const char *role_zone[PG_ROLES];
+/* Appended to the C store's URL (NULL: nothing). */
+static const char *c_url_extra;
+#endif
+
 typedef struct node_app {
   pid_t pid;
   int port;
 } node_app;
 
-/* Global so that teardown stops it even when an assertion fails midway. */
-static node_app node;
+/* Global so that teardown stops them even when an assertion fails midway;
+ * node2 is a second Node app (pg: another TimeZone). */
+static node_app node, node2;
 
 /* ------------------------------------------------------------------------ */
 /* The C server: the same counter as app.js                                 */
@@ -155,8 +202,11 @@ static csn_mhd_result route(const http_req *r) {
 /* The Node app                                                             */
 /* ------------------------------------------------------------------------ */
 
-static int node_start(node_app *n, const char *store_path) {
+/* pg_zone: the app's PG_TZ (pg only; NULL: the server's default). */
+static int node_start_zone(node_app *n, const char *store_path,
+                           const char *pg_zone) {
   int out[2];
+  (void)pg_zone;
   if (pipe(out) != 0) return -1;
   n->pid = fork();
   if (n->pid < 0) return -1;
@@ -170,6 +220,14 @@ static int node_start(node_app *n, const char *store_path) {
     if (encrypted) setenv("FILE_SECRET", FILE_SECRET, 1);
 #ifdef CSN_INTEROP_REDIS
     setenv("PREFIX", prefix, 1);
+#endif
+#ifdef CSN_INTEROP_PG
+    setenv("PG_TABLE", PG_TABLE, 1);
+    setenv("PG_SCHEMA", pg_schema, 1);
+    if (pg_zone != NULL) setenv("PG_TZ", pg_zone, 1);
+    /* The process's own zone is not the database session's: Node's clock
+     * is epoch milliseconds whatever TZ says. */
+    setenv("TZ", "Pacific/Chatham", 1);
 #endif
     setenv("PORT", "0", 1);
     execl(node_bin, node_bin, app_js, (char *)NULL);
@@ -197,6 +255,10 @@ static int node_start(node_app *n, const char *store_path) {
   return 0;
 }
 
+static int node_start(node_app *n, const char *store_path) {
+  return node_start_zone(n, store_path, NULL);
+}
+
 /* SIGTERM, then SIGKILL after 10 s: the test never waits for ever. */
 static void node_stop(node_app *n) {
   if (n->pid <= 0) return;
@@ -215,6 +277,79 @@ static void node_stop(node_app *n) {
   waitpid(n->pid, &status, 0);
   n->pid = 0;
 }
+
+#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
+/* ------------------------------------------------------------------------ */
+/* The stored record, whatever the store                                    */
+/* ------------------------------------------------------------------------ */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (Date#toISOString) to ms since the epoch;
+ * -1 for any other shape. */
+static int64_t iso_ms(const char *s) {
+  static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+  if (strlen(s) != sizeof shape - 1) return -1;
+  for (size_t i = 0; shape[i] != '\0'; i++)
+    if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+      return -1;
+  struct tm tm;
+  int ms;
+  memset(&tm, 0, sizeof tm);
+  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon,
+             &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* `text` is exactly the JSON express-session writes:
+ *   {"cookie":{"originalMaxAge":3600000 (or a little less, see below),
+ *   "expires":"<ISO, ms, Z>","httpOnly":true,"path":"/"},<members>}
+ * (members: the rest of the record, e.g. "\"views\":3"), saved at about
+ * `t` (ms) with expires = then + maxAge. Returns cookie.expires in ms. */
+static int64_t check_record(const char *who, const char *text,
+                            const char *members, int64_t t) {
+  json_error_t jerr;
+  json_t *doc = json_loads(text, 0, &jerr);
+  if (doc == NULL) fail_msg("after %s: not JSON (%s): %s", who, jerr.text, text);
+  json_t *cookie = json_object_get(doc, "cookie");
+  const char *expires = json_string_value(json_object_get(cookie, "expires"));
+  if (expires == NULL) fail_msg("after %s: no cookie.expires: %s", who, text);
+  int64_t exp_ms = iso_ms(expires);
+  if (exp_ms < 0) fail_msg("after %s: expires not ISO with ms and Z: %s", who, text);
+
+  /* express-session saves originalMaxAge = expires - Date.now() just after
+   * setting expires = Date.now() + originalMaxAge (Cookie's maxAge and
+   * expires setters), so a Node save may write maxAge - 1 when the clock
+   * ticks in between, and every later save (C keeps what it loaded, as
+   * express-session does) carries that on. */
+  json_t *oma = json_object_get(cookie, "originalMaxAge");
+  if (!json_is_integer(oma) || json_integer_value(oma) > MAX_AGE_MS ||
+      json_integer_value(oma) < MAX_AGE_MS - 1000)
+    fail_msg("after %s: cookie.originalMaxAge is not about %d: %s", who,
+             MAX_AGE_MS, text);
+  char want[1024];
+  snprintf(want, sizeof want,
+           "{\"cookie\":{\"originalMaxAge\":%lld,\"expires\":\"%s\","
+           "\"httpOnly\":true,\"path\":\"/\"},%s}",
+           (long long)json_integer_value(oma), expires, members);
+  if (strcmp(text, want) != 0)
+    fail_msg("after %s: stored\n  %s\nwant\n  %s", who, text, want);
+
+  /* Saved a moment ago with expires = then + maxAge. */
+  if (exp_ms - t > MAX_AGE_MS || exp_ms - t < MAX_AGE_MS - 2000)
+    fail_msg("after %s: expires %s is %lld ms away, want about %d", who,
+             expires, (long long)(exp_ms - t), MAX_AGE_MS);
+  json_decref(doc);
+  return exp_ms;
+}
+#endif
 
 #ifdef CSN_INTEROP_REDIS
 /* ------------------------------------------------------------------------ */
@@ -310,39 +445,11 @@ static long long raw_pttl(const char *sid) {
   return v;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (Date#toISOString) to ms since the epoch;
- * -1 for any other shape. */
-static int64_t iso_ms(const char *s) {
-  static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-  if (strlen(s) != sizeof shape - 1) return -1;
-  for (size_t i = 0; shape[i] != '\0'; i++)
-    if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
-      return -1;
-  struct tm tm;
-  int ms;
-  memset(&tm, 0, sizeof tm);
-  if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon,
-             &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-    return -1;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* The record `who` just saved for sid, read straight from Redis:
  *  - a plain string under prefix + sid, nothing under the default "sess:";
- *  - exactly the JSON express-session writes: {"cookie":{"originalMaxAge":
- *    3600000 (or a little less, see below),"expires":"<ISO, ms, Z>",
- *    "httpOnly":true,"path":"/"},<members>}
- *    (members: the rest of the record, e.g. "\"views\":3");
- *  - expires about maxAge from now, and a TTL of ceil((expires - now) /
- *    1000) seconds: 3598..3600 s right after a save by either side. */
+ *  - exactly the JSON express-session writes (check_record);
+ *  - a TTL (PTTL) of ceil((expires - now) / 1000) seconds: 3598..3600 s
+ *    right after a save by either side. */
 static void check_stored(const char *who, const char *sid,
                          const char *members) {
   int64_t t = now_ms();
@@ -351,38 +458,7 @@ static void check_stored(const char *who, const char *sid,
   if (text == NULL) fail_msg("after %s: no key %s%s", who, prefix, sid);
   char *dflt = raw_get("sess:", sid);
   if (dflt != NULL) fail_msg("after %s: a key under sess: too", who);
-
-  json_error_t jerr;
-  json_t *doc = json_loads(text, 0, &jerr);
-  if (doc == NULL) fail_msg("after %s: not JSON (%s): %s", who, jerr.text, text);
-  json_t *cookie = json_object_get(doc, "cookie");
-  const char *expires = json_string_value(json_object_get(cookie, "expires"));
-  if (expires == NULL) fail_msg("after %s: no cookie.expires: %s", who, text);
-  int64_t exp_ms = iso_ms(expires);
-  if (exp_ms < 0) fail_msg("after %s: expires not ISO with ms and Z: %s", who, text);
-
-  /* express-session saves originalMaxAge = expires - Date.now() just after
-   * setting expires = Date.now() + originalMaxAge (Cookie's maxAge and
-   * expires setters), so a Node save may write maxAge - 1 when the clock
-   * ticks in between, and every later save (C keeps what it loaded, as
-   * express-session does) carries that on. */
-  json_t *oma = json_object_get(cookie, "originalMaxAge");
-  if (!json_is_integer(oma) || json_integer_value(oma) > MAX_AGE_MS ||
-      json_integer_value(oma) < MAX_AGE_MS - 1000)
-    fail_msg("after %s: cookie.originalMaxAge is not about %d: %s", who,
-             MAX_AGE_MS, text);
-  char want[1024];
-  snprintf(want, sizeof want,
-           "{\"cookie\":{\"originalMaxAge\":%lld,\"expires\":\"%s\","
-           "\"httpOnly\":true,\"path\":\"/\"},%s}",
-           (long long)json_integer_value(oma), expires, members);
-  if (strcmp(text, want) != 0)
-    fail_msg("after %s: stored\n  %s\nwant\n  %s", who, text, want);
-
-  /* Saved a moment ago with expires = then + maxAge. */
-  if (exp_ms - t > MAX_AGE_MS || exp_ms - t < MAX_AGE_MS - 2000)
-    fail_msg("after %s: expires %s is %lld ms away, want about %d", who,
-             expires, (long long)(exp_ms - t), MAX_AGE_MS);
+  int64_t exp_ms = check_record(who, text, members, t);
   /* EX ceil((expires - now) / 1000): whole seconds, at most maxAge. */
   if (pttl > MAX_AGE_MS || pttl < MAX_AGE_MS - 2000)
     fail_msg("after %s: PTTL %lld ms, want %d s (ceil(maxAge / 1000)) less "
@@ -390,7 +466,6 @@ static void check_stored(const char *who, const char *sid,
   if (pttl < exp_ms - t - 1000 || pttl > exp_ms - t + 1000)
     fail_msg("after %s: PTTL %lld ms but expires in %lld ms", who, pttl,
              (long long)(exp_ms - t));
-  json_decref(doc);
   free(text);
 }
 
@@ -405,6 +480,215 @@ static void check_only_key(const char *sid) {
   if (!ok) fail_msg("%zu keys under %s, want only %s", n, prefix, want);
 }
 #endif /* CSN_INTEROP_REDIS */
+
+#ifdef CSN_INTEROP_PG
+/* ------------------------------------------------------------------------ */
+/* PostgreSQL, read directly                                                */
+/* ------------------------------------------------------------------------ */
+
+/* One statement on the raw connection with text parameters; fails the
+ * case on an error. The caller PQclear()s. */
+static PGresult *pg_q(const char *sql, int n, const char *const *params) {
+  PGresult *r = PQexecParams(pgraw, sql, n, NULL, params, NULL, NULL, 0);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+    fail_msg("postgres: %s: %s", sql, PQerrorMessage(pgraw));
+  return r;
+}
+
+/* The raw connection's TimeZone: `zone`, or the server's default (NULL). */
+static void pg_zone(const char *zone) {
+  const char *p[] = {zone};
+  PQclear(zone ? pg_q("SELECT set_config('TimeZone', $1, false)", 1, p)
+               : pg_q("RESET TimeZone", 0, NULL));
+}
+
+/* "schema"."Sessions" */
+static void pg_table(char *buf, size_t size) {
+  snprintf(buf, size, "\"%s\".\"" PG_TABLE "\"", pg_schema);
+}
+
+/* A role whose default TimeZone is `zone` (ALTER ROLE ... SET: a server
+ * side default, as ALTER DATABASE or postgresql.conf would set it, but
+ * private to this run), allowed into this run's schema and table; the
+ * table must exist. Made once per case, dropped by the teardown. */
+static void pg_role(const char *zone, char *name, size_t size) {
+  size_t i = 0;
+  while (i < PG_ROLES && role_zone[i] != NULL && strcmp(role_zone[i], zone))
+    i++;
+  if (i == PG_ROLES) fail_msg("more than %d zones in one case", PG_ROLES);
+  snprintf(name, size, "%s_%zu", pg_schema, i);
+  if (role_zone[i] != NULL) return;
+  char sql[512], tbl[128];
+  pg_table(tbl, sizeof tbl);
+  snprintf(sql, sizeof sql,
+           "CREATE ROLE \"%s\" LOGIN; ALTER ROLE \"%s\" SET TimeZone TO '%s';"
+           " GRANT USAGE ON SCHEMA \"%s\" TO \"%s\";"
+           " GRANT ALL ON %s TO \"%s\"",
+           name, name, zone, pg_schema, name, tbl, name);
+  PGresult *r = PQexec(pgraw, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    fail_msg("postgres: %s: %s", sql, PQerrorMessage(pgraw));
+  PQclear(r);
+  role_zone[i] = zone;
+}
+
+/* The server's URL, as the role for `zone` (NULL: as given). */
+static void pg_conn_url(char *url, size_t size, const char *zone) {
+  char role[96] = "";
+  if (zone != NULL) pg_role(zone, role, sizeof role);
+  int n = snprintf(url, size, "%s%s%s%s", pg_url,
+                   zone == NULL ? "" : strchr(pg_url, '?') != NULL ? "&" : "?",
+                   zone == NULL ? "" : "user=", role);
+  if (n < 0 || (size_t)n >= size) fail_msg("the server's URL is too long");
+}
+
+/* The C store's URL: the server's (as the role for `zone`), this run's
+ * table and schema, no prune thread. */
+static void pg_store_url(char *url, size_t size, const char *zone) {
+  char base[512];
+  pg_conn_url(base, sizeof base, zone);
+  int n = snprintf(url, size,
+                   "%s%stable=" PG_TABLE "&schema=%s&create_table=1&prune=0"
+                   "&pool=4%s",
+                   base, strchr(base, '?') != NULL ? "&" : "?", pg_schema,
+                   c_url_extra != NULL ? c_url_extra : "");
+  if (n < 0 || (size_t)n >= size) fail_msg("the store's URL is too long");
+}
+
+static long long pg_count(void) {
+  char sql[256], tbl[128];
+  pg_table(tbl, sizeof tbl);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tbl);
+  PGresult *r = pg_q(sql, 0, NULL);
+  long long n = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+/* The row `who` just saved for sid, written from a connection in `zone`:
+ *  - sess is exactly express-session's JSON (check_record): a json
+ *    column keeps the text as sent;
+ *  - expire, a timestamp without time zone, holds the wall clock of
+ *    to_timestamp(ceil(expires_ms / 1000)) in the writer's TimeZone: read
+ *    back as an instant in that zone it is exactly that epoch second, and
+ *    its text is that second's local time there.
+ * Returns the expiry in epoch seconds. */
+static long long check_stored_pg(const char *who, const char *sid,
+                                 const char *members, const char *zone) {
+  int64_t t = now_ms();
+  char sql[512], tbl[128];
+  pg_table(tbl, sizeof tbl);
+  pg_zone(zone);
+  snprintf(sql, sizeof sql,
+           "SELECT sess::text, extract(epoch from expire::timestamptz)::bigint,"
+           " expire::text FROM %s WHERE sid = $1", tbl);
+  const char *p[] = {sid};
+  PGresult *r = pg_q(sql, 1, p);
+  if (PQntuples(r) != 1) fail_msg("after %s: no row for the session", who);
+  int64_t exp_ms = check_record(who, PQgetvalue(r, 0, 0), members, t);
+  long long want = (long long)((exp_ms + 999) / 1000);
+  long long got = atoll(PQgetvalue(r, 0, 1));
+  char wall[64];
+  snprintf(wall, sizeof wall, "%s", PQgetvalue(r, 0, 2));
+  PQclear(r);
+  if (got != want)
+    fail_msg("after %s: expire is epoch %lld in %s, want %lld "
+             "(ceil(cookie.expires / 1000)): %lld s off", who, got,
+             zone ? zone : "the default zone", want, got - want);
+  /* The same as text: to_timestamp(E) AT TIME ZONE <writer's zone>. */
+  char e[32];
+  snprintf(e, sizeof e, "%lld", want);
+  const char *pw[] = {e};
+  r = pg_q("SELECT (to_timestamp($1::bigint) AT TIME ZONE "
+           "current_setting('TimeZone'))::text", 1, pw);
+  if (strcmp(PQgetvalue(r, 0, 0), wall) != 0)
+    fail_msg("after %s: expire '%s', want '%s' (local time in %s)", who, wall,
+             PQgetvalue(r, 0, 0), zone ? zone : "the default zone");
+  PQclear(r);
+  return want;
+}
+
+/* Set the stored expiry of sid to now + delta_s, as a writer in `zone`
+ * would (the raw connection in that zone, to_timestamp of epoch seconds). */
+static void pg_set_expire(const char *sid, long long delta_s,
+                          const char *zone) {
+  char sql[256], tbl[128], e[32];
+  pg_table(tbl, sizeof tbl);
+  pg_zone(zone);
+  snprintf(e, sizeof e, "%lld", (long long)(now_ms() / 1000) + delta_s);
+  snprintf(sql, sizeof sql,
+           "UPDATE %s SET expire = to_timestamp($1::bigint) WHERE sid = $2",
+           tbl);
+  const char *p[] = {e, sid};
+  PGresult *r = pg_q(sql, 2, p);
+  if (strcmp(PQcmdTuples(r), "1") != 0)
+    fail_msg("no row to set the expiry of");
+  PQclear(r);
+}
+
+/* The table the C store created (create_table=1) is connect-pg-simple's. */
+static void check_table_shape(void) {
+  const char *p[] = {pg_schema};
+  PGresult *r = pg_q(
+      "SELECT string_agg(column_name || ' ' || data_type || ' ' ||"
+      " coalesce(datetime_precision::text, '-') || ' ' || is_nullable, ', '"
+      " ORDER BY ordinal_position) FROM information_schema.columns"
+      " WHERE table_schema = $1 AND table_name = '" PG_TABLE "'",
+      1, p);
+  static const char want[] =
+      "sid character varying - NO, sess json - NO, "
+      "expire timestamp without time zone 6 NO";
+  if (strcmp(PQgetvalue(r, 0, 0), want) != 0)
+    fail_msg("table columns: %s\nwant %s", PQgetvalue(r, 0, 0), want);
+  PQclear(r);
+  r = pg_q("SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid ="
+           " i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+           " WHERE n.nspname = $1 AND c.relname = '" PG_TABLE "'"
+           " AND i.indisprimary", 1, p);
+  if (strcmp(PQgetvalue(r, 0, 0), "1") != 0) fail_msg("no primary key");
+  PQclear(r);
+}
+
+/* connect-pg-simple's table.sql in this run's schema, made by the test
+ * (the zone cases: their roles need it before the C store opens). */
+static void pg_create_table(void) {
+  char sql[512], tbl[128];
+  pg_table(tbl, sizeof tbl);
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE %s (sid varchar NOT NULL COLLATE \"default\","
+           " sess json NOT NULL, expire timestamp(6) NOT NULL,"
+           " PRIMARY KEY (sid)); CREATE INDEX ON %s (expire)", tbl, tbl);
+  PGresult *r = PQexec(pgraw, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    fail_msg("postgres: %s: %s", sql, PQerrorMessage(pgraw));
+  PQclear(r);
+}
+
+/* This run's schema, fresh (quietly: setup and teardown must not jump). */
+static int pg_schema_reset(int create) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS \"%s\" CASCADE%s%s%s",
+           pg_schema, create ? "; CREATE SCHEMA \"" : "",
+           create ? pg_schema : "", create ? "\"" : "");
+  PGresult *r = PQexec(pgraw, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) fprintf(stderr, "postgres: %s: %s", sql, PQerrorMessage(pgraw));
+  PQclear(r);
+  /* The zone roles own nothing: the schema went with all their grants. */
+  for (size_t i = 0; i < PG_ROLES; i++) {
+    snprintf(sql, sizeof sql, "DROP ROLE IF EXISTS \"%s_%zu\"", pg_schema, i);
+    r = PQexec(pgraw, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      fprintf(stderr, "postgres: %s: %s", sql, PQerrorMessage(pgraw));
+      ok = 0;
+    }
+    PQclear(r);
+    role_zone[i] = NULL;
+  }
+  return ok ? 0 : -1;
+}
+#endif /* CSN_INTEROP_PG */
 
 /* ------------------------------------------------------------------------ */
 /* The walk                                                                 */
@@ -425,6 +709,17 @@ static csn_store *open_store(char *store_path, size_t size) {
     snprintf(store_path, size, "%s", redis_url);
     redis_store_url(url, sizeof url);
     rc = csn_store_redis_open(url, &st, err, sizeof err);
+#else
+    rc = CSN_ENOTSUP;
+#endif
+  } else if (strcmp(kind, "pg") == 0) {
+#ifdef CSN_INTEROP_PG
+    /* app.js gets the server's URL (as the role of its zone), PG_TABLE
+     * and PG_SCHEMA. */
+    if (zone_c != NULL || zone_node != NULL) pg_create_table();
+    pg_conn_url(store_path, size, zone_node);
+    pg_store_url(url, sizeof url, zone_c);
+    rc = csn_store_pg_open(url, &st, err, sizeof err);
 #else
     rc = CSN_ENOTSUP;
 #endif
@@ -480,6 +775,69 @@ static void pair_stop(pair *p) {
   csn_store_free(p->st);
 }
 
+#ifdef CSN_INTEROP_PG
+/* One GET with the jar; the body must be `want`. Returns the session id
+ * the jar then holds (malloc'd). */
+static char *get_sid(http_client *cl, const char *url, const char *who,
+                     const char *want) {
+  http_response resp;
+  int rc = http_get(cl, url, NULL, &resp);
+  if (rc != 0 || resp.status != 200 || strcmp(resp.body, want) != 0)
+    fail_msg("%s: status %ld %s '%s', want '%s'", who, resp.status,
+             resp.error, resp.body ? resp.body : "", want);
+  http_response_free(&resp);
+  char *cookie = http_client_cookie(cl, "connect.sid");
+  assert_non_null(cookie);
+  char *sid = http_cookie_sid(cookie, SECRET);
+  free(cookie);
+  assert_non_null(sid);
+  return sid;
+}
+
+/* After the walk (8 visits, both sides in one zone): the expiry is
+ * compared in that zone by both. A row expiring in 30 s is live for Node;
+ * one that expired 2 s ago is gone for C and then for Node (each starts a
+ * new session, the old row stays until a prune); the C store counts only
+ * the live row and its prune removes exactly the two expired ones. */
+static void pg_expiry_edges(http_client *cl, const char *c_url,
+                            const char *n_url, csn_store *st,
+                            const char *sid) {
+  pg_set_expire(sid, 30, zone_node);
+  char *s1 = get_sid(cl, n_url, "Node, 30 s before the expiry",
+                     "You've visited this page 9 times");
+  assert_string_equal(s1, sid);
+  check_stored_pg("Node's save", sid, "\"views\":9", zone_node);
+
+  pg_set_expire(sid, -2, zone_c);
+  char *s2 = get_sid(cl, c_url, "C, 2 s after the expiry", WELCOME);
+  if (strcmp(s2, sid) == 0) fail_msg("C kept the expired session's id");
+  check_stored_pg("C's new session", s2, "\"views\":1", zone_c);
+
+  pg_set_expire(s2, -2, zone_node);
+  char *s3 = get_sid(cl, n_url, "Node, 2 s after the expiry", WELCOME);
+  if (strcmp(s3, s2) == 0 || strcmp(s3, sid) == 0)
+    fail_msg("Node kept an expired session's id");
+  check_stored_pg("Node's new session", s3, "\"views\":1", zone_node);
+
+  if (pg_count() != 3) fail_msg("%lld rows, want 3", pg_count());
+  size_t n = 0;
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 1);
+  n = 0;
+  assert_int_equal(csn_store_prune(st, &n), CSN_OK);
+  assert_int_equal(n, 2);
+  if (pg_count() != 1) fail_msg("%lld rows after the prune, want 1", pg_count());
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, sid, &json, &len), CSN_ENOENT);
+  assert_int_equal(csn_store_get(st, s3, &json, &len), CSN_OK);
+  csn_free(json);
+  free(s1);
+  free(s2);
+  free(s3);
+}
+#endif
+
 static void walk(int c_first) {
   pair p;
   pair_start(&p);
@@ -528,9 +886,23 @@ static void walk(int c_first) {
       check_stored(on_c ? "a C save" : "a Node save", first_sid, members);
     }
 #endif
+#ifdef CSN_INTEROP_PG
+    if (strcmp(kind, "pg") == 0) {
+      char members[32];
+      snprintf(members, sizeof members, "\"views\":%d", i + 1);
+      check_stored_pg(on_c ? "a C save" : "a Node save", first_sid, members,
+                      on_c ? zone_c : zone_node);
+    }
+#endif
   }
 #ifdef CSN_INTEROP_REDIS
   if (strcmp(kind, "redis") == 0) check_only_key(first_sid);
+#endif
+#ifdef CSN_INTEROP_PG
+  if (strcmp(kind, "pg") == 0) {
+    check_table_shape();
+    if (pg_count() != 1) fail_msg("%lld rows, want 1", pg_count());
+  }
 #endif
 
   /* The stored record is the last writer's, readable by the C store. */
@@ -557,6 +929,9 @@ static void walk(int c_first) {
       assert_non_null(strstr(buf, "\"__lastAccess\":"));
     }
   }
+#ifdef CSN_INTEROP_PG
+  if (strcmp(kind, "pg") == 0) pg_expiry_edges(cl, c_url, n_url, st, first_sid);
+#endif
 
   free(first_sid);
   http_client_free(cl);
@@ -636,6 +1011,15 @@ static void race(void) {
       strstr(json, "\"views\":1") == NULL)
     fail_msg("a write was lost: %s", json);
   csn_free(json);
+#ifdef CSN_INTEROP_PG
+  /* The merged row went through the compare-and-set statement: the same
+   * text and expiry as a plain save, and no other row. */
+  if (strcmp(kind, "pg") == 0) {
+    check_stored_pg("the C merge", sid, "\"views\":1,\"n\":3,\"c\":1",
+                    zone_c);
+    if (pg_count() != 1) fail_msg("%lld rows, want 1", pg_count());
+  }
+#endif
 #ifdef CSN_INTEROP_REDIS
   /* The merged record went through the compare-and-set script: the same
    * text and TTL as a plain save. */
@@ -656,7 +1040,7 @@ static void interop_node_writes_survive_slow_c_save(void **state) {
   race();
 }
 
-#ifdef CSN_INTEROP_REDIS
+#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
 /* ------------------------------------------------------------------------ */
 /* The cluster: two csession-demo processes and the Node app                */
 /* ------------------------------------------------------------------------ */
@@ -664,9 +1048,55 @@ static void interop_node_writes_survive_slow_c_save(void **state) {
 /* Global so that the teardown stops them even when an assertion fails. */
 static demo_proc demos[2];
 
+/* The store's URL for a demo, and what app.js gets as STORE_PATH. */
+static void cluster_store_url(char *url, size_t size) {
+#ifdef CSN_INTEROP_PG
+  if (strcmp(kind, "pg") == 0) {
+    pg_store_url(url, size, NULL);
+    return;
+  }
+#endif
+#ifdef CSN_INTEROP_REDIS
+  redis_store_url(url, size);
+#endif
+}
+
+static const char *cluster_node_path(void) {
+#ifdef CSN_INTEROP_PG
+  if (strcmp(kind, "pg") == 0) return pg_url;
+#endif
+#ifdef CSN_INTEROP_REDIS
+  return redis_url;
+#else
+  return NULL;
+#endif
+}
+
+/* The record just saved (check_stored / check_stored_pg, the demos and
+ * Node in the server's default zone), and it is the only one. */
+static void cluster_check(const char *label, const char *sid,
+                          const char *members, int only) {
+#ifdef CSN_INTEROP_PG
+  if (strcmp(kind, "pg") == 0) {
+    if (only) {
+      if (pg_count() != 1) fail_msg("%lld rows, want 1", pg_count());
+    } else {
+      check_stored_pg(label, sid, members, NULL);
+    }
+    return;
+  }
+#endif
+#ifdef CSN_INTEROP_REDIS
+  if (only)
+    check_only_key(sid);
+  else
+    check_stored(label, sid, members);
+#endif
+}
+
 static void demo_up(demo_proc *d) {
   char url[512], max_age[32];
-  redis_store_url(url, sizeof url);
+  cluster_store_url(url, sizeof url);
   snprintf(max_age, sizeof max_age, "%d", MAX_AGE_MS);
   /* app.js's options: same secret, cookie name (connect.sid) and maxAge. */
   const char *args[] = {"--store",   url,    "--port",    "0",
@@ -684,13 +1114,13 @@ static void demo_up(demo_proc *d) {
 /* Round robin over demo 0, demo 1 and Node (from Node when node_first):
  * 30 x /inc?k=n, then 6 x / (the visit counter), one cookie jar. Every
  * answer is exact (the demo ends its bodies with a newline, app.js does
- * not), the session id never changes, and the record in Redis is the one
- * just written, with the right TTL. */
+ * not), the session id never changes, and the stored record is the one
+ * just written, with the right TTL (Redis) or expire (PostgreSQL). */
 static void cluster(int node_first) {
   char base[3][64];
   demo_up(&demos[0]);
   demo_up(&demos[1]);
-  assert_int_equal(node_start(&node, redis_url), 0);
+  assert_int_equal(node_start(&node, cluster_node_path()), 0);
   snprintf(base[0], sizeof base[0], "%s", demos[0].base);
   snprintf(base[1], sizeof base[1], "%s", demos[1].base);
   snprintf(base[2], sizeof base[2], "http://127.0.0.1:%d", node.port);
@@ -738,7 +1168,7 @@ static void cluster(int node_first) {
         fail_msg("%s: a new session %s (was %s)", label, sid, first_sid);
       free(sid);
     }
-    check_stored(label, first_sid, members);
+    cluster_check(label, first_sid, members, 0);
   }
 
   /* A demo reads the whole record back. */
@@ -752,7 +1182,7 @@ static void cluster(int node_first) {
     fail_msg("GET /session: status %ld '%s', want it to hold %s", resp.status,
              resp.body ? resp.body : "", want);
   http_response_free(&resp);
-  check_only_key(first_sid);
+  cluster_check("the walk", first_sid, NULL, 1);
 
   free(first_sid);
   http_client_free(cl);
@@ -772,6 +1202,9 @@ static void interop_cluster_node_first(void **state) {
   cluster(1);
 }
 
+#endif /* CSN_INTEROP_REDIS || CSN_INTEROP_PG */
+
+#ifdef CSN_INTEROP_REDIS
 /* Delete this run's keys, never anything else (the server is shared),
  * without failing: a teardown must not jump. */
 static void raw_clean_quiet(void) {
@@ -795,6 +1228,122 @@ static void raw_clean_quiet(void) {
 }
 #endif /* CSN_INTEROP_REDIS */
 
+#ifdef CSN_INTEROP_PG
+/* ------------------------------------------------------------------------ */
+/* PostgreSQL: the TimeZone of the connections                              */
+/* ------------------------------------------------------------------------ */
+
+/* Both sides in one zone other than UTC - the default of the role both
+ * connect as (ALTER ROLE ... SET TimeZone; the C store takes the server's
+ * default as connect-pg-simple does) - and Node's process in yet another
+ * TZ: everything as in UTC. */
+static void interop_pg_tokyo_c_first(void **state) {
+  (void)state;
+  zone_c = zone_node = "Asia/Tokyo";
+  walk(1);
+}
+
+static void interop_pg_adak_node_first(void **state) {
+  (void)state;
+  zone_c = zone_node = "America/Adak";
+  walk(0);
+}
+
+#define ZONE_EAST "Pacific/Kiritimati" /* UTC+14 */
+#define ZONE_WEST "America/Adak"       /* UTC-10, -9 in summer */
+
+/* connect-pg-simple's expire is a timestamp WITHOUT time zone: a writer
+ * stores to_timestamp(E) as the wall clock of its connection's TimeZone,
+ * and a reader compares that wall clock with to_timestamp(now) read in ITS
+ * TimeZone. Between a +14 and a -10 connection that is a 24 h shift (23 h
+ * in Adak's summer): a row written in the east looks 24 h younger in the
+ * west, and one written in the west (1 h to live) looks 23 h expired in the
+ * east. So "agree whatever the TimeZone" holds for any zone the two sides
+ * share, not for two different ones - for two Node instances just as for
+ * C and Node, which the second half shows. Here C connects as a role whose
+ * default is +14, Node as one whose default is -10; the second Node app
+ * sets +14 on its own connections (PG_TZ).
+ *
+ * The east server (east_url, in ZONE_EAST; C or a second Node app) and the
+ * Node app in ZONE_WEST (west_url) on one cookie jar:
+ *   east  new session, views 1; its expire read in the west is off by
+ *         exactly the zones' offset difference at that instant (>= 23 h);
+ *   west  finds it live: views 2, same id;
+ *   east  finds nothing (expired 23 h ago for it): a new session and id,
+ *         while the west's row is still there, untouched. */
+static void east_west(http_client *cl, const char *east_url,
+                      const char *west_url, const char *east_name,
+                      csn_store *east_store) {
+  char who[96];
+  snprintf(who, sizeof who, "%s in " ZONE_EAST, east_name);
+  char *sid = get_sid(cl, east_url, who, WELCOME);
+  long long e = check_stored_pg(who, sid, "\"views\":1", ZONE_EAST);
+
+  char tbl[128], sql[512], es[32];
+  pg_table(tbl, sizeof tbl);
+  pg_zone(ZONE_WEST);
+  snprintf(sql, sizeof sql,
+           "SELECT extract(epoch from expire::timestamptz)::bigint FROM %s "
+           "WHERE sid = $1", tbl);
+  const char *p1[] = {sid};
+  PGresult *r = pg_q(sql, 1, p1);
+  long long seen = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  snprintf(es, sizeof es, "%lld", e);
+  const char *p2[] = {es, ZONE_EAST, ZONE_WEST};
+  r = pg_q("SELECT extract(epoch from (to_timestamp($1::bigint) AT TIME ZONE"
+           " $2) - (to_timestamp($1::bigint) AT TIME ZONE $3))::bigint",
+           3, p2);
+  long long diff = atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (diff < 23 * 3600) fail_msg("the zones are only %lld s apart", diff);
+  if (seen - e != diff)
+    fail_msg("the east's expire read in the west: %lld s off, want %lld",
+             seen - e, diff);
+
+  char *s2 = get_sid(cl, west_url, "Node in " ZONE_WEST,
+                     "You've visited this page 2 times");
+  assert_string_equal(s2, sid);
+  check_stored_pg("Node in " ZONE_WEST, sid, "\"views\":2", ZONE_WEST);
+
+  char *s3 = get_sid(cl, east_url, who, WELCOME);
+  if (strcmp(s3, sid) == 0) fail_msg("%s kept the session's id", who);
+  check_stored_pg("the west's save, after the east's", sid, "\"views\":2",
+                  ZONE_WEST);
+  if (east_store != NULL) {
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(csn_store_get(east_store, sid, &json, &len), CSN_ENOENT);
+  }
+  free(sid);
+  free(s2);
+  free(s3);
+}
+
+static void interop_pg_mixed_zones(void **state) {
+  (void)state;
+  zone_c = ZONE_EAST;
+  zone_node = ZONE_WEST;
+  pair p;
+  pair_start(&p);
+  char c_url[128], n_url[128], n2_url[128];
+  http_server_url(p.srv, "/", c_url, sizeof c_url);
+  snprintf(n_url, sizeof n_url, "http://127.0.0.1:%d/", node.port);
+  http_client *cl = http_client_new(1);
+  east_west(cl, c_url, n_url, "C", p.st);
+  http_client_free(cl);
+
+  /* The same with a second Node app in place of C (+14 by PG_TZ). */
+  assert_int_equal(node_start_zone(&node2, pg_url, ZONE_EAST), 0);
+  snprintf(n2_url, sizeof n2_url, "http://127.0.0.1:%d/", node2.port);
+  cl = http_client_new(1);
+  east_west(cl, n2_url, n_url, "a second Node app", NULL);
+  http_client_free(cl);
+  node_stop(&node2);
+  pair_stop(&p);
+}
+#endif /* CSN_INTEROP_PG */
+
 static int rm_one(const char *p, const struct stat *sb, int flag,
                   struct FTW *ftw) {
   (void)sb, (void)flag, (void)ftw;
@@ -808,16 +1357,27 @@ static int fresh_root(void **state) {
 #ifdef CSN_INTEROP_REDIS
   raw_clean_quiet(); /* what a crashed run with this pid left */
 #endif
+#ifdef CSN_INTEROP_PG
+  zone_c = zone_node = NULL;
+  c_url_extra = NULL;
+  if (pgraw != NULL && pg_schema_reset(1) != 0) return -1;
+#endif
   return mkdtemp(root) == NULL ? -1 : 0;
 }
 
 static int drop_root(void **state) {
   (void)state;
   node_stop(&node);
-#ifdef CSN_INTEROP_REDIS
+  node_stop(&node2);
+#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
   for (size_t i = 0; i < 2; i++)
     if (demo_proc_stop(&demos[i]) != 0)
       fprintf(stderr, "a demo did not stop cleanly\n");
+#endif
+#ifdef CSN_INTEROP_PG
+  if (pgraw != NULL) pg_schema_reset(0);
+#endif
+#ifdef CSN_INTEROP_REDIS
   raw_clean_quiet();
 #endif
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -837,8 +1397,8 @@ static void interop_node_first(void **state) {
 int main(int argc, char **argv) {
   if (argc != 4) {
     fprintf(stderr,
-            "usage: %s file|file-secret|sqlite|redis|redis-cluster <node> "
-            "<app.js>\n",
+            "usage: %s file|file-secret|sqlite|redis|redis-cluster|pg|"
+            "pg-cluster <node> <app.js>\n",
             argv[0]);
     return 2;
   }
@@ -849,6 +1409,9 @@ int main(int argc, char **argv) {
     encrypted = 1;
   } else if (strcmp(kind, "redis-cluster") == 0) {
     kind = "redis";
+    cluster_mode = 1;
+  } else if (strcmp(kind, "pg-cluster") == 0) {
+    kind = "pg";
     cluster_mode = 1;
   }
   node_bin = argv[2];
@@ -868,6 +1431,30 @@ int main(int argc, char **argv) {
     return 2;
 #endif
   }
+  if (strcmp(kind, "pg") == 0) {
+#ifdef CSN_INTEROP_PG
+    pg_url = getenv("CSN_TEST_PG_URL");
+    if (pg_url == NULL || *pg_url == '\0') {
+      printf("SKIP: CSN_TEST_PG_URL is not set (scripts/services.sh)\n");
+      return 77;
+    }
+    /* libpq takes a connection's TimeZone from PGTZ, node-postgres does
+     * not: the cases set every zone themselves. */
+    unsetenv("PGTZ");
+    snprintf(pg_schema, sizeof pg_schema, "csnio_%ld", (long)getpid());
+    pgraw = PQconnectdb(pg_url);
+    if (PQstatus(pgraw) != CONNECTION_OK) {
+      fprintf(stderr, "cannot connect to %s: %s", pg_url,
+              PQerrorMessage(pgraw));
+      PQfinish(pgraw);
+      return 1;
+    }
+    PQclear(PQexec(pgraw, "SET client_min_messages = warning"));
+#else
+    fprintf(stderr, "%s: built without the PostgreSQL store\n", argv[0]);
+    return 2;
+#endif
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(interop_c_first, fresh_root, drop_root),
       cmocka_unit_test_setup_teardown(interop_node_first, fresh_root,
@@ -877,15 +1464,33 @@ int main(int argc, char **argv) {
   };
   int rc;
   if (cluster_mode) {
-#ifdef CSN_INTEROP_REDIS
+#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
     const struct CMUnitTest ctests[] = {
         cmocka_unit_test_setup_teardown(interop_cluster_demo_first,
                                         fresh_root, drop_root),
         cmocka_unit_test_setup_teardown(interop_cluster_node_first,
                                         fresh_root, drop_root),
     };
-    rc = cmocka_run_group_tests_name("store_redis_interop_cluster", ctests,
-                                     NULL, NULL);
+    rc = cmocka_run_group_tests_name(strcmp(kind, "pg") == 0
+                                         ? "store_pg_interop_cluster"
+                                         : "store_redis_interop_cluster",
+                                     ctests, NULL, NULL);
+#else
+    rc = 2;
+#endif
+  } else if (strcmp(kind, "pg") == 0) {
+#ifdef CSN_INTEROP_PG
+    const struct CMUnitTest ptests[] = {
+        tests[0], tests[1], tests[2],
+        cmocka_unit_test_setup_teardown(interop_pg_tokyo_c_first, fresh_root,
+                                        drop_root),
+        cmocka_unit_test_setup_teardown(interop_pg_adak_node_first,
+                                        fresh_root, drop_root),
+        cmocka_unit_test_setup_teardown(interop_pg_mixed_zones, fresh_root,
+                                        drop_root),
+    };
+    rc = cmocka_run_group_tests_name("store_pg_interop_node", ptests, NULL,
+                                     NULL);
 #else
     rc = 2;
 #endif
@@ -897,6 +1502,9 @@ int main(int argc, char **argv) {
   }
 #ifdef CSN_INTEROP_REDIS
   if (raw != NULL) redisFree(raw);
+#endif
+#ifdef CSN_INTEROP_PG
+  if (pgraw != NULL) PQfinish(pgraw);
 #endif
   return rc;
 }

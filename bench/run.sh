@@ -294,7 +294,7 @@ c_store_url() {
     file) echo "file://$work/files" ;;
     sqlite) echo "sqlite://$work/sqlite/sessions.db" ;;
     redis) echo "$redis_url" ;;
-    postgres) echo "$pg_url" ;;
+    postgres) echo "$pg_url?create_table=1" ;;
   esac
 }
 

@@ -1,6 +1,6 @@
 /* test_unit_store_kit.c - the store-author kit of csn/csn_store.h: the
- * cookie splice, the URL helpers, the constructor error helper and the
- * sweeper thread. Only public headers: this is what a store author sees. */
+ * cookie splice, the URL helpers, the constructor error helper, the
+ * sweeper thread and the connection pool. Only public headers: this is what a store author sees. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -281,6 +281,401 @@ static void kit_url_redact(void **state) {
   assert_null(csn_url_redact("x", NULL, 0));
 }
 
+/* ---------------------------------------------------------------------- */
+/* Small helpers                                                          */
+/* ---------------------------------------------------------------------- */
+
+static void kit_helpers(void **state) {
+  (void)state;
+  char *d = csn_strdup("abc");
+  assert_string_equal(d, "abc");
+  csn_free(d);
+  assert_null(csn_strdup(NULL));
+  csn_free_secret(csn_strdup("hunter2"));
+  csn_free_secret(NULL);
+  int64_t wall = csn_now_ms();
+  assert_true(wall > INT64_C(1577836800000)); /* after 2020 */
+  int64_t a = csn_mono_ms();
+  struct timespec ts = {0, 20 * 1000000L};
+  nanosleep(&ts, NULL);
+  int64_t b = csn_mono_ms();
+  assert_true(b - a >= 19 && b - a < 5000);
+}
+
+/* ---------------------------------------------------------------------- */
+/* csn_pool_*, on a fake client                                           */
+/* ---------------------------------------------------------------------- */
+
+typedef struct fake_conn {
+  int id;
+  int dead; /* idle_ok() says no */
+  int err;  /* usable() says no */
+} fake_conn;
+
+typedef struct fake_client {
+  csn_store st; /* receives the pool's messages */
+  pthread_mutex_t mu;
+  int connects, closes, idle_checks, fail_connect;
+  int busy, max_busy; /* connections inside an op at once */
+  int calls;          /* op calls */
+  int last_reused;
+  fake_conn *last;
+} fake_client;
+
+static void fake_init(fake_client *f) {
+  memset(f, 0, sizeof *f);
+  pthread_mutex_init(&f->mu, NULL);
+}
+
+static int fake_connect(void *ud, void **handle) {
+  fake_client *f = ud;
+  pthread_mutex_lock(&f->mu);
+  if (f->fail_connect) {
+    pthread_mutex_unlock(&f->mu);
+    return csn_store_set_error(&f->st, CSN_EIO, "fake: connection refused");
+  }
+  fake_conn *c = csn_malloc(sizeof *c);
+  assert_non_null(c);
+  memset(c, 0, sizeof *c);
+  c->id = ++f->connects;
+  pthread_mutex_unlock(&f->mu);
+  *handle = c;
+  return CSN_OK;
+}
+
+static int fake_idle_ok(void *ud, void *handle) {
+  fake_client *f = ud;
+  pthread_mutex_lock(&f->mu);
+  f->idle_checks++;
+  pthread_mutex_unlock(&f->mu);
+  return !((fake_conn *)handle)->dead;
+}
+
+static int fake_usable(void *ud, void *handle) {
+  (void)ud;
+  return !((fake_conn *)handle)->err;
+}
+
+static void fake_close(void *ud, void *handle) {
+  fake_client *f = ud;
+  assert_non_null(handle);
+  pthread_mutex_lock(&f->mu);
+  f->closes++;
+  pthread_mutex_unlock(&f->mu);
+  csn_free(handle);
+}
+
+static const csn_pool_methods fake_methods = {
+    .connect = fake_connect,
+    .idle_ok = fake_idle_ok,
+    .usable = fake_usable,
+    .close = fake_close,
+};
+
+static csn_pool *fake_pool(fake_client *f, unsigned max, int64_t wait_ms,
+                           int64_t check_after_ms) {
+  csn_pool *p = NULL;
+  assert_int_equal(csn_pool_new(&p, &fake_methods, f, &f->st, "fake 10.0.0.1:7",
+                                max, wait_ms, check_after_ms),
+                   CSN_OK);
+  assert_non_null(p);
+  return p;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* What an op does, chosen by its arg. */
+enum {
+  OP_OK,        /* nothing */
+  OP_BROKEN,    /* marks the connection broken */
+  OP_ERR,       /* leaves it in the client's error state (usable: no) */
+  OP_STALE,     /* on a reused connection, fails as found dead: stale and
+                   broken; works on a new one */
+  OP_STALE_ALL, /* claims stale even on a new connection */
+  OP_HOLD       /* holds the connection a while (threads) */
+};
+
+static int fake_op(void *ud, csn_pool_conn *c, void *arg) {
+  fake_client *f = ud;
+  int what = *(int *)arg;
+  assert_non_null(c->handle);
+  pthread_mutex_lock(&f->mu);
+  f->calls++;
+  f->last = c->handle;
+  f->last_reused = c->reused;
+  if (++f->busy > f->max_busy) f->max_busy = f->busy;
+  pthread_mutex_unlock(&f->mu);
+  int rc = CSN_OK;
+  switch (what) {
+  case OP_BROKEN:
+    c->broken = 1;
+    break;
+  case OP_ERR:
+    ((fake_conn *)c->handle)->err = 1;
+    break;
+  case OP_STALE:
+    if (!c->reused) break; /* a new connection works */
+    c->stale = 1;
+    c->broken = 1;
+    rc = csn_store_set_error(&f->st, CSN_EIO, "fake: connection reset");
+    break;
+  case OP_STALE_ALL:
+    c->stale = 1;
+    rc = csn_store_set_error(&f->st, CSN_EIO, "fake: connection reset");
+    break;
+  case OP_HOLD:
+    sleep_ms(1);
+    break;
+  }
+  pthread_mutex_lock(&f->mu);
+  f->busy--;
+  pthread_mutex_unlock(&f->mu);
+  return rc;
+}
+
+static int run(csn_pool *p, int what, int idempotent) {
+  return csn_pool_run(p, fake_op, &what, idempotent);
+}
+
+typedef struct pool_worker {
+  csn_pool *p;
+  int failures;
+} pool_worker;
+
+static void *pool_thread(void *arg) {
+  pool_worker *w = arg;
+  for (int i = 0; i < 40; i++)
+    if (run(w->p, OP_HOLD, i % 2) != CSN_OK) w->failures++;
+  return NULL;
+}
+
+static void kit_pool_bounds_connections_under_threads(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 3, 10000, 0);
+  pthread_t t[8];
+  pool_worker w[8];
+  for (int i = 0; i < 8; i++) {
+    w[i].p = p;
+    w[i].failures = 0;
+    assert_int_equal(pthread_create(&t[i], NULL, pool_thread, &w[i]), 0);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    assert_int_equal(w[i].failures, 0);
+  }
+  assert_int_equal(f.calls, 8 * 40);
+  assert_true(f.max_busy >= 1 && f.max_busy <= 3);
+  assert_true(f.connects >= 1 && f.connects <= 3);
+  assert_int_equal(f.closes, 0);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, f.connects); /* free closes every idle one */
+}
+
+/* An op that runs another operation on the same pool: with max 1, the
+ * inner one finds every connection busy. */
+typedef struct nested {
+  csn_pool *p;
+  int inner_rc;
+} nested;
+
+static int nested_op(void *ud, csn_pool_conn *c, void *arg) {
+  nested *n = arg;
+  (void)ud;
+  (void)c;
+  n->inner_rc = run(n->p, OP_OK, 1);
+  return CSN_OK;
+}
+
+static void kit_pool_busy_wait_times_out(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 1, 60, 100);
+  nested n = {p, 0};
+  int64_t t0 = csn_mono_ms();
+  assert_int_equal(csn_pool_run(p, nested_op, &n, 1), CSN_OK);
+  int64_t waited = csn_mono_ms() - t0;
+  assert_int_equal(n.inner_rc, CSN_ETIMEDOUT);
+  assert_true(waited >= 55 && waited < 5000);
+  assert_string_equal(csn_store_errmsg(&f.st),
+                      "fake 10.0.0.1:7: all 1 connections busy for 60 ms "
+                      "(raise pool=)");
+  assert_int_equal(f.connects, 1);
+  /* The slot came back: the next operation reuses the connection. */
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK);
+  assert_int_equal(f.connects, 1);
+  assert_int_equal(f.last_reused, 1);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, 1);
+}
+
+static void kit_pool_failed_connect_frees_its_slot(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 1, 10000, 100);
+  f.fail_connect = 1;
+  assert_int_equal(run(p, OP_OK, 1), CSN_EIO);
+  assert_string_equal(csn_store_errmsg(&f.st), "fake: connection refused");
+  assert_int_equal(f.calls, 0); /* the op never ran */
+  f.fail_connect = 0;
+  int64_t t0 = csn_mono_ms();
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK); /* no wait for the slot */
+  assert_true(csn_mono_ms() - t0 < 5000);
+  assert_int_equal(f.connects, 1);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, 1);
+}
+
+static void kit_pool_drops_broken_connections(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 2, 1000, 100);
+  assert_int_equal(run(p, OP_BROKEN, 1), CSN_OK);
+  assert_int_equal(f.connects, 1);
+  assert_int_equal(f.closes, 1); /* closed, not given back */
+  assert_int_equal(run(p, OP_ERR, 1), CSN_OK);
+  assert_int_equal(f.last_reused, 0);
+  assert_int_equal(f.connects, 2);
+  assert_int_equal(f.closes, 2); /* usable() said no */
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK);
+  assert_int_equal(f.last_reused, 0);
+  fake_conn *kept = f.last;
+  assert_int_equal(f.connects, 3);
+  assert_int_equal(f.closes, 2);
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK); /* a good one is reused */
+  assert_int_equal(f.last_reused, 1);
+  assert_ptr_equal(f.last, kept);
+  assert_int_equal(f.connects, 3);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, 3);
+}
+
+static void kit_pool_checks_idle_connections(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 2, 1000, 80);
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK); /* connects */
+  assert_int_equal(f.idle_checks, 0);
+  /* Idempotent, idle for less than check_after_ms: not checked. */
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK);
+  assert_int_equal(f.last_reused, 1);
+  assert_int_equal(f.idle_checks, 0);
+  /* Not idempotent: always checked. */
+  assert_int_equal(run(p, OP_OK, 0), CSN_OK);
+  assert_int_equal(f.last_reused, 1);
+  assert_int_equal(f.idle_checks, 1);
+  /* Idempotent after check_after_ms idle: checked. */
+  sleep_ms(100);
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK);
+  assert_int_equal(f.last_reused, 1);
+  assert_int_equal(f.idle_checks, 2);
+  /* A dead idle one is closed and replaced before the op sees it. */
+  f.last->dead = 1;
+  assert_int_equal(run(p, OP_OK, 0), CSN_OK);
+  assert_int_equal(f.idle_checks, 3);
+  assert_int_equal(f.last_reused, 0);
+  assert_int_equal(f.last->id, 2);
+  assert_int_equal(f.connects, 2);
+  assert_int_equal(f.closes, 1);
+  assert_int_equal(f.calls, 5);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, 2);
+}
+
+static void kit_pool_retries_stale_idempotent_once(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 2, 1000, 100000);
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK);
+  f.calls = 0;
+  /* Reused (unchecked: idle briefly), found dead: runs again, fresh. */
+  assert_int_equal(run(p, OP_STALE, 1), CSN_OK);
+  assert_int_equal(f.calls, 2);
+  assert_int_equal(f.last_reused, 0);
+  assert_int_equal(f.connects, 2);
+  assert_int_equal(f.closes, 1);
+  /* Stale again on the retry: no third attempt. */
+  f.calls = 0;
+  assert_int_equal(run(p, OP_STALE_ALL, 1), CSN_EIO);
+  assert_int_equal(f.calls, 2);
+  assert_int_equal(f.last_reused, 0);
+  /* The retry never takes an idle connection: it replaced the one the
+   * first attempt gave back. */
+  assert_int_equal(f.connects, 3);
+  assert_int_equal(f.closes, 2);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, 3);
+}
+
+static void kit_pool_never_replays_non_idempotent(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 2, 1000, 100000);
+  assert_int_equal(run(p, OP_OK, 1), CSN_OK);
+  f.calls = 0;
+  assert_int_equal(run(p, OP_STALE, 0), CSN_EIO);
+  assert_string_equal(csn_store_errmsg(&f.st), "fake: connection reset");
+  assert_int_equal(f.calls, 1);
+  assert_int_equal(f.last_reused, 1);
+  assert_int_equal(f.connects, 1);
+  assert_int_equal(f.closes, 1); /* broken: dropped */
+  csn_pool_free(p);
+  assert_int_equal(f.closes, f.connects);
+}
+
+static void kit_pool_free_closes_every_idle_connection(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = fake_pool(&f, 4, 1000, 100);
+  /* Two at once (nested), both given back. */
+  nested n2 = {p, 0};
+  assert_int_equal(csn_pool_run(p, nested_op, &n2, 1), CSN_OK);
+  assert_int_equal(n2.inner_rc, CSN_OK);
+  assert_int_equal(csn_pool_run(p, nested_op, &n2, 1), CSN_OK);
+  assert_int_equal(f.connects, 2);
+  assert_int_equal(f.closes, 0);
+  csn_pool_free(p);
+  assert_int_equal(f.closes, 2);
+  csn_pool_free(NULL);
+}
+
+static void kit_pool_rejects_bad_arguments(void **state) {
+  (void)state;
+  fake_client f;
+  fake_init(&f);
+  csn_pool *p = (csn_pool *)&f;
+  assert_int_equal(csn_pool_new(&p, &fake_methods, &f, &f.st, "x", 0, 1, 1),
+                   CSN_EINVAL);
+  assert_null(p);
+  assert_int_equal(csn_pool_new(&p, &fake_methods, &f, &f.st, "x", 1, -1, 1),
+                   CSN_EINVAL);
+  assert_int_equal(csn_pool_new(&p, &fake_methods, &f, &f.st, NULL, 1, 1, 1),
+                   CSN_EINVAL);
+  assert_int_equal(csn_pool_new(&p, NULL, &f, &f.st, "x", 1, 1, 1),
+                   CSN_EINVAL);
+  csn_pool_methods m = fake_methods;
+  m.connect = NULL;
+  assert_int_equal(csn_pool_new(&p, &m, &f, &f.st, "x", 1, 1, 1), CSN_EINVAL);
+  m = fake_methods;
+  m.usable = NULL; /* optional */
+  assert_int_equal(csn_pool_new(&p, &m, &f, &f.st, "x", 1, 1, 1), CSN_OK);
+  assert_int_equal(csn_pool_run(p, NULL, NULL, 1), CSN_EINVAL);
+  csn_pool_free(p);
+  assert_int_equal(f.connects, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(kit_splice_keeps_every_other_byte),
@@ -293,6 +688,16 @@ int main(void) {
       cmocka_unit_test(kit_sweeper_runs_and_stops),
       cmocka_unit_test(kit_sweeper_stop_interrupts_a_long_sweep),
       cmocka_unit_test(kit_sweeper_rejects_bad_arguments),
+      cmocka_unit_test(kit_helpers),
+      cmocka_unit_test(kit_pool_bounds_connections_under_threads),
+      cmocka_unit_test(kit_pool_busy_wait_times_out),
+      cmocka_unit_test(kit_pool_failed_connect_frees_its_slot),
+      cmocka_unit_test(kit_pool_drops_broken_connections),
+      cmocka_unit_test(kit_pool_checks_idle_connections),
+      cmocka_unit_test(kit_pool_retries_stale_idempotent_once),
+      cmocka_unit_test(kit_pool_never_replays_non_idempotent),
+      cmocka_unit_test(kit_pool_free_closes_every_idle_connection),
+      cmocka_unit_test(kit_pool_rejects_bad_arguments),
   };
   return cmocka_run_group_tests_name("unit_store_kit", tests, NULL, NULL);
 }

@@ -10,7 +10,9 @@
  *   - csn_store_set_error() / csn_store_fail(): error text, one way;
  *   - csn_record_splice_cookie(): touch without a JSON re-serialisation;
  *   - csn_sweeper_*: a background thread on the monotonic clock;
- *   - csn_url_split() / csn_url_parse_query(): store URLs, strictly.
+ *   - csn_url_split() / csn_url_parse_query(): store URLs, strictly;
+ *   - csn_pool_*: a bounded pool of client connections (a server store);
+ *   - csn_strdup(), csn_free_secret(), csn_now_ms(), csn_mono_ms().
  *
  * docs/STORES.md walks through a complete store (examples/store_example.c)
  * written against this header alone; src/stores/memory.c is the production
@@ -217,6 +219,104 @@ typedef struct csn_url_option {
 CSN_API int csn_url_parse_query(const char *query, const csn_url_option *opts,
                                 size_t n, const char *store, char *errbuf,
                                 size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A copy of s allocated with csn_malloc (release with csn_free); NULL for
+ * NULL or on ENOMEM. Since 0.2. */
+CSN_API char *csn_strdup(const char *s);
+/* Zero a NUL-terminated string that may be a secret (a password), then
+ * csn_free it, so that no copy is left in freed memory. NULL is a no-op.
+ * Since 0.2. */
+CSN_API void csn_free_secret(char *s);
+/* The wall clock in epoch milliseconds (CLOCK_REALTIME): for expiry
+ * instants, which are epoch based like cookie.expires. Since 0.2. */
+CSN_API int64_t csn_now_ms(void);
+/* A monotonic clock in milliseconds (CLOCK_MONOTONIC, arbitrary origin):
+ * for deadlines and ages, which setting the wall clock must not move.
+ * Since 0.2. */
+CSN_API int64_t csn_mono_ms(void);
+
+/* ------------------------------------------------------------------------ */
+/* Connection pool                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The pool a store on a network server (Redis, PostgreSQL, ...) needs when
+ * its client library's connection serves one thread at a time. A worker
+ * borrows a connection for one operation and gives it back:
+ *   - at most `max` connections, opened lazily; idle ones sit in a stack
+ *     and the most recently given back is reused first (it is the one most
+ *     likely to be alive);
+ *   - a worker finding all of them busy waits on CLOCK_MONOTONIC for at
+ *     most wait_ms, then fails with CSN_ETIMEDOUT and the message
+ *     "<label>: all <max> connections busy for <wait_ms> ms (raise pool=)"
+ *     rather than queue forever;
+ *   - an idle connection may be dead without knowing it (the server
+ *     restarted). Before a reused connection is handed to a
+ *     non-idempotent operation, or to any operation after it sat idle for
+ *     check_after_ms or more, idle_ok() checks it, and a failed one is
+ *     closed and replaced;
+ *   - an operation that fails on a reused connection found dead before it
+ *     did anything (it sets `stale`) and is idempotent runs once more, on
+ *     a new connection. A non-idempotent one is never replayed;
+ *   - a connection the operation marked `broken`, or that usable() refuses
+ *     at give-back, is closed instead of given back: the next borrower
+ *     connects afresh.
+ * All functions are safe to call from several threads at once, except
+ * csn_pool_free(). Since 0.2. */
+typedef struct csn_pool csn_pool;
+
+/* One borrowed connection and what the operation found on it. */
+typedef struct csn_pool_conn {
+  void *handle; /* the client library's connection */
+  int reused;   /* came from the idle stack (the server may have gone) */
+  int stale;    /* set by the operation: reused, and found dead before it
+                   did anything (an idempotent operation runs again) */
+  int broken;   /* set by the operation: dead or out of step, close it */
+} csn_pool_conn;
+
+/* The client library, seen by the pool. ud is csn_pool_new()'s. */
+typedef struct csn_pool_methods {
+  /* Required: open a ready connection into *handle; CSN_OK, or a negative
+   * CSN_E* code with the message already recorded (csn_store_set_error).
+   * Runs without the pool's lock, so it may block up to its own timeout. */
+  int (*connect)(void *ud, void **handle);
+  /* Required: 1 if an idle connection is still usable (typically a poll
+   * of its socket, which has nothing to read between commands). */
+  int (*idle_ok)(void *ud, void *handle);
+  /* Optional: at give-back, 0 to close a connection the operation left
+   * unusable (a client library's own error state). NULL: all are. */
+  int (*usable)(void *ud, void *handle);
+  /* Required: free a connection. Must not block on the peer. */
+  void (*close)(void *ud, void *handle);
+} csn_pool_methods;
+
+/* A pool of at most max (>= 1) connections for store st (which receives
+ * the busy message). label starts that message (copied; "redis
+ * 127.0.0.1:6379"). wait_ms >= 0 bounds the wait for a busy pool,
+ * check_after_ms >= 0 is the idle time after which idle_ok() runs for an
+ * idempotent operation. m and ud must outlive the pool. Connects nothing.
+ * CSN_OK, CSN_EINVAL or CSN_ENOMEM. */
+CSN_API int csn_pool_new(csn_pool **out, const csn_pool_methods *m, void *ud,
+                         csn_store *st, const char *label, unsigned max,
+                         int64_t wait_ms, int64_t check_after_ms);
+
+/* An operation on a borrowed connection: CSN_OK or a negative CSN_E* code
+ * (message recorded); sets c->stale / c->broken as described above. */
+typedef int (*csn_pool_op)(void *ud, csn_pool_conn *c, void *arg);
+
+/* Borrow a connection, run op(ud, c, arg) on it, give it back (or close
+ * it); replay once on a new connection when idempotent and the first
+ * attempt failed stale. Returns op's result, or the connect() or busy
+ * error when no connection could be had (op then did not run). */
+CSN_API int csn_pool_run(csn_pool *p, csn_pool_op op, void *arg,
+                         int idempotent);
+
+/* Close the idle connections and free the pool. Only when no operation
+ * runs (a store's close()). NULL is a no-op. */
+CSN_API void csn_pool_free(csn_pool *p);
 
 #ifdef __cplusplus
 }

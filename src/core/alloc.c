@@ -90,3 +90,17 @@ char *csn__strdup(const char *s) {
 void *csn_malloc(size_t size) {
   return csn__malloc(size);
 }
+
+char *csn_strdup(const char *s) {
+  return csn__strdup(s);
+}
+
+void csn_free_secret(char *s) {
+  volatile char *v;
+  if (s == NULL)
+    return;
+  v = s;
+  while (*v != '\0')
+    *v++ = '\0';
+  csn_free(s);
+}

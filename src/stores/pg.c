@@ -36,7 +36,9 @@
  *     in a stack (the most recently used first), new ones are made lazily
  *     up to the limit, and a worker that finds none free waits on a
  *     condition variable (CLOCK_MONOTONIC) for at most `timeout`, then
- *     fails with CSN_ETIMEDOUT rather than queue forever.
+ *     fails with CSN_ETIMEDOUT rather than queue forever. It is the kit's
+ *     pool (csn_pool_*, csn_store.h), shared with the Redis store; this
+ *     file supplies the connect, the idle check and the give-back test.
  *
  *   - One round trip to set a connection up. After the (asynchronous)
  *     connect, one simple-protocol query string sets statement_timeout and
@@ -102,7 +104,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,12 +209,8 @@ typedef struct pg_store {
   int create_table, disable_touch;
   int explicit_tz; /* the URL's options set TimeZone */
   int64_t ttl_s;
-  /* The pool. */
-  pthread_mutex_t mu;
-  pthread_cond_t cv; /* a connection was given back or a slot freed */
-  PGconn **idle;     /* stack of pool_max */
-  int64_t *idle_at;  /* when each was given back (monotonic ms) */
-  unsigned n_idle, n_open, pool_max;
+  unsigned pool_max;
+  csn_pool *pool; /* of PGconn (the kit's) */
   csn_sweeper *sweeper; /* NULL when pruning is off */
 } pg_store;
 
@@ -229,34 +226,8 @@ typedef struct pg_conn {
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static char *pg_strdup(const char *s) {
-  if (s == NULL) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = csn_malloc(n);
-  if (p != NULL) memcpy(p, s, n);
-  return p;
-}
-
-/* Free a string that may be a secret, leaving no copy in freed memory. */
-static void free_secret(char *s) {
-  if (s == NULL) return;
-  volatile char *v = s;
-  while (*v != '\0') *v++ = '\0';
-  csn_free(s);
-}
-
-/* Expiry instants are epoch based (connect-pg-simple sends Date.now()). */
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* Expiry instants are epoch based (connect-pg-simple sends Date.now()):
+ * csn_now_ms(). Deadlines run on csn_mono_ms(). */
 
 /* ceil(ms / 1000), also for negative ms (C division truncates toward
  * zero, which is the ceiling there). */
@@ -268,7 +239,7 @@ static int64_t ceil_s(int64_t ms) {
  * ceil(now / 1000) + ttl for a browser-session cookie; as decimal text. */
 static void expire_text(const pg_store *s, int64_t expires_ms, char *out,
                         size_t n) {
-  int64_t e = expires_ms == CSN_TIME_NONE ? ceil_s(now_ms()) + s->ttl_s
+  int64_t e = expires_ms == CSN_TIME_NONE ? ceil_s(csn_now_ms()) + s->ttl_s
                                           : ceil_s(expires_ms);
   if (e > PG_EPOCH_MAX) e = PG_EPOCH_MAX;
   if (e < -PG_EPOCH_MAX) e = -PG_EPOCH_MAX;
@@ -277,7 +248,7 @@ static void expire_text(const pg_store *s, int64_t expires_ms, char *out,
 
 /* "Now" for get's and friends' liveness test: ceil(now / 1000). */
 static void now_text(char *out, size_t n) {
-  snprintf(out, n, "%lld", (long long)ceil_s(now_ms()));
+  snprintf(out, n, "%lld", (long long)ceil_s(csn_now_ms()));
 }
 
 /* A double-quoted identifier, embedded '"' doubled; appended to out. */
@@ -344,7 +315,7 @@ static int wait_sock(PGconn *c, short events, int64_t deadline) {
   if (p.fd < 0) return -1;
   p.events = events;
   for (;;) {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - csn_mono_ms();
     if (left < 0) left = 0;
     p.revents = 0;
     int n = poll(&p, 1, (int)left);
@@ -442,7 +413,7 @@ io:
 }
 
 static int64_t stmt_deadline(const pg_store *s) {
-  return mono_ms() + s->timeout_ms + PG_GRACE_MS;
+  return csn_mono_ms() + s->timeout_ms + PG_GRACE_MS;
 }
 
 /* A text query in the simple protocol (setup, DDL). */
@@ -496,9 +467,11 @@ static void on_notice(void *arg, const PGresult *r) {
 }
 
 /* A new connection: connect within connect_timeout, then one query string
- * sets statement_timeout and (once the store is ready) PREPAREs. */
-static int pg_connect(pg_store *s, PGconn **out) {
-  int64_t deadline = mono_ms() + s->connect_ms;
+ * sets statement_timeout and (once the store is ready) PREPAREs. The
+ * pool's connect: ud is the store, *out a PGconn. */
+static int pg_connect(void *ud, void **out) {
+  pg_store *s = ud;
+  int64_t deadline = csn_mono_ms() + s->connect_ms;
   PGconn *c = PQconnectStartParams((const char *const *)s->keys,
                                    (const char *const *)s->vals, 0);
   if (c == NULL) return pg_err(s, CSN_ENOMEM, "connect", "out of memory");
@@ -550,7 +523,9 @@ static int pg_connect(pg_store *s, PGconn **out) {
  * queries unless the server sent something on its own: a NOTICE or a
  * parameter change (harmless, consumed here) or, when it closed the
  * session, a FATAL error and EOF. */
-static int idle_ok(PGconn *c) {
+static int idle_ok(void *ud, void *handle) {
+  PGconn *c = handle;
+  (void)ud;
   for (int i = 0; i < 2; i++) {
     struct pollfd p = {PQsocket(c), POLLIN, 0};
     if (p.fd < 0) return 0;
@@ -566,97 +541,51 @@ static int idle_ok(PGconn *c) {
   return PQstatus(c) == CONNECTION_OK;
 }
 
-/* Borrow a connection: an idle one, or a new one while the pool has room;
- * otherwise wait up to the timeout. `fresh` never hands out an idle one
- * (the retry after a stale one); `check` checks an idle one whatever its
- * age (an operation that is not replayed). */
-static int conn_get(pg_store *s, int fresh, int check, pg_conn *cn) {
-  struct timespec deadline = {0, 0};
-  PGconn *old = NULL;
-  int64_t idle_ms = 0;
-  memset(cn, 0, sizeof *cn);
-  pthread_mutex_lock(&s->mu);
-  while (s->n_idle == 0 && s->n_open >= s->pool_max) {
-    if (deadline.tv_sec == 0) {
-      clock_gettime(CLOCK_MONOTONIC, &deadline);
-      deadline.tv_sec += (time_t)(s->timeout_ms / 1000);
-      deadline.tv_nsec += (long)(s->timeout_ms % 1000 * 1000000);
-      if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-      }
-    }
-    if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT &&
-        s->n_idle == 0 && s->n_open >= s->pool_max) {
-      pthread_mutex_unlock(&s->mu);
-      char text[128];
-      snprintf(text, sizeof text,
-               "all %u connections busy for %lld ms (raise pool=)",
-               s->pool_max, (long long)s->timeout_ms);
-      return pg_err(s, CSN_ETIMEDOUT, "pool", text);
-    }
-  }
-  if (s->n_idle > 0) {
-    /* The slot stays counted in n_open: a replacement reuses it. */
-    old = s->idle[--s->n_idle];
-    idle_ms = mono_ms() - s->idle_at[s->n_idle];
-  } else {
-    s->n_open++;
-  }
-  pthread_mutex_unlock(&s->mu);
-  if (old != NULL && !fresh &&
-      ((!check && idle_ms < PG_IDLE_CHECK_MS) || idle_ok(old))) {
-    cn->c = old;
-    cn->reused = 1;
-    return CSN_OK;
-  }
-  PQfinish(old); /* NULL is fine; non-blocking: never waits on the peer */
-  int rc = pg_connect(s, &cn->c);
-  if (rc != CSN_OK) {
-    pthread_mutex_lock(&s->mu);
-    s->n_open--;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-  }
-  return rc;
+/* The pool's other callbacks (csn_pool_*, see the OVERVIEW). */
+
+/* At give-back: a connection that is dead or left inside a transaction
+ * (out of step) is dropped. */
+static int pool_usable(void *ud, void *handle) {
+  (void)ud;
+  return PQstatus(handle) == CONNECTION_OK &&
+         PQtransactionStatus(handle) == PQTRANS_IDLE;
 }
 
-/* Give a connection back, or drop it if it failed. */
-static void conn_put(pg_store *s, pg_conn *cn) {
-  PGconn *drop = NULL;
-  if (!cn->broken && (PQstatus(cn->c) != CONNECTION_OK ||
-                      PQtransactionStatus(cn->c) != PQTRANS_IDLE))
-    cn->broken = 1;
-  pthread_mutex_lock(&s->mu);
-  if (cn->broken) {
-    drop = cn->c;
-    s->n_open--;
-  } else {
-    s->idle_at[s->n_idle] = mono_ms();
-    s->idle[s->n_idle++] = cn->c;
-  }
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  PQfinish(drop);
-  cn->c = NULL;
+/* Non-blocking: PQfinish queues a Terminate and closes, never waiting on
+ * the peer. */
+static void pool_close(void *ud, void *handle) {
+  (void)ud;
+  PQfinish(handle);
 }
+
+static const csn_pool_methods pg_pool_methods = {
+    .connect = pg_connect,
+    .idle_ok = idle_ok,
+    .usable = pool_usable,
+    .close = pool_close,
+};
 
 /* Run op on a borrowed connection. An idempotent op that failed on a
  * connection found dead runs once more on a new one. */
 typedef int (*pg_op)(pg_store *s, pg_conn *cn, void *arg);
 
-static int pg_run(pg_store *s, pg_op op, void *arg, int idempotent) {
-  int rc;
-  for (int attempt = 0;; attempt++) {
-    pg_conn cn;
-    rc = conn_get(s, attempt > 0, !idempotent, &cn);
-    if (rc != CSN_OK) break;
-    rc = op(s, &cn, arg);
-    int again = rc != CSN_OK && idempotent && attempt == 0 && cn.stale;
-    conn_put(s, &cn);
-    if (!again) break;
-  }
+typedef struct pg_job {
+  pg_op op;
+  void *arg;
+} pg_job;
+
+static int pg_job_run(void *ud, csn_pool_conn *pc, void *arg) {
+  pg_job *j = arg;
+  pg_conn cn = {pc->handle, pc->reused, 0, 0};
+  int rc = j->op(ud, &cn, j->arg);
+  pc->stale = cn.stale;
+  pc->broken = cn.broken;
   return rc;
+}
+
+static int pg_run(pg_store *s, pg_op op, void *arg, int idempotent) {
+  pg_job j = {op, arg};
+  return csn_pool_run(s->pool, pg_job_run, &j, idempotent);
 }
 
 static int op_call(pg_store *s, pg_conn *cn, void *arg) {
@@ -841,7 +770,7 @@ static int pg_length(csn_store *st, size_t *count) {
  * callback may call the store. */
 static int pg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   pg_store *s = (pg_store *)st;
-  char now[24], limit[16], *last = pg_strdup("");
+  char now[24], limit[16], *last = csn_strdup("");
   int rc = CSN_OK, stop = 0;
   if (last == NULL) return csn_store_set_error(st, CSN_ENOMEM, NULL);
   now_text(now, sizeof now); /* one instant for the whole walk */
@@ -860,7 +789,7 @@ static int pg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
     }
     if (rows > 0) {
       csn_free(last);
-      last = pg_strdup(PQgetvalue(a.res, rows - 1, 0));
+      last = csn_strdup(PQgetvalue(a.res, rows - 1, 0));
       if (last == NULL) rc = csn_store_set_error(st, CSN_ENOMEM, NULL);
     }
     if (rows < PG_BATCH) stop = 1;
@@ -880,19 +809,14 @@ static void pg_sweep(csn_sweeper *sw, void *userdata) {
 static void pg_close(csn_store *st) {
   pg_store *s = (pg_store *)st;
   csn_sweeper_stop(s->sweeper); /* waits for a prune: at most `timeout` */
-  /* Non-blocking connections: PQfinish queues a Terminate and closes. */
-  for (unsigned i = 0; i < s->n_idle; i++) PQfinish(s->idle[i]);
-  csn_free(s->idle);
-  csn_free(s->idle_at);
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
+  csn_pool_free(s->pool); /* non-blocking: PQfinish never waits */
   for (size_t i = 0; i < s->n_params; i++) {
     csn_free(s->keys[i]);
-    free_secret(s->vals[i]);
+    csn_free_secret(s->vals[i]);
   }
   csn_free(s->keys);
   csn_free(s->vals);
-  free_secret(s->password);
+  csn_free_secret(s->password);
   csn_free(s->setup);
   csn_free(s->setup_first);
   csn_free(s->qname);
@@ -1103,7 +1027,7 @@ static int build_params(pg_store *s, const char *conninfo,
     if (o->val == NULL) continue;
     const char *k = o->keyword;
     char *v;
-    v = pg_strdup(o->val);
+    v = csn_strdup(o->val);
     if (strcmp(k, "options") == 0) {
       /* A TimeZone given here is the user's choice (to match writers
        * configured the same way): kept, and remembered, so that open does
@@ -1114,11 +1038,11 @@ static int build_params(pg_store *s, const char *conninfo,
       s->explicit_tz = strcmp(stripped, o->val) != 0;
       csn_free(stripped);
     }
-    s->keys[n] = pg_strdup(k);
+    s->keys[n] = csn_strdup(k);
     s->vals[n] = v;
     if (s->keys[n] == NULL || v == NULL) goto nomem;
     if (strcmp(k, "password") == 0 && o->val[0] != '\0' &&
-        (s->password = pg_strdup(o->val)) == NULL)
+        (s->password = csn_strdup(o->val)) == NULL)
       goto nomem;
     if (strcmp(k, "host") == 0) host = s->vals[n];
     if (strcmp(k, "hostaddr") == 0) hostaddr = s->vals[n];
@@ -1133,8 +1057,8 @@ static int build_params(pg_store *s, const char *conninfo,
     for (size_t i = 0; i < n && !have; i++)
       have = strcmp(s->keys[i], extra[e][0]) == 0;
     if (have) continue;
-    s->keys[n] = pg_strdup(extra[e][0]);
-    s->vals[n] = pg_strdup(extra[e][1] != NULL ? extra[e][1] : cto);
+    s->keys[n] = csn_strdup(extra[e][0]);
+    s->vals[n] = csn_strdup(extra[e][1] != NULL ? extra[e][1] : cto);
     n++;
     if (s->keys[n - 1] == NULL || s->vals[n - 1] == NULL) goto nomem;
   }
@@ -1195,7 +1119,7 @@ static int build_sql(pg_store *s, const char *schema, const char *table) {
   size_t at = (size_t)snprintf(s->setup, need,
                                "SET statement_timeout = %lld;",
                                (long long)s->timeout_ms);
-  s->setup_first = pg_strdup(s->setup);
+  s->setup_first = csn_strdup(s->setup);
   if (s->setup_first == NULL) goto out;
   for (int i = 0; i < ST_N; i++) {
     at += (size_t)snprintf(s->setup + at, need - at, "PREPARE %s",
@@ -1252,12 +1176,6 @@ int csn_store_pg_new(const csn_pg_options *opts, csn_store **out,
   if (s == NULL) return PG_FAIL(CSN_ENOMEM, "postgres store: out of memory");
   memset(s, 0, sizeof *s);
   s->base.m = &pg_methods;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&s->mu, NULL);
   s->timeout_ms = o.timeout_ms;
   s->ttl_s = o.ttl_s;
   s->disable_touch = o.disable_touch != 0;
@@ -1276,9 +1194,11 @@ int csn_store_pg_new(const csn_pg_options *opts, csn_store **out,
   if (o.connect_timeout_ms == 0 && cto_s > 0)
     s->connect_ms = cto_s > PG_TIMEOUT_MAX / 1000 ? PG_TIMEOUT_MAX
                                                   : cto_s * 1000;
-  s->idle = csn_malloc(s->pool_max * sizeof s->idle[0]);
-  s->idle_at = csn_malloc(s->pool_max * sizeof s->idle_at[0]);
-  if (s->idle == NULL || s->idle_at == NULL ||
+  /* The busy message reads as pg_err's: "postgres <where>: pool: ...". */
+  char label[sizeof s->where + 24];
+  snprintf(label, sizeof label, "postgres %s: pool", s->where);
+  if (csn_pool_new(&s->pool, &pg_pool_methods, s, &s->base, label,
+                   s->pool_max, s->timeout_ms, PG_IDLE_CHECK_MS) != CSN_OK ||
       build_sql(s, o.schema, o.table) != CSN_OK) {
     csn_store_free(&s->base);
     return PG_FAIL(CSN_ENOMEM, "postgres store: out of memory");
@@ -1383,7 +1303,7 @@ int csn_store_pg_open(const char *url, csn_store **out, char *errbuf,
   }
 out:
   csn_free(mine);
-  if (libpq != NULL) free_secret(libpq);
+  if (libpq != NULL) csn_free_secret(libpq);
   csn_free(table);
   csn_free(schema);
   return rc;

@@ -15,7 +15,9 @@
  *     likely to be alive), connections are opened lazily up to the limit,
  *     and a worker finding all of them busy waits on a condition variable
  *     (on CLOCK_MONOTONIC) for at most the command timeout, then fails with
- *     CSN_ETIMEDOUT rather than queue forever.
+ *     CSN_ETIMEDOUT rather than queue forever. It is the kit's pool
+ *     (csn_pool_*, csn_store.h), shared with the PostgreSQL store; this
+ *     file supplies the connect, the idle check and the give-back test.
  *
  *   - Timeouts. Every context gets the connect timeout when it connects and
  *     the command timeout afterwards (redisSetTimeout: SO_RCVTIMEO and
@@ -64,7 +66,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +97,8 @@
 #define RD_BATCH 100
 #define RD_TOMBSTONE "TOMBSTONE"
 /* An idle context older than this is polled before an idempotent
- * operation uses it (see conn_get); cas polls any idle context. */
+ * operation uses it (csn_pool_new's check_after_ms); cas polls any idle
+ * context. */
 #define RD_IDLE_CHECK_MS 100
 
 /* The compare-and-set. KEYS[1] the key; ARGV[1] the expected text, ARGV[2]
@@ -133,12 +135,8 @@ typedef struct rd_store {
   int disable_touch, disable_ttl;
   char scan_count[24];
   char sha[41]; /* CAS_SCRIPT's SHA1, "" when SCRIPT LOAD was refused */
-  /* The pool. */
-  pthread_mutex_t mu;
-  pthread_cond_t cv; /* a context was given back or a slot freed */
-  redisContext **idle; /* stack of pool_max */
-  int64_t *idle_at;     /* when each was given back (monotonic ms) */
-  unsigned n_idle, n_open, pool_max;
+  unsigned pool_max;
+  csn_pool *pool; /* of redisContext (the kit's) */
 } rd_store;
 
 /* One borrowed context and what happened on it. */
@@ -154,35 +152,6 @@ typedef struct rd_conn {
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static char *rd_strdup(const char *s) {
-  if (s == NULL) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = csn_malloc(n);
-  if (p != NULL) memcpy(p, s, n);
-  return p;
-}
-
-/* Free a string that may be a secret, leaving no copy in freed memory. */
-static void rd_free_secret(char *s) {
-  if (s == NULL) return;
-  volatile char *v = s;
-  while (*v != '\0') *v++ = '\0';
-  csn_free(s);
-}
-
-/* TTLs are relative to the wall clock (cookie.expires is epoch ms). */
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct timeval ms_tv(int64_t ms) {
   struct timeval tv;
   tv.tv_sec = (time_t)(ms / 1000);
@@ -194,7 +163,8 @@ static struct timeval ms_tv(int64_t ms) {
  * option for a browser-session cookie. <= 0 means "already expired". */
 static int64_t rd_ttl(const rd_store *s, int64_t expires_ms) {
   if (expires_ms == CSN_TIME_NONE) return s->ttl_s;
-  int64_t now = now_ms();
+  /* TTLs are relative to the wall clock (cookie.expires is epoch ms). */
+  int64_t now = csn_now_ms();
   if (expires_ms <= now) return 0;
   int64_t d = expires_ms - now;
   int64_t t = d / 1000 + (d % 1000 != 0);
@@ -336,8 +306,10 @@ static int rd_expect_ok(rd_store *s, rd_conn *cn, const char *what, int argc,
   return CSN_OK;
 }
 
-/* A new connection with the timeouts, AUTH and SELECT applied. */
-static int rd_connect(rd_store *s, redisContext **out) {
+/* A new connection with the timeouts, AUTH and SELECT applied (the pool's
+ * connect: ud is the store, *out a redisContext). */
+static int rd_connect(void *ud, void **out) {
+  rd_store *s = ud;
   rd_conn cn;
   memset(&cn, 0, sizeof cn);
   errno = 0;
@@ -381,106 +353,59 @@ static int rd_connect(rd_store *s, redisContext **out) {
 /* Is an idle context still good? It never has anything to read between
  * commands, so readable means EOF (the server went away) or stray bytes;
  * either way it must not carry a command. */
-static int rd_idle_ok(redisContext *c) {
+static int rd_idle_ok(void *ud, void *handle) {
+  redisContext *c = handle;
   struct pollfd p;
+  (void)ud;
   p.fd = c->fd;
   p.events = POLLIN;
   p.revents = 0;
   return poll(&p, 1, 0) == 0;
 }
 
-/* Borrow a context: an idle one, or a new one while the pool has room;
- * otherwise wait up to the command timeout. `fresh` never hands out an
- * idle one (a retry after a stale one): it replaces it. `check` polls the
- * idle one first, whatever its age (an operation that is not replayed). */
-static int conn_get(rd_store *s, int fresh, int check, rd_conn *cn) {
-  struct timespec deadline = {0, 0};
-  redisContext *old = NULL;
-  int64_t idle_ms = 0;
-  memset(cn, 0, sizeof cn[0]);
-  pthread_mutex_lock(&s->mu);
-  while (s->n_idle == 0 && s->n_open >= s->pool_max) {
-    if (deadline.tv_sec == 0) {
-      clock_gettime(CLOCK_MONOTONIC, &deadline);
-      deadline.tv_sec += (time_t)(s->timeout_ms / 1000);
-      deadline.tv_nsec += (long)(s->timeout_ms % 1000 * 1000000);
-      if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-      }
-    }
-    if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT &&
-        s->n_idle == 0 && s->n_open >= s->pool_max) {
-      pthread_mutex_unlock(&s->mu);
-      return csn_store_set_error(
-          &s->base, CSN_ETIMEDOUT,
-          "redis %s: all %u connections busy for %lld ms (raise pool=)",
-          s->where, s->pool_max, (long long)s->timeout_ms);
-    }
-  }
-  if (s->n_idle > 0) {
-    /* The slot stays counted in n_open: a replacement reuses it. */
-    old = s->idle[--s->n_idle];
-    idle_ms = mono_ms() - s->idle_at[s->n_idle];
-  } else {
-    s->n_open++;
-  }
-  pthread_mutex_unlock(&s->mu);
-  /* Checking costs a syscall. An idempotent operation is replayed if its
-   * context turns out stale, so for it only a context idle long enough to
-   * be likely dead is checked (saving the wasted round trip); one that is
-   * never replayed (cas) always checks. */
-  if (old != NULL && !fresh &&
-      ((!check && idle_ms < RD_IDLE_CHECK_MS) || rd_idle_ok(old))) {
-    cn->c = old;
-    cn->reused = 1;
-    return CSN_OK;
-  }
-  redisFree(old); /* NULL is fine; closing a socket never blocks */
-  int rc = rd_connect(s, &cn->c);
-  if (rc != CSN_OK) {
-    pthread_mutex_lock(&s->mu);
-    s->n_open--;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-  }
-  return rc;
+/* The pool's other callbacks (csn_pool_*, see the OVERVIEW). */
+
+/* A context that saw an error of its own is dropped at give-back. */
+static int pool_usable(void *ud, void *handle) {
+  (void)ud;
+  return ((redisContext *)handle)->err == 0;
 }
 
-/* Give a context back, or drop it if it failed. */
-static void conn_put(rd_store *s, rd_conn *cn) {
-  redisContext *drop = NULL;
-  pthread_mutex_lock(&s->mu);
-  if (cn->c->err || cn->broken) {
-    drop = cn->c;
-    s->n_open--;
-  } else {
-    s->idle_at[s->n_idle] = mono_ms();
-    s->idle[s->n_idle++] = cn->c;
-  }
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  redisFree(drop);
-  cn->c = NULL;
+/* Closing a socket sends at most a FIN: a hung server cannot block it. */
+static void pool_close(void *ud, void *handle) {
+  (void)ud;
+  redisFree(handle);
 }
 
-/* Run op on a borrowed context. An idempotent op
- * that failed on a stale context (see the OVERVIEW) runs once more on a
- * new connection; its first error message is then replaced or moot. */
+static const csn_pool_methods rd_pool_methods = {
+    .connect = rd_connect,
+    .idle_ok = rd_idle_ok,
+    .usable = pool_usable,
+    .close = pool_close,
+};
+
+/* Run op on a borrowed context. An idempotent op that failed on a stale
+ * context (see the OVERVIEW) runs once more on a new connection; its first
+ * error message is then replaced or moot. */
 typedef int (*rd_op)(rd_store *s, rd_conn *cn, void *arg);
 
-static int rd_run(rd_store *s, rd_op op, void *arg, int idempotent) {
-  int rc;
-  for (int attempt = 0;; attempt++) {
-    rd_conn cn;
-    rc = conn_get(s, attempt > 0, !idempotent, &cn);
-    if (rc != CSN_OK) break;
-    rc = op(s, &cn, arg);
-    int again = rc != CSN_OK && idempotent && attempt == 0 && cn.stale;
-    conn_put(s, &cn);
-    if (!again) break;
-  }
+typedef struct rd_job {
+  rd_op op;
+  void *arg;
+} rd_job;
+
+static int rd_job_run(void *ud, csn_pool_conn *pc, void *arg) {
+  rd_job *j = arg;
+  rd_conn cn = {pc->handle, pc->reused, 0, 0, 0};
+  int rc = j->op(ud, &cn, j->arg);
+  pc->stale = cn.stale;
+  pc->broken = cn.broken;
   return rc;
+}
+
+static int rd_run(rd_store *s, rd_op op, void *arg, int idempotent) {
+  rd_job j = {op, arg};
+  return csn_pool_run(s->pool, rd_job_run, &j, idempotent);
 }
 
 /* The common case: one command, its reply handed back to the caller. */
@@ -881,16 +806,11 @@ static int rd_prune(csn_store *st, size_t *removed) {
 
 static void rd_close(csn_store *st) {
   rd_store *s = (rd_store *)st;
-  /* Closing a socket sends at most a FIN: a hung server cannot block it. */
-  for (unsigned i = 0; i < s->n_idle; i++) redisFree(s->idle[i]);
-  csn_free(s->idle);
-  csn_free(s->idle_at);
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
+  csn_pool_free(s->pool);
   csn_free(s->host);
   csn_free(s->unix_path);
-  rd_free_secret(s->username);
-  rd_free_secret(s->password);
+  csn_free_secret(s->username);
+  csn_free_secret(s->password);
   csn_free(s->prefix);
   csn_free(s->match);
   csn_free(s);
@@ -990,12 +910,6 @@ int csn_store_redis_new(const csn_redis_options *opts, csn_store **out,
   if (s == NULL) return RD_FAIL(CSN_ENOMEM, "redis store: out of memory");
   memset(s, 0, sizeof *s);
   s->base.m = &rd_methods;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&s->mu, NULL);
   s->port = o.port;
   s->db = o.db;
   s->connect_tv = ms_tv(o.connect_timeout_ms);
@@ -1007,24 +921,26 @@ int csn_store_redis_new(const csn_redis_options *opts, csn_store **out,
   snprintf(s->scan_count, sizeof s->scan_count, "%u", o.scan_count);
   s->pool_max = o.pool_size;
   s->prefix_len = strlen(o.prefix);
-  s->host = rd_strdup(o.host);
-  s->unix_path = rd_strdup(o.unix_path);
-  s->username = rd_strdup(o.username);
-  s->password = rd_strdup(o.password);
-  s->prefix = rd_strdup(o.prefix);
+  s->host = csn_strdup(o.host);
+  s->unix_path = csn_strdup(o.unix_path);
+  s->username = csn_strdup(o.username);
+  s->password = csn_strdup(o.password);
+  s->prefix = csn_strdup(o.prefix);
   s->match = glob_escape(o.prefix);
-  s->idle = csn_malloc(s->pool_max * sizeof s->idle[0]);
-  s->idle_at = csn_malloc(s->pool_max * sizeof s->idle_at[0]);
   if (o.unix_path != NULL)
     snprintf(s->where, sizeof s->where, "%s", o.unix_path);
   else if (strchr(o.host, ':') != NULL)
     snprintf(s->where, sizeof s->where, "[%s]:%d", o.host, o.port);
   else
     snprintf(s->where, sizeof s->where, "%s:%d", o.host, o.port);
+  char label[sizeof s->where + 8];
+  snprintf(label, sizeof label, "redis %s", s->where);
   if (s->host == NULL || (o.unix_path && !s->unix_path) ||
       (o.username && !s->username) || (o.password && !s->password) ||
-      s->prefix == NULL || s->match == NULL || s->idle == NULL ||
-      s->idle_at == NULL) {
+      s->prefix == NULL || s->match == NULL ||
+      csn_pool_new(&s->pool, &rd_pool_methods, s, &s->base, label,
+                   s->pool_max, s->timeout_ms,
+                   RD_IDLE_CHECK_MS) != CSN_OK) {
     csn_store_free(&s->base);
     return RD_FAIL(CSN_ENOMEM, "redis store: out of memory");
   }
@@ -1064,7 +980,7 @@ static int decode_userinfo(const char *ui, size_t n, char **user,
   };
   int rc = csn_url_parse_query(q, opts, 2, "redis store (user info)", errbuf,
                                errlen);
-  rd_free_secret(q);
+  csn_free_secret(q);
   return rc;
 }
 
@@ -1216,7 +1132,7 @@ int csn_store_redis_open(const char *url, csn_store **out, char *errbuf,
   csn_free(prefix);
   csn_free(host);
   csn_free(path);
-  rd_free_secret(user);
-  rd_free_secret(pass);
+  csn_free_secret(user);
+  csn_free_secret(pass);
   return rc;
 }

@@ -19,17 +19,12 @@
 #include <jansson.h>
 
 #include "store_conformance.h"
+#include "test_clock.h"
 
 typedef struct fixture {
   const csn_conformance *c;
   csn_store *st;
 } fixture;
-
-static int64_t system_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Is `needle` inside json[0..len)? (The text may lack a NUL.) */
 static const char *find(const char *json, size_t len, const char *needle) {
@@ -40,7 +35,7 @@ static const char *find(const char *json, size_t len, const char *needle) {
 }
 
 static int64_t fx_now(const fixture *f) {
-  return f->c->now != NULL ? f->c->now(f->c->ud) : system_now();
+  return f->c->now != NULL ? f->c->now(f->c->ud) : wall_ms();
 }
 
 /* "expires" as Date#toISOString writes it, for the record text. */
@@ -817,6 +812,225 @@ static void t_cas_concurrent(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Across handles, and the workers stores' own tests share                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct counter_worker {
+  csn_store *st;
+  const char *sid;
+  int64_t exp;
+  int failed, conflicts;
+} counter_worker;
+
+/* Read, add one to "n", compare-and-set; retry on conflict. */
+static void *counter_main(void *arg) {
+  counter_worker *w = arg;
+  int round;
+  for (round = 0; round < CSN_CONFORMANCE_CAS_ROUNDS && !w->failed; round++) {
+    for (;;) {
+      char *cur = NULL, next[64];
+      size_t len = 0;
+      int rc = csn_store_get(w->st, w->sid, &cur, &len);
+      const char *at = rc == CSN_OK ? find(cur, len, "\"n\":") : NULL;
+      if (at == NULL) {
+        csn_free(cur);
+        w->failed = 1;
+        break;
+      }
+      snprintf(next, sizeof next, "{\"cookie\":{},\"n\":%ld}",
+               strtol(at + 4, NULL, 10) + 1);
+      rc = csn_store_cas(w->st, w->sid, cur, len, next, strlen(next),
+                         w->exp);
+      csn_free(cur);
+      if (rc == CSN_OK) break;
+      if (rc != CSN_ECONFLICT) {
+        w->failed = 1;
+        break;
+      }
+      w->conflicts++;
+    }
+  }
+  return NULL;
+}
+
+void csn_conformance_cas_counter(csn_store *a, csn_store *b, const char *sid,
+                                 int64_t exp, char *final, size_t n) {
+  const char *start = "{\"cookie\":{},\"n\":0}";
+  pthread_t th[CSN_CONFORMANCE_CAS_WORKERS];
+  counter_worker w[CSN_CONFORMANCE_CAS_WORKERS];
+  int i, conflicts = 0;
+  set_ok(a, sid, start, exp);
+  for (i = 0; i < CSN_CONFORMANCE_CAS_WORKERS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].st = i % 2 ? b : a;
+    w[i].sid = sid;
+    w[i].exp = exp;
+    assert_int_equal(pthread_create(&th[i], NULL, counter_main, &w[i]), 0);
+  }
+  for (i = 0; i < CSN_CONFORMANCE_CAS_WORKERS; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(w[i].failed, 0);
+    conflicts += w[i].conflicts;
+  }
+  snprintf(final, n, "{\"cookie\":{},\"n\":%d}",
+           CSN_CONFORMANCE_CAS_WORKERS * CSN_CONFORMANCE_CAS_ROUNDS);
+  get_eq(a, sid, final);
+  get_eq(b, sid, final);
+  print_message("cas over two handles: %d increments, %d conflicts "
+                "retried\n",
+                CSN_CONFORMANCE_CAS_WORKERS * CSN_CONFORMANCE_CAS_ROUNDS,
+                conflicts);
+}
+
+/* Two handles on the same data: what one writes the other reads, and
+ * compare-and-set across them loses no update. */
+static void t_cas_two_handles(void **state) {
+  fixture *f = *state;
+  int64_t exp = fx_now(f) + 3600000;
+  char *r = record(exp, ",\"h\":\"a\"");
+  char final[64];
+  csn_store *b;
+  assert_non_null(r);
+  if (f->c->open_again == NULL) {
+    free(r);
+    print_message("no second handle on the same data for this store "
+                  "(open_again is NULL): skipped\n");
+    skip();
+  }
+  b = f->c->open_again(f->c->ud);
+  if (b == NULL) {
+    free(r);
+    fail_msg("open_again: %s", csn_last_error());
+  }
+  set_ok(f->st, "conf-two", r, exp);
+  get_eq(b, "conf-two", r);
+  assert_int_equal(csn_store_destroy(b, "conf-two"), CSN_OK);
+  get_missing(f->st, "conf-two");
+  free(r);
+  if (csn_store_has_cas(f->st))
+    csn_conformance_cas_counter(f->st, b, "conf-cas-two", exp, final,
+                                sizeof final);
+  csn_store_free(b);
+}
+
+#define POOL_ERR 256
+
+typedef struct pool_worker {
+  csn_store *st;
+  int index, rounds, failures;
+  char first_error[POOL_ERR];
+} pool_worker;
+
+static void *pool_main(void *arg) {
+  pool_worker *w = arg;
+  char id[32], rec[64];
+  int64_t exp = wall_ms() + 300000;
+  int i;
+  for (i = 0; i < w->rounds; i++) {
+    char *got = NULL;
+    size_t n = 0;
+    int rc;
+    snprintf(id, sizeof id, "t%d-%d", w->index, i % 10);
+    snprintf(rec, sizeof rec, "{\"t\":%d,\"i\":%d}", w->index, i);
+    rc = csn_store_set(w->st, id, rec, strlen(rec), exp);
+    if (rc == CSN_OK) rc = csn_store_get(w->st, id, &got, &n);
+    if (rc == CSN_OK && (n != strlen(rec) || memcmp(got, rec, n) != 0))
+      rc = CSN_ECORRUPT;
+    if (rc != CSN_OK && w->failures++ == 0)
+      snprintf(w->first_error, sizeof w->first_error, "%s: %s",
+               csn_err_name(rc), csn_store_errmsg(w->st));
+    csn_free(got);
+  }
+  return NULL;
+}
+
+void csn_conformance_threads(csn_store *st, int threads, int rounds) {
+  pthread_t *th = calloc((size_t)threads, sizeof *th);
+  pool_worker *w = calloc((size_t)threads, sizeof *w);
+  size_t n = 0;
+  int i;
+  assert_non_null(th);
+  assert_non_null(w);
+  for (i = 0; i < threads; i++) {
+    w[i].st = st;
+    w[i].index = i;
+    w[i].rounds = rounds;
+    assert_int_equal(pthread_create(&th[i], NULL, pool_main, &w[i]), 0);
+  }
+  for (i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  for (i = 0; i < threads; i++)
+    if (w[i].failures) {
+      char msg[POOL_ERR];
+      snprintf(msg, sizeof msg, "%s", w[i].first_error);
+      free(th);
+      free(w);
+      fail_msg("thread %d: %s", i, msg);
+    }
+  free(th);
+  free(w);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, (size_t)threads * 10);
+}
+
+typedef struct walk {
+  unsigned char *seen;
+  int rows, get_every, count, bad, stop_at;
+  const char *sep;
+  csn_store *st; /* when set, the callback calls the store */
+} walk;
+
+static int walk_cb(const char *sid, const char *json, size_t len, void *ud) {
+  walk *w = ud;
+  char want[64];
+  int i;
+  w->count++;
+  if (sscanf(sid, "k%d", &i) != 1 || i < 0 || i >= w->rows || w->seen[i]) {
+    w->bad++;
+    return 0;
+  }
+  w->seen[i] = 1;
+  snprintf(want, sizeof want, "{\"i\":%s%d}", w->sep, i);
+  if (len != strlen(want) || memcmp(json, want, len) != 0) w->bad++;
+  if (w->st != NULL && i % w->get_every == 0) {
+    char *got = NULL;
+    size_t n;
+    if (csn_store_get(w->st, sid, &got, &n) != CSN_OK) w->bad++;
+    csn_free(got);
+  }
+  return w->stop_at != 0 && w->count >= w->stop_at;
+}
+
+void csn_conformance_walk(csn_store *st, int rows, const char *sep,
+                          int get_every, int stop_at) {
+  walk w;
+  int i, missing = 0;
+  memset(&w, 0, sizeof w);
+  w.seen = calloc((size_t)rows, 1);
+  assert_non_null(w.seen);
+  w.rows = rows;
+  w.sep = sep;
+  w.get_every = get_every;
+  w.st = st;
+  assert_int_equal(csn_store_all(st, walk_cb, &w), CSN_OK);
+  for (i = 0; i < rows; i++) missing += !w.seen[i];
+  free(w.seen);
+  assert_int_equal(w.count, rows);
+  assert_int_equal(w.bad, 0);
+  assert_int_equal(missing, 0);
+  /* A non-zero return stops the walk (inside a later batch, too). */
+  memset(&w, 0, sizeof w);
+  w.seen = calloc((size_t)rows, 1);
+  assert_non_null(w.seen);
+  w.rows = rows;
+  w.sep = sep;
+  w.stop_at = stop_at;
+  i = csn_store_all(st, walk_cb, &w);
+  free(w.seen);
+  assert_int_equal(i, CSN_OK);
+  assert_int_equal(w.count, stop_at);
+}
+
+/* ------------------------------------------------------------------------ */
 
 int csn_conformance_run(const char *group, const csn_conformance *c) {
   static fixture fx;
@@ -831,6 +1045,7 @@ int csn_conformance_run(const char *group, const csn_conformance *c) {
       T(t_unicode),            T(t_concurrent_distinct),
       T(t_concurrent_shared),  T(t_cas_semantics),
       T(t_cas_foreign_text),   T(t_cas_concurrent),
+      T(t_cas_two_handles),
   };
 #undef T
   fx.c = c;

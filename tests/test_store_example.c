@@ -22,6 +22,7 @@
 #include <csn/csn_store.h>
 
 #include "store_conformance.h"
+#include "test_clock.h"
 #include "request_rig.h"
 #include "store_example.h"
 
@@ -149,17 +150,6 @@ static void test_touch_errors(void **state) {
 }
 
 /* ---- The sweeper --------------------------------------------------------- */
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* An expired record disappears without anyone reading it: prune() then
  * finds nothing left to remove. Retried rather than timed, so a slow

@@ -138,12 +138,19 @@ static int as_unprivileged(const char *dir, mode_t mode, int (*fn)(void *),
 /* ------------------------------------------------------------------------ */
 
 #ifdef CSN_HAVE_CONFORMANCE
+static char conf_dir[300]; /* the directory conf_open last made */
+
 static csn_store *conf_open(void *ud) {
-  char dir[300];
   (void)ud;
-  new_dir(dir, sizeof dir);
+  new_dir(conf_dir, sizeof conf_dir);
   /* reap=0: no reaper thread, the suite checks expiry on read. */
-  return open_dir(dir, "?reap=0");
+  return open_dir(conf_dir, "?reap=0");
+}
+
+/* A second handle on the same directory. */
+static csn_store *conf_open_again(void *ud) {
+  (void)ud;
+  return open_dir(conf_dir, "?reap=0");
 }
 #endif
 
@@ -1115,6 +1122,7 @@ int main(void) {
   /* The shared suite runs as its own cmocka group. */
   csn_conformance c = {0};
   c.open = conf_open;
+  c.open_again = conf_open_again;
   c.cas = 1;
   failed += csn_conformance_run("store_file_conformance", &c);
 #endif

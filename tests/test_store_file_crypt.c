@@ -397,11 +397,18 @@ static void store_file_crypt_expiry(void **state) {
 /* Conformance on an encrypted store                                        */
 /* ------------------------------------------------------------------------ */
 
+static char conf_dir[300]; /* the directory conf_open last made */
+
 static csn_store *conf_open(void *ud) {
-  char dir[300];
   (void)ud;
-  new_dir(dir, sizeof dir);
-  return open_store(dir, SECRET);
+  new_dir(conf_dir, sizeof conf_dir);
+  return open_store(conf_dir, SECRET);
+}
+
+/* A second handle on the same directory, with the same secret. */
+static csn_store *conf_open_again(void *ud) {
+  (void)ud;
+  return open_store(conf_dir, SECRET);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -534,6 +541,7 @@ int main(int argc, char **argv) {
                                            NULL);
   csn_conformance c = {0};
   c.open = conf_open;
+  c.open_again = conf_open_again;
   c.cas = 1;
   failed += csn_conformance_run("store_file_crypt_conformance", &c);
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

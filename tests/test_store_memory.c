@@ -21,6 +21,7 @@
 
 #include "csn_int.h"
 #include "store_conformance.h"
+#include "test_clock.h"
 
 /* ------------------------------------------------------------------------ */
 /* A fake clock                                                             */
@@ -60,17 +61,6 @@ static int present(csn_store *st, const char *sid) {
   csn_free(json);
   assert_true(rc == CSN_OK || rc == CSN_ENOENT);
   return rc == CSN_OK;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------ */

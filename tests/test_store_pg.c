@@ -37,6 +37,7 @@
 #include "csn/csn_store_pg.h"
 #include "csn/csn_stores.h"
 #include "store_conformance.h"
+#include "test_clock.h"
 
 static const char REC[] =
     "{\"cookie\":{\"originalMaxAge\":60000,\"expires\":\"2030-01-01T00:00:00."
@@ -51,23 +52,6 @@ static int table_seq;
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-  nanosleep(&ts, NULL);
-}
 
 static int64_t ceil_s(int64_t ms) { return ms / 1000 + (ms % 1000 != 0); }
 
@@ -210,6 +194,9 @@ static csn_store *conf_open(void *ud) {
   (void)ud;
   return open_table(conf_table, "&pool=8");
 }
+
+/* A second handle on the same table (conformance's cross-handle tests). */
+static csn_store *conf_open_again(void *ud) { return conf_open(ud); }
 
 static void conf_reset(void *ud) {
   (void)ud;
@@ -751,34 +738,6 @@ static void store_pg_prune(void **state) {
 
 #define WALK_ROWS 1203 /* three batches of 500 and a bit */
 
-typedef struct walk {
-  unsigned char seen[WALK_ROWS];
-  int count, bad, stop_at;
-  csn_store *st; /* when set, the callback calls the store */
-} walk;
-
-static int walk_cb(const char *sid, const char *json, size_t len, void *ud) {
-  walk *w = ud;
-  char want[64];
-  int i;
-  w->count++;
-  if (sscanf(sid, "k%d", &i) != 1 || i < 0 || i >= WALK_ROWS || w->seen[i]) {
-    w->bad++;
-    return 0;
-  }
-  w->seen[i] = 1;
-  snprintf(want, sizeof want, "{\"i\": %d}", i);
-  if (len != strlen(want) || memcmp(json, want, len) != 0) w->bad++;
-  if (w->st != NULL && i % 97 == 0) {
-    /* No connection is held during the callback, even with pool=1. */
-    char *got = NULL;
-    size_t n;
-    if (csn_store_get(w->st, sid, &got, &n) != CSN_OK) w->bad++;
-    csn_free(got);
-  }
-  return w->stop_at != 0 && w->count >= w->stop_at;
-}
-
 static void store_pg_enumerate(void **state) {
   (void)state;
   char t[64];
@@ -798,19 +757,11 @@ static void store_pg_enumerate(void **state) {
   size_t n = 0;
   assert_int_equal(csn_store_length(st, &n), CSN_OK);
   assert_int_equal(n, WALK_ROWS + 1); /* live rows */
-  walk *w = calloc(1, sizeof *w);
-  assert_non_null(w);
-  w->st = st;
-  assert_int_equal(csn_store_all(st, walk_cb, w), CSN_OK);
-  assert_int_equal(w->count, WALK_ROWS);
-  assert_int_equal(w->bad, 0);
-  for (int i = 0; i < WALK_ROWS; i++) assert_int_equal(w->seen[i], 1);
-  /* A non-zero return stops the walk, also inside a later batch. */
-  memset(w, 0, sizeof *w);
-  w->stop_at = 777;
-  assert_int_equal(csn_store_all(st, walk_cb, w), CSN_OK);
-  assert_int_equal(w->count, 777);
-  free(w);
+  /* Every live row once, byte for byte (PostgreSQL's json text keeps the
+   * space format() wrote); a get from inside the callback every 97 rows
+   * (no connection is held during the callback, even with pool=1); a
+   * non-zero return stops the walk inside a later batch. */
+  csn_conformance_walk(st, WALK_ROWS, " ", 97, 777);
   assert_int_equal(csn_store_clear(st), CSN_OK);
   assert_int_equal(csn_store_length(st, &n), CSN_OK);
   assert_int_equal(n, 0);
@@ -827,95 +778,17 @@ static void store_pg_enumerate(void **state) {
 #define POOL_THREADS 8
 #define POOL_ROUNDS 100
 
-typedef struct pool_worker {
-  csn_store *st;
-  int index, failures;
-  char first_error[256];
-} pool_worker;
-
-static void *pool_main(void *arg) {
-  pool_worker *w = arg;
-  char id[32], rec[64];
-  int64_t exp = wall_ms() + 300000;
-  for (int i = 0; i < POOL_ROUNDS; i++) {
-    snprintf(id, sizeof id, "t%d-%d", w->index, i % 10);
-    snprintf(rec, sizeof rec, "{\"t\":%d,\"i\":%d}", w->index, i);
-    int rc = csn_store_set(w->st, id, rec, strlen(rec), exp);
-    char *got = NULL;
-    size_t n = 0;
-    if (rc == CSN_OK) rc = csn_store_get(w->st, id, &got, &n);
-    if (rc == CSN_OK && (n != strlen(rec) || memcmp(got, rec, n) != 0))
-      rc = CSN_ECORRUPT;
-    if (rc != CSN_OK && w->failures++ == 0)
-      snprintf(w->first_error, sizeof w->first_error, "%s: %s",
-               csn_err_name(rc), csn_store_errmsg(w->st));
-    csn_free(got);
-  }
-  return NULL;
-}
-
+/* The shared workers (store_conformance.c), 8 threads on a pool of 2. */
 static void store_pg_pool_threads(void **state) {
   (void)state;
   char t[64];
   new_table(t, sizeof t);
   csn_store *st = open_table(t, "&pool=2");
-  pthread_t th[POOL_THREADS];
-  pool_worker w[POOL_THREADS];
-  for (int i = 0; i < POOL_THREADS; i++) {
-    memset(&w[i], 0, sizeof w[i]);
-    w[i].st = st;
-    w[i].index = i;
-    assert_int_equal(pthread_create(&th[i], NULL, pool_main, &w[i]), 0);
-  }
-  for (int i = 0; i < POOL_THREADS; i++) {
-    pthread_join(th[i], NULL);
-    if (w[i].failures) fail_msg("thread %d: %s", i, w[i].first_error);
-  }
-  size_t n = 0;
-  assert_int_equal(csn_store_length(st, &n), CSN_OK);
-  assert_int_equal(n, POOL_THREADS * 10);
+  csn_conformance_threads(st, POOL_THREADS, POOL_ROUNDS);
   csn_store_free(st);
   PGconn *c = raw_open();
   drop_table(c, t);
   PQfinish(c);
-}
-
-#define CAS_WORKERS 4 /* two per handle */
-#define CAS_ROUNDS 40
-
-typedef struct cas_worker {
-  csn_store *st;
-  int failed, conflicts;
-} cas_worker;
-
-/* Read, add one to "n", compare-and-set; retry on conflict. */
-static void *cas_main(void *arg) {
-  cas_worker *w = arg;
-  for (int round = 0; round < CAS_ROUNDS && !w->failed; round++) {
-    for (;;) {
-      char *cur = NULL, next[64];
-      size_t len = 0;
-      int rc = csn_store_get(w->st, "ctr", &cur, &len);
-      const char *at = rc == CSN_OK ? strstr(cur, "\"n\":") : NULL;
-      if (at == NULL) {
-        csn_free(cur);
-        w->failed = 1;
-        break;
-      }
-      snprintf(next, sizeof next, "{\"cookie\":{},\"n\":%ld}",
-               strtol(at + 4, NULL, 10) + 1);
-      rc = csn_store_cas(w->st, "ctr", cur, len, next, strlen(next),
-                         wall_ms() + 300000);
-      csn_free(cur);
-      if (rc == CSN_OK) break;
-      if (rc != CSN_ECONFLICT) {
-        w->failed = 1;
-        break;
-      }
-      w->conflicts++;
-    }
-  }
-  return NULL;
 }
 
 typedef struct late {
@@ -938,27 +811,13 @@ static void store_pg_cas_two_handles(void **state) {
   new_table(t, sizeof t);
   csn_store *a = open_table(t, "&pool=2");
   csn_store *b = open_table(t, "&pool=2");
-  const char *start = "{\"cookie\":{},\"n\":0}";
-  set_ok(a, "ctr", start, wall_ms() + 300000);
-  pthread_t th[CAS_WORKERS];
-  cas_worker w[CAS_WORKERS];
-  int conflicts = 0;
-  for (int i = 0; i < CAS_WORKERS; i++) {
-    memset(&w[i], 0, sizeof w[i]);
-    w[i].st = i % 2 ? b : a;
-    assert_int_equal(pthread_create(&th[i], NULL, cas_main, &w[i]), 0);
-  }
-  for (int i = 0; i < CAS_WORKERS; i++) {
-    pthread_join(th[i], NULL);
-    assert_int_equal(w[i].failed, 0);
-    conflicts += w[i].conflicts;
-  }
-  snprintf(want, sizeof want, "{\"cookie\":{},\"n\":%d}",
-           CAS_WORKERS * CAS_ROUNDS);
+  /* Two threads per handle increment a counter by get + cas, retrying on
+   * conflicts (store_conformance.c): none is lost... */
+  csn_conformance_cas_counter(a, b, "ctr", wall_ms() + 300000, want,
+                              sizeof want);
+  /* ...as the table itself shows. */
   PGconn *c = raw_open();
   raw_sess_eq(c, t, "ctr", want);
-  print_message("cas: %d increments, %d conflicts retried\n",
-                CAS_WORKERS * CAS_ROUNDS, conflicts);
 
   /* Against a transaction holding the row: cas waits for it, then
    * compares with what it committed. Text kept (expire moved): written.
@@ -1149,6 +1008,7 @@ int main(void) {
   csn_conformance conf;
   memset(&conf, 0, sizeof conf);
   conf.open = conf_open;
+  conf.open_again = conf_open_again;
   conf.reset = conf_reset;
   conf.cas = 1;
   conf.touch_expiry_only = 1;

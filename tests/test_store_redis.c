@@ -36,6 +36,7 @@
 #include "csn/csn_stores.h"
 #include "redis_proc.h"
 #include "store_conformance.h"
+#include "test_clock.h"
 
 static const char REC[] =
     "{\"cookie\":{\"originalMaxAge\":60000,\"expires\":\"2030-01-01T00:00:00."
@@ -50,23 +51,6 @@ static char run[48]; /* "csntest:<pid>:": every key we write starts so */
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
-  nanosleep(&ts, NULL);
-}
 
 /* A raw connection, as Node (or redis-cli) would see the data. */
 static redisContext *raw_open(const char *host, int port, const char *pw,
@@ -224,6 +208,9 @@ static csn_store *conf_open(void *ud) {
   (void)ud;
   return open_prefixed(conf_prefix, "&pool=8");
 }
+
+/* A second handle on the same prefix (conformance's cross-handle tests). */
+static csn_store *conf_open_again(void *ud) { return conf_open(ud); }
 
 static void conf_reset(void *ud) {
   (void)ud;
@@ -404,34 +391,6 @@ static void store_redis_tombstone(void **state) {
 
 #define SCAN_KEYS 250
 
-typedef struct walk {
-  unsigned char seen[SCAN_KEYS];
-  int count, bad, stop_at;
-  csn_store *st; /* when set, the callback calls the store */
-} walk;
-
-static int walk_cb(const char *sid, const char *json, size_t len, void *ud) {
-  walk *w = ud;
-  char want[64];
-  int i;
-  w->count++;
-  if (sscanf(sid, "k%d", &i) != 1 || i < 0 || i >= SCAN_KEYS || w->seen[i]) {
-    w->bad++;
-    return 0;
-  }
-  w->seen[i] = 1;
-  snprintf(want, sizeof want, "{\"i\":%d}", i);
-  if (len != strlen(want) || memcmp(json, want, len) != 0) w->bad++;
-  if (w->st != NULL) {
-    /* No connection is held during the callback, even with pool=1. */
-    char *got = NULL;
-    size_t n;
-    if (csn_store_get(w->st, sid, &got, &n) != CSN_OK) w->bad++;
-    csn_free(got);
-  }
-  return w->stop_at != 0 && w->count >= w->stop_at;
-}
-
 static void store_redis_scan(void **state) {
   (void)state;
   char base[96], p[128], other[160], sibling[160], rec[64], id[16];
@@ -473,18 +432,10 @@ static void store_redis_scan(void **state) {
   snprintf(hkey, sizeof hkey, "%shash", p);
   freeReplyObject(raw(c, "HSET %s f v", hkey));
 
-  walk w;
-  memset(&w, 0, sizeof w);
-  w.st = st;
-  assert_int_equal(csn_store_all(st, walk_cb, &w), CSN_OK);
-  assert_int_equal(w.count, SCAN_KEYS);
-  assert_int_equal(w.bad, 0);
-  for (int i = 0; i < SCAN_KEYS; i++) assert_int_equal(w.seen[i], 1);
-  /* A non-zero return stops the walk. */
-  memset(&w, 0, sizeof w);
-  w.stop_at = 7;
-  assert_int_equal(csn_store_all(st, walk_cb, &w), CSN_OK);
-  assert_int_equal(w.count, 7);
+  /* Every key once, byte for byte, each read back from inside the
+   * callback (no connection is held then, even with pool=1); a non-zero
+   * return stops the walk. */
+  csn_conformance_walk(st, SCAN_KEYS, "", 1, 7);
 
   size_t removed = 99;
   assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
@@ -621,92 +572,15 @@ static void store_redis_unreachable(void **state) {
 #define POOL_THREADS 8
 #define POOL_ROUNDS 150
 
-typedef struct pool_worker {
-  csn_store *st;
-  int index, failures;
-  char first_error[256];
-} pool_worker;
-
-static void *pool_main(void *arg) {
-  pool_worker *w = arg;
-  char id[32], rec[64];
-  int64_t exp = wall_ms() + 300000;
-  for (int i = 0; i < POOL_ROUNDS; i++) {
-    snprintf(id, sizeof id, "t%d-%d", w->index, i % 10);
-    snprintf(rec, sizeof rec, "{\"t\":%d,\"i\":%d}", w->index, i);
-    int rc = csn_store_set(w->st, id, rec, strlen(rec), exp);
-    char *got = NULL;
-    size_t n = 0;
-    if (rc == CSN_OK) rc = csn_store_get(w->st, id, &got, &n);
-    if (rc == CSN_OK && (n != strlen(rec) || memcmp(got, rec, n) != 0))
-      rc = CSN_ECORRUPT;
-    if (rc != CSN_OK && w->failures++ == 0)
-      snprintf(w->first_error, sizeof w->first_error, "%s: %s",
-               csn_err_name(rc), csn_store_errmsg(w->st));
-    csn_free(got);
-  }
-  return NULL;
-}
-
+/* The shared workers (store_conformance.c), 8 threads on a pool of 2. */
 static void store_redis_pool_threads(void **state) {
   (void)state;
   char p[96];
   test_prefix(p, sizeof p, "pool");
   csn_store *st = open_prefixed(p, "&pool=2");
-  pthread_t th[POOL_THREADS];
-  pool_worker w[POOL_THREADS];
-  for (int i = 0; i < POOL_THREADS; i++) {
-    memset(&w[i], 0, sizeof w[i]);
-    w[i].st = st;
-    w[i].index = i;
-    assert_int_equal(pthread_create(&th[i], NULL, pool_main, &w[i]), 0);
-  }
-  for (int i = 0; i < POOL_THREADS; i++) {
-    pthread_join(th[i], NULL);
-    if (w[i].failures) fail_msg("thread %d: %s", i, w[i].first_error);
-  }
-  size_t n = 0;
-  assert_int_equal(csn_store_length(st, &n), CSN_OK);
-  assert_int_equal(n, POOL_THREADS * 10);
+  csn_conformance_threads(st, POOL_THREADS, POOL_ROUNDS);
   assert_int_equal(csn_store_clear(st), CSN_OK);
   csn_store_free(st);
-}
-
-#define CAS_WORKERS 4 /* two per handle */
-#define CAS_ROUNDS 40
-
-typedef struct cas_worker {
-  csn_store *st;
-  int failed;
-} cas_worker;
-
-/* Read, add one to "n", compare-and-set; retry on conflict. */
-static void *cas_main(void *arg) {
-  cas_worker *w = arg;
-  for (int round = 0; round < CAS_ROUNDS && !w->failed; round++) {
-    for (;;) {
-      char *cur = NULL, next[64];
-      size_t len = 0;
-      int rc = csn_store_get(w->st, "ctr", &cur, &len);
-      const char *at = rc == CSN_OK ? strstr(cur, "\"n\":") : NULL;
-      if (at == NULL) {
-        csn_free(cur);
-        w->failed = 1;
-        break;
-      }
-      snprintf(next, sizeof next, "{\"cookie\":{},\"n\":%ld}",
-               strtol(at + 4, NULL, 10) + 1);
-      rc = csn_store_cas(w->st, "ctr", cur, len, next, strlen(next),
-                         wall_ms() + 300000);
-      csn_free(cur);
-      if (rc == CSN_OK) break;
-      if (rc != CSN_ECONFLICT) {
-        w->failed = 1;
-        break;
-      }
-    }
-  }
-  return NULL;
 }
 
 static void store_redis_cas_two_handles(void **state) {
@@ -715,24 +589,12 @@ static void store_redis_cas_two_handles(void **state) {
   test_prefix(p, sizeof p, "cas2");
   csn_store *a = open_prefixed(p, "&pool=2");
   csn_store *b = open_prefixed(p, "&pool=2");
-  const char *start = "{\"cookie\":{},\"n\":0}";
-  assert_int_equal(
-      csn_store_set(a, "ctr", start, strlen(start), wall_ms() + 300000),
-      CSN_OK);
-  pthread_t th[CAS_WORKERS];
-  cas_worker w[CAS_WORKERS];
-  for (int i = 0; i < CAS_WORKERS; i++) {
-    w[i].st = i % 2 ? b : a;
-    w[i].failed = 0;
-    assert_int_equal(pthread_create(&th[i], NULL, cas_main, &w[i]), 0);
-  }
-  for (int i = 0; i < CAS_WORKERS; i++) {
-    pthread_join(th[i], NULL);
-    assert_int_equal(w[i].failed, 0);
-  }
+  /* Two threads per handle increment a counter by get + cas, retrying on
+   * conflicts (store_conformance.c): none is lost... */
   char want[64];
-  snprintf(want, sizeof want, "{\"cookie\":{},\"n\":%d}",
-           CAS_WORKERS * CAS_ROUNDS);
+  csn_conformance_cas_counter(a, b, "ctr", wall_ms() + 300000, want,
+                              sizeof want);
+  /* ...as the key itself shows. */
   redisContext *c = raw_shared();
   snprintf(key, sizeof key, "%sctr", p);
   raw_get_eq(c, key, want);
@@ -1020,6 +882,7 @@ int main(void) {
   csn_conformance conf;
   memset(&conf, 0, sizeof conf);
   conf.open = conf_open;
+  conf.open_again = conf_open_again;
   conf.reset = conf_reset;
   conf.cas = 1;
   conf.touch_expiry_only = 1;

@@ -89,11 +89,18 @@ static void sql_exec(const char *path, const char *sql) {
 }
 
 #ifdef CSN_HAVE_CONFORMANCE
+static char conf_path[300]; /* the database conf_open last made */
+
 static csn_store *conf_open(void *ud) {
-  char path[300];
   (void)ud;
-  new_db(path, sizeof path);
-  return open_db(path, "?prune=0");
+  new_db(conf_path, sizeof conf_path);
+  return open_db(conf_path, "?prune=0");
+}
+
+/* A second handle on the same database file. */
+static csn_store *conf_open_again(void *ud) {
+  (void)ud;
+  return open_db(conf_path, "?prune=0");
 }
 #endif
 
@@ -686,6 +693,7 @@ int main(void) {
 #ifdef CSN_HAVE_CONFORMANCE
   csn_conformance c = {0};
   c.open = conf_open;
+  c.open_again = conf_open_again;
   c.cas = 1;
   failed += csn_conformance_run("store_sqlite_conformance", &c);
 #endif

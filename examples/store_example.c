@@ -81,13 +81,9 @@ typedef struct listmap {
 /* ---- The table (the functions that take a listmap run under its lock) ---- */
 
 /* Expiry instants are the cookie's "expires", epoch milliseconds, so they
- * are compared with the wall clock. (The sweeper's waits, which must not
- * stall when the clock is set back, run on the monotonic clock: the kit.) */
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+ * are compared with the wall clock (the kit's csn_now_ms). The sweeper's
+ * waits, which must not stall when the clock is set back, run on the
+ * monotonic clock: the kit again. */
 
 static int expired(const entry *e, int64_t now) {
   return e->expires != CSN_TIME_NONE && e->expires <= now;
@@ -134,7 +130,7 @@ static entry *find_live(listmap *lm, const char *sid) {
   int found;
   size_t i = find(lm, sid, &found);
   if (!found) return NULL;
-  if (expired(&lm->v[i], now_ms())) {
+  if (expired(&lm->v[i], csn_now_ms())) {
     remove_at(lm, i);
     return NULL;
   }
@@ -152,7 +148,7 @@ static char *replace(entry *e, char *json, size_t len, int64_t expires) {
 
 /* Drop every expired record in one pass; returns how many went. */
 static size_t prune_locked(listmap *lm) {
-  int64_t now = now_ms();
+  int64_t now = csn_now_ms();
   size_t i, kept = 0, removed;
   for (i = 0; i < lm->n; i++) {
     if (!expired(&lm->v[i], now)) {

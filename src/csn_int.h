@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -107,6 +108,9 @@ int csn__genid(char out[33]);
 /* ------------------------------------------------------------------------ */
 #define CSN__TIME_MAX INT64_C(8640000000000000) /* JS Date range, ms */
 int64_t csn__now_ms(void);
+/* *ts = now + ms on CLOCK_MONOTONIC, for pthread_cond_timedwait on a
+ * condition variable bound to that clock (the sweeper, the pool). */
+void csn__mono_deadline(struct timespec *ts, int64_t ms);
 /* "Wdy, DD Mon YYYY HH:MM:SS GMT" (Date#toUTCString, seconds truncated).
  * CSN_ERANGE outside the JS Date range. out >= 40 bytes. */
 int csn__fmt_http_date(int64_t ms, char *out, size_t size);

@@ -90,21 +90,17 @@ void csn_pool_free(csn_pool *p) {
  * retry after a stale one): it replaces it. `check` checks the idle one
  * whatever its age (an operation that is not replayed). */
 static int conn_get(csn_pool *p, int fresh, int check, csn_pool_conn *c) {
-  struct timespec deadline = {0, 0};
+  struct timespec deadline;
+  int waiting = 0;
   void *old = NULL;
   int have_old = 0, rc;
   int64_t idle_ms = 0;
   memset(c, 0, sizeof *c);
   pthread_mutex_lock(&p->mu);
   while (p->n_idle == 0 && p->n_open >= p->max) {
-    if (deadline.tv_sec == 0) {
-      clock_gettime(CLOCK_MONOTONIC, &deadline);
-      deadline.tv_sec += (time_t)(p->wait_ms / 1000);
-      deadline.tv_nsec += (long)(p->wait_ms % 1000 * 1000000);
-      if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-      }
+    if (!waiting) { /* the clock is read only when a wait is due */
+      csn__mono_deadline(&deadline, p->wait_ms);
+      waiting = 1;
     }
     if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
         p->n_idle == 0 && p->n_open >= p->max) {

@@ -53,23 +53,13 @@ static int64_t next_wait_ms(csn_sweeper *sw) {
   return lo + (int64_t)(next_rand(&sw->rng) % (uint64_t)(2 * span + 1));
 }
 
-static void deadline_after(struct timespec *ts, int64_t ms) {
-  clock_gettime(CLOCK_MONOTONIC, ts);
-  ts->tv_sec += (time_t)(ms / 1000);
-  ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts->tv_nsec >= 1000000000L) {
-    ts->tv_sec++;
-    ts->tv_nsec -= 1000000000L;
-  }
-}
-
 static void *sweeper_main(void *arg) {
   csn_sweeper *sw = arg;
   struct timespec ts;
   pthread_mutex_lock(&sw->lock);
   while (!sw->stop) {
     int rc = 0;
-    deadline_after(&ts, next_wait_ms(sw));
+    csn__mono_deadline(&ts, next_wait_ms(sw));
     while (!sw->stop && !sw->wake && rc != ETIMEDOUT)
       rc = pthread_cond_timedwait(&sw->cond, &sw->lock, &ts);
     if (sw->stop)

@@ -100,20 +100,9 @@ typedef struct sq_store {
 #define sq_malloc csn_malloc
 #define sq_free csn_free
 
-static char *sq_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = sq_malloc(n);
-  if (p != NULL) memcpy(p, s, n);
-  return p;
-}
-
 /* Expiry instants are epoch milliseconds (connect-sqlite3's `expired`), so
- * this is the wall clock; only the sweeper's waits are monotonic. */
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+ * they are compared with the wall clock (csn_now_ms); only the sweeper's
+ * waits are monotonic. */
 
 /* The expiry set, touch and cas write: the cookie's, or connect-sqlite3's
  * one day for a browser-session cookie. */
@@ -285,7 +274,7 @@ static int sq_get(csn_store *st, const char *sid, char **json, size_t *len) {
     return CSN_EIO;
   }
   sqlite3_bind_text(q, 1, sid, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 2, now_ms());
+  sqlite3_bind_int64(q, 2, csn_now_ms());
   int step = sqlite3_step(q);
   if (step == SQLITE_ROW) {
     /* The text exactly as stored (cas compares it byte for byte): the
@@ -320,7 +309,7 @@ static int sq_set(csn_store *st, const char *sid, const char *json,
   sq_conn *c;
   if (len > (size_t)INT32_MAX)
     return csn_store_set_error(st, CSN_EINVAL, "set: record too large");
-  int64_t exp = expiry_for(expires_ms, now_ms());
+  int64_t exp = expiry_for(expires_ms, csn_now_ms());
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
   sqlite3_stmt *q = stmt(s, c, SQ_SET);
@@ -369,7 +358,7 @@ static int sq_touch(csn_store *st, const char *sid, const char *json,
   size_t slen = 0;
   if (len > (size_t)INT32_MAX)
     return csn_store_set_error(st, CSN_EINVAL, "touch: record too large");
-  int64_t now = now_ms();
+  int64_t now = csn_now_ms();
   int64_t exp = expiry_for(expires_ms, now);
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
@@ -448,7 +437,7 @@ static int sq_cas(csn_store *st, const char *sid, const char *expected,
   int changes = 0;
   if (len > (size_t)INT32_MAX || expected_len > (size_t)INT32_MAX)
     return csn_store_set_error(st, CSN_EINVAL, "cas: record too large");
-  int64_t now = now_ms();
+  int64_t now = csn_now_ms();
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
   sqlite3_stmt *q = stmt(s, c, SQ_CAS);
@@ -496,7 +485,7 @@ static int sq_length(csn_store *st, size_t *count) {
   if (q == NULL) {
     rc = CSN_EIO;
   } else {
-    sqlite3_bind_int64(q, 1, now_ms());
+    sqlite3_bind_int64(q, 1, csn_now_ms());
     if (sqlite3_step(q) == SQLITE_ROW)
       *count = (size_t)sqlite3_column_int64(q, 0);
     else
@@ -519,7 +508,7 @@ static int sq_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   }
   /* The callback runs while the statement holds a read snapshot; WAL lets
    * writers proceed meanwhile. */
-  sqlite3_bind_int64(q, 1, now_ms());
+  sqlite3_bind_int64(q, 1, csn_now_ms());
   for (;;) {
     int step = sqlite3_step(q);
     if (step == SQLITE_DONE) break;
@@ -550,7 +539,7 @@ static int prune_batches(sq_store *s, size_t *removed, csn_sweeper *sw) {
   if (q == NULL) rc = CSN_EIO;
   while (rc == CSN_OK) {
     int changes = 0;
-    sqlite3_bind_int64(q, 1, now_ms());
+    sqlite3_bind_int64(q, 1, csn_now_ms());
     sqlite3_bind_int(q, 2, SQ_PRUNE_BATCH);
     rc = run(s, c, q, "prune", &changes);
     total += (size_t)(changes > 0 ? changes : 0);
@@ -690,7 +679,7 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_cond_init(&s->cv, NULL);
-  s->path = sq_strdup(o.path);
+  s->path = csn_strdup(o.path);
   int rc = s->path ? CSN_OK : CSN_ENOMEM;
   for (int i = 0; i < SQ_NSTMT && rc == CSN_OK; i++) {
     size_t n = strlen(sq_templates[i]) + 2 * SQ_TABLE_MAX + 1;

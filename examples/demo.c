@@ -68,7 +68,9 @@ static void usage(FILE *f) {
       "\n"
       "  --port N               listen port (default 3000; 0 picks one)\n"
       "  --bind ADDR            listen address (default 127.0.0.1)\n"
-      "  --store URL            session store (default " DEMO_DEFAULT_STORE ")\n"
+      "  --store URL            session store (default: $CSN_STORE, else\n"
+      "                         " DEMO_DEFAULT_STORE "; the variable keeps\n"
+      "                         a URL's password off the command line)\n"
       "                         (built in: ",
       f);
   fputs(csn_stores_schemes(), f);
@@ -119,7 +121,7 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
 
 /* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, demo_config *c) {
-  int i;
+  int i, store_given = 0;
   uint64_t v;
 
   memset(c, 0, sizeof *c);
@@ -171,6 +173,7 @@ static int parse_args(int argc, char **argv, demo_config *c) {
         c->bind = val;
       } else if (strcmp(a, "--store") == 0) {
         c->store_url = val;
+        store_given = 1;
       } else if (strcmp(a, "--secret") == 0) {
         if (c->n_secrets == MAX_SECRETS) {
           fprintf(stderr, "csession-demo: at most %d secrets\n", MAX_SECRETS);
@@ -208,6 +211,11 @@ static int parse_args(int argc, char **argv, demo_config *c) {
     }
   }
 
+  if (!store_given) {
+    const char *env = getenv("CSN_STORE");
+    if (env != NULL && *env != '\0')
+      c->store_url = env;
+  }
   if (c->n_secrets == 0) {
     const char *env = getenv("CSN_SECRET");
     if (env != NULL && *env != '\0')

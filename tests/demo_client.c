@@ -68,12 +68,13 @@ void demo_start_store(demo_proc *d, const char *secret, int threads,
                       const char *store_url, const char *err_path,
                       const char *label) {
   char nthreads[16];
-  const char *args[] = {"--port",    "0",      "--secret", secret,
-                        "--threads", nthreads, "--store",  store_url, NULL};
+  /* The secret and the store URL (which may hold a password) travel in
+   * the environment, never on the command line. */
+  const char *args[] = {"--port", "0", "--threads", nthreads, NULL};
   snprintf(nthreads, sizeof nthreads, "%d", threads);
   if (demo_proc_bin() == NULL)
     fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
-  if (demo_proc_start_stderr(d, args, NULL, NULL, err_path) != 0)
+  if (demo_proc_start_env(d, args, secret, store_url, NULL, err_path) != 0)
     fail_msg("%s: the demo did not start; it said: %s", label, d->line);
 }
 
@@ -358,20 +359,32 @@ void demo_logout_race(const char *slow_base, const char *logout_base,
   demo_slow s;
   demo_answer out;
 
+  double t0, t_logout, t_slow;
   snprintf(slow_path, sizeof slow_path, "/inc?k=x&delay=%d", delay_ms);
+  t0 = mono_now_s();
   if (demo_slow_start(&s, slow_base, slow_path, cookie, 0) != 0)
     fail_msg("%s: cannot start the slow request", label);
   /* The slow /inc has loaded the session by now and sleeps on. Nothing
    * may assert until the thread is joined: it uses s. */
   demo_sleep_s(pause_s);
   demo_answer_get(NULL, logout_base, "/logout", cookie, &out);
+  t_logout = mono_now_s() - t0;
   demo_slow_join(&s);
+  t_slow = mono_now_s() - t0;
   if (out.status == 0)
     fail_msg("%s: /logout: %s", label, out.body);
   if (out.status != 200 || strcmp(out.body, "Logged out\n") != 0)
     fail_msg("%s: /logout answered %ld %s", label, out.status, out.body);
   if (s.a.status == 0)
     fail_msg("%s: %s got no answer: %s", label, slow_path, s.a.body);
+  /* The race really happened: the slow request ran its whole delay and
+   * answered as a normal /inc, and the logout was done while it slept. */
+  if (s.a.status != 200 || strcmp(s.a.body, "x: 1\n") != 0)
+    fail_msg("%s: %s answered %ld %s", label, slow_path, s.a.status,
+             s.a.body);
+  if (t_slow < delay_ms / 1000.0 || t_logout >= delay_ms / 1000.0)
+    fail_msg("%s: no overlap: /logout done after %.3f s, %s after %.3f s",
+             label, t_logout, slow_path, t_slow);
   print_message("%s: the slow %s answered %ld %s", label, slow_path,
                 s.a.status, s.a.body);
 }

@@ -20,8 +20,8 @@ const char *demo_proc_bin(void) {
 
 /* The child's stderr goes to err_path when it is not NULL. */
 static int spawn(demo_proc *d, const char *const *args,
-                 const char *secret_env, const char *cwd,
-                 const char *err_path) {
+                 const char *secret_env, const char *store_env,
+                 const char *cwd, const char *err_path) {
   const char *argv[32];
   int fds[2], err_fd = -1;
   size_t i;
@@ -68,6 +68,10 @@ static int spawn(demo_proc *d, const char *const *args,
     close(fds[1]);
     if (cwd != NULL && chdir(cwd) != 0)
       _exit(126);
+    if (store_env != NULL)
+      setenv("CSN_STORE", store_env, 1);
+    else
+      unsetenv("CSN_STORE");
     if (secret_env != NULL)
       setenv("CSN_SECRET", secret_env, 1);
     else
@@ -84,7 +88,7 @@ static int spawn(demo_proc *d, const char *const *args,
 
 int demo_proc_spawn(demo_proc *d, const char *const *args,
                     const char *secret_env, const char *cwd) {
-  return spawn(d, args, secret_env, cwd, NULL);
+  return spawn(d, args, secret_env, NULL, cwd, NULL);
 }
 
 int demo_proc_read_line(demo_proc *d, int timeout_ms) {
@@ -113,8 +117,14 @@ int demo_proc_start(demo_proc *d, const char *const *args,
 int demo_proc_start_stderr(demo_proc *d, const char *const *args,
                            const char *secret_env, const char *cwd,
                            const char *err_path) {
+  return demo_proc_start_env(d, args, secret_env, NULL, cwd, err_path);
+}
+
+int demo_proc_start_env(demo_proc *d, const char *const *args,
+                        const char *secret_env, const char *store_env,
+                        const char *cwd, const char *err_path) {
   unsigned int port = 0;
-  if (spawn(d, args, secret_env, cwd, err_path) != 0)
+  if (spawn(d, args, secret_env, store_env, cwd, err_path) != 0)
     return -1;
   if (demo_proc_read_line(d, 10000) != 0 ||
       sscanf(d->line, "csession-demo listening on http://127.0.0.1:%u",

@@ -44,6 +44,14 @@ int demo_proc_start_stderr(demo_proc *d, const char *const *args,
                            const char *secret_env, const char *cwd,
                            const char *err_path);
 
+/* demo_proc_start_stderr() with the store URL in the child's CSN_STORE
+ * (NULL: unset) instead of on its command line, where a password in it
+ * would be visible to every user (/proc/PID/cmdline); the secret likewise
+ * goes in CSN_SECRET. */
+int demo_proc_start_env(demo_proc *d, const char *const *args,
+                        const char *secret_env, const char *store_env,
+                        const char *cwd, const char *err_path);
+
 /* Wait for the child (timeout_ms at most). Returns its exit status, -1 if
  * it died from a signal, -2 if it did not exit in time (it is then killed
  * with SIGKILL and collected). */

@@ -30,7 +30,7 @@ static void output_tail(const redis_proc *r, char *buf, size_t size) {
 }
 
 static int spawn(redis_proc *r) {
-  char port[16], out_path[96];
+  char port[16], out_path[96], conf_path[96];
   const char *argv[16 + REDIS_PROC_MAX_ARGS];
   size_t n = 0, i;
   pid_t parent = getpid();
@@ -38,7 +38,26 @@ static int spawn(redis_proc *r) {
 
   snprintf(port, sizeof port, "%u", r->port);
   snprintf(out_path, sizeof out_path, "%s/redis.out", r->dir);
+  /* The password goes in a private config file, not on the command line
+   * (where every user could read it in /proc/PID/cmdline). */
+  snprintf(conf_path, sizeof conf_path, "%s/redis.conf", r->dir);
+  {
+    int cfd = open(conf_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (cfd < 0) {
+      snprintf(r->err, sizeof r->err, "cannot write %s: %s", conf_path,
+               strerror(errno));
+      return -1;
+    }
+    if (r->password[0] != '\0' &&
+        (dprintf(cfd, "requirepass %s\n", r->password) < 0)) {
+      close(cfd);
+      snprintf(r->err, sizeof r->err, "cannot write %s", conf_path);
+      return -1;
+    }
+    close(cfd);
+  }
   argv[n++] = server_bin();
+  argv[n++] = conf_path; /* a config file comes first */
   argv[n++] = "--port";
   argv[n++] = port;
   argv[n++] = "--bind";
@@ -49,10 +68,6 @@ static int spawn(redis_proc *r) {
   argv[n++] = "";
   argv[n++] = "--daemonize";
   argv[n++] = "no";
-  if (r->password[0] != '\0') {
-    argv[n++] = "--requirepass";
-    argv[n++] = r->password;
-  }
   for (i = 0; i < r->n_extra; i++)
     argv[n++] = r->extra[i];
   argv[n] = NULL;

@@ -91,6 +91,15 @@ static long long member_int(json_t *j, const char *key) {
   return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
+/* Set a member in a request's session; the test fails if that fails. */
+static void put_int(csn_request *r, const char *k, int64_t v) {
+  assert_int_equal(csn_session_set_int(csn_request_session(r), k, v), CSN_OK);
+}
+
+static void put_str(csn_request *r, const char *k, const char *v) {
+  assert_int_equal(csn_session_set_str(csn_request_session(r), k, v), CSN_OK);
+}
+
 /* ---------------------------------------------------------------------- */
 
 static void merge_two_requests_different_members(void **state) {
@@ -103,10 +112,8 @@ static void merge_two_requests_different_members(void **state) {
   seed(&f, kv, 2);
   a = rig_begin(f.ctx, f.cookie);
   b = rig_begin(f.ctx, f.cookie);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
-                   CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 2),
-                   CSN_OK);
+  put_int(a, "a", 1);
+  put_int(b, "b", 2);
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
   assert_int_equal(rig_commit(b, NULL), CSN_OK);
   j = stored(&f);
@@ -128,8 +135,7 @@ static void merge_delete_and_change(void **state) {
   seed(&f, kv, 4);
   a = rig_begin(f.ctx, f.cookie);
   b = rig_begin(f.ctx, f.cookie);
-  assert_int_equal(csn_session_set_int(csn_request_session(b), "y", 2),
-                   CSN_OK);
+  put_int(b, "y", 2);
   assert_int_equal(rig_commit(b, NULL), CSN_OK);
   assert_int_equal(csn_session_del(csn_request_session(a), "x"), CSN_OK);
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
@@ -156,14 +162,10 @@ static void merge_read_only_member_not_restored(void **state) {
   b = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_get_int(csn_request_session(a), "k", &v),
                    CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "other", 5),
-                   CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "same", 1),
-                   CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(b), "k", 9),
-                   CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(b), "same", 2),
-                   CSN_OK);
+  put_int(a, "other", 5);
+  put_int(a, "same", 1);
+  put_int(b, "k", 9);
+  put_int(b, "same", 2);
   assert_int_equal(rig_commit(b, NULL), CSN_OK);
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
   j = stored(&f);
@@ -186,8 +188,7 @@ static void merge_logout_wins(void **state) {
   logout = rig_begin(f.ctx, f.cookie);
   assert_int_equal(csn_session_destroy(csn_request_session(logout)), CSN_OK);
   assert_int_equal(rig_commit(logout, NULL), CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(slow), "x", 1),
-                   CSN_OK);
+  put_int(slow, "x", 1);
   assert_int_equal(rig_commit(slow, &sc), CSN_OK);
   assert_null(sc); /* no cookie for a session that does not exist */
   assert_null(stored(&f));
@@ -230,8 +231,7 @@ static void merge_regenerate_still_writes(void **state) {
                    CSN_OK);
   snprintf(f.sid, sizeof f.sid, "%s",
            csn_session_id(csn_request_session(login)));
-  assert_int_equal(
-      csn_session_set_str(csn_request_session(login), "user", "ada"), CSN_OK);
+  put_str(login, "user", "ada");
   assert_int_equal(rig_commit(login, &sc), CSN_OK);
   assert_non_null(sc);
   csn_free(sc);
@@ -256,14 +256,11 @@ static void merge_explicit_save(void **state) {
   seed(&f, kv, 2);
   a = rig_begin(f.ctx, f.cookie);
   b = rig_begin(f.ctx, f.cookie);
-  assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 1),
-                   CSN_OK);
+  put_int(b, "b", 1);
   assert_int_equal(rig_commit(b, NULL), CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
-                   CSN_OK);
+  put_int(a, "a", 1);
   assert_int_equal(csn_session_save(csn_request_session(a)), CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "c", 1),
-                   CSN_OK);
+  put_int(a, "c", 1);
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
   j = stored(&f);
   assert_int_equal(member_int(j, "a"), 1);
@@ -298,8 +295,7 @@ static void merge_node_whole_record_write(void **state) {
   assert_int_equal(csn_store_set(csn_ctx_store(f.ctx), f.sid, node,
                                  strlen(node), CSN_TIME_NONE),
                    CSN_OK);
-  assert_int_equal(csn_session_set_str(csn_request_session(a), "c", "yes"),
-                   CSN_OK);
+  put_str(a, "c", "yes");
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
   assert_int_equal(csn_store_get(csn_ctx_store(f.ctx), f.sid, &json, &len),
                    CSN_OK);
@@ -321,10 +317,8 @@ static void merge_off_last_write_wins(void **state) {
   seed(&f, kv, 2);
   a = rig_begin(f.ctx, f.cookie);
   b = rig_begin(f.ctx, f.cookie);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "a", 1),
-                   CSN_OK);
-  assert_int_equal(csn_session_set_int(csn_request_session(b), "b", 1),
-                   CSN_OK);
+  put_int(a, "a", 1);
+  put_int(b, "b", 1);
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
   assert_int_equal(rig_commit(b, NULL), CSN_OK);
   j = stored(&f);
@@ -415,8 +409,7 @@ static void merge_gives_up_with_econflict(void **state) {
   snprintf(cookie, sizeof cookie, "connect.sid=s:%s", sig);
   a = rig_begin(f.ctx, cookie);
   assert_string_equal(csn_session_id(csn_request_session(a)), "restless-id");
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "x", 1),
-                   CSN_OK);
+  put_int(a, "x", 1);
   assert_int_equal(rig_commit(a, &sc), CSN_ECONFLICT);
   assert_null(sc);
   assert_true(st.cas_calls > 1 && st.cas_calls <= 256);
@@ -452,8 +445,7 @@ static void merge_v1_table_never_calls_cas(void **state) {
                    CSN_OK);
   snprintf(cookie, sizeof cookie, "connect.sid=s:%s", sig);
   a = rig_begin(f.ctx, cookie);
-  assert_int_equal(csn_session_set_int(csn_request_session(a), "x", 1),
-                   CSN_OK);
+  put_int(a, "x", 1);
   assert_int_equal(rig_commit(a, NULL), CSN_OK);
   assert_int_equal(st.cas_called_v1, 0);
   assert_int_equal(csn_store_cas(&st.base, "v1-id", "a", 1, "b", 1, 0),

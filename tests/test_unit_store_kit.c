@@ -264,6 +264,12 @@ static void kit_url_redact(void **state) {
                       "redis://u:***@h/1?prefix=a");
   assert_string_equal(csn_url_redact("redis://:a/b@c@h/2", b, sizeof b),
                       "redis://:***@h/2");
+  assert_string_equal(csn_url_redact("postgres://u:pa?ss@h/db", b, sizeof b),
+                      "postgres://u:***@h/db");
+  assert_string_equal(
+      csn_url_redact("postgres://h/db?sslpassword=x&API_KEY=y&sslmode=z", b,
+                     sizeof b),
+      "postgres://h/db?sslpassword=***&API_KEY=***&sslmode=z");
   assert_string_equal(csn_url_redact("redis://user@h", b, sizeof b),
                       "redis://user@h");
   assert_string_equal(

@@ -505,9 +505,10 @@ CSN_API int csn_store_open(const char *url, csn_store **out, char *errbuf,
 
 /* A store URL fit for a log line or an error message: url copied into out
  * (outlen bytes, always NUL-terminated when outlen > 0, cut short if it
- * does not fit) with the password of "scheme://user:password@host" and the
- * value of every query parameter named password, secret, pass, passphrase,
- * key or token replaced by "***". Returns out. Applications that print a
+ * does not fit) with the password of "scheme://user:password@host" (the
+ * userinfo ends at the URL's last '@') and the value of every query
+ * parameter whose name contains pass, secret, token or key, in any case
+ * (password, sslpassword, api_key ...), replaced by "***". Returns out. Applications that print a
  * store URL print this instead. Since 0.2. */
 CSN_API char *csn_url_redact(const char *url, char *out, size_t outlen);
 

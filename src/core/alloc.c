@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "csn_int.h"
 
 /* The hook is read without locking: csn_set_allocator() is documented as
@@ -96,11 +98,8 @@ char *csn_strdup(const char *s) {
 }
 
 void csn_free_secret(char *s) {
-  volatile char *v;
   if (s == NULL)
     return;
-  v = s;
-  while (*v != '\0')
-    *v++ = '\0';
+  OPENSSL_cleanse(s, strlen(s));
   csn_free(s);
 }

@@ -24,8 +24,9 @@ int csn_url_param_next(const char **cursor, csn_url_param *p) {
   seg = amp ? (size_t)(amp - q) : strlen(q);
   eq = memchr(q, '=', seg);
   if (seg == 0 || eq == NULL || eq == q)
-    return csn__set_error(CSN_EINVAL, "bad URL parameter '%.*s'",
-                          (int)(seg > 64 ? 64 : seg), q);
+    /* Not echoed: the text may be part of a secret. */
+    return csn__set_error(CSN_EINVAL,
+                          "bad URL parameter (empty, or without key=value)");
   p->key = q;
   p->key_len = (size_t)(eq - q);
   p->value = eq + 1;
@@ -107,9 +108,7 @@ static int url_value_str(const csn_url_param *p, char **out) {
     return CSN_EINVAL;
   }
   v[n] = '\0';
-  if (*out != NULL)
-    OPENSSL_cleanse(*out, strlen(*out));
-  csn__free(*out);
+  csn_free_secret(*out);
   *out = v;
   return CSN_OK;
 }
@@ -221,12 +220,16 @@ static void redact_put(redact_out *o, const char *s, size_t len) {
   }
 }
 
+/* A parameter whose name contains pass, secret, token or key (any case):
+ * password, sslpassword, passphrase, secret, api_key ... */
 static int redact_secret_key(const char *k, size_t len) {
-  static const char *const keys[] = {"password", "secret", "pass",
-                                     "passphrase", "key", "token"};
-  size_t i;
-  for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
-    if (strlen(keys[i]) == len && strncasecmp(keys[i], k, len) == 0) return 1;
+  static const char *const words[] = {"pass", "secret", "token", "key"};
+  size_t i, at;
+  for (i = 0; i < sizeof words / sizeof words[0]; i++) {
+    size_t w = strlen(words[i]);
+    for (at = 0; at + w <= len; at++)
+      if (strncasecmp(k + at, words[i], w) == 0) return 1;
+  }
   return 0;
 }
 
@@ -234,30 +237,25 @@ char *csn_url_redact(const char *url, char *out, size_t outlen) {
   redact_out o = {out, outlen, 0};
   if (out == NULL || outlen == 0) return out;
   if (url == NULL) url = "";
-  const char *q = strchr(url, '?');
-  const char *end = q != NULL ? q : url + strlen(url);
+  const char *from = url;
   const char *auth = strstr(url, "://");
-  /* The userinfo ends at the last '@' before the query, the rule the
-   * store openers use: a password may hold a raw '@' or '/'. In doubt
-   * this hides too much, never too little. */
-  if (auth != NULL && auth < end) {
+  /* The userinfo ends at the last '@' of the whole URL: a password may
+   * hold a raw '@', '/' or '?'. In doubt this hides too much (an '@' in a
+   * query value), never too little. */
+  if (auth != NULL) {
     auth += 3;
-    const char *aend = end;
-    const char *at = NULL, *c;
-    for (c = auth; c < aend; c++)
-      if (*c == '@') at = c;
+    const char *at = strrchr(auth, '@');
     const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth))
                                    : NULL;
     if (colon != NULL) {
       redact_put(&o, url, (size_t)(colon + 1 - url));
       redact_put(&o, "***", 3);
-      redact_put(&o, at, (size_t)(end - at));
-    } else {
-      redact_put(&o, url, (size_t)(end - url));
+      from = at;
     }
-  } else {
-    redact_put(&o, url, (size_t)(end - url));
   }
+  const char *q = strchr(from, '?');
+  const char *end = q != NULL ? q : from + strlen(from);
+  redact_put(&o, from, (size_t)(end - from));
   /* The query: key=value pairs split on '&'; secret values hidden. */
   if (q != NULL) {
     const char *p = q + 1;

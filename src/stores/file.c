@@ -1272,8 +1272,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
   }
   if (secret != NULL) {
     /* The store keeps its own copy; do not leave this one in the heap. */
-    OPENSSL_cleanse(secret, strlen(secret));
-    csn__free(secret);
+    csn_free_secret(secret);
   }
   csn__free(ext);
   csn__free(dir);

@@ -1026,8 +1026,10 @@ static int build_params(pg_store *s, const char *conninfo,
   for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
     if (o->val == NULL) continue;
     const char *k = o->keyword;
-    char *v;
-    v = csn_strdup(o->val);
+    char *v = csn_strdup(o->val);
+    s->keys[n] = csn_strdup(k);
+    s->vals[n] = v; /* owned by the store from here, also on failure */
+    if (s->keys[n] == NULL || v == NULL) goto nomem;
     if (strcmp(k, "options") == 0) {
       /* A TimeZone given here is the user's choice (to match writers
        * configured the same way): kept, and remembered, so that open does
@@ -1038,9 +1040,6 @@ static int build_params(pg_store *s, const char *conninfo,
       s->explicit_tz = strcmp(stripped, o->val) != 0;
       csn_free(stripped);
     }
-    s->keys[n] = csn_strdup(k);
-    s->vals[n] = v;
-    if (s->keys[n] == NULL || v == NULL) goto nomem;
     if (strcmp(k, "password") == 0 && o->val[0] != '\0' &&
         (s->password = csn_strdup(o->val)) == NULL)
       goto nomem;

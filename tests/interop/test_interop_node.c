@@ -1099,13 +1099,13 @@ static void demo_up(demo_proc *d) {
   cluster_store_url(url, sizeof url);
   snprintf(max_age, sizeof max_age, "%d", MAX_AGE_MS);
   /* app.js's options: same secret, cookie name (connect.sid) and maxAge. */
-  const char *args[] = {"--store",   url,    "--port",    "0",
-                        "--secret",  SECRET, "--threads", "2",
+  /* Secret and store URL in the environment, off the command line. */
+  const char *args[] = {"--port", "0", "--threads", "2",
                         "--max-age", max_age, NULL};
   if (demo_proc_bin() == NULL)
     fail_msg("CSN_DEMO_BIN is not set (run through ctest)");
-  if (demo_proc_start(d, args, NULL, NULL) != 0)
-    fail_msg("the demo did not start on %s; it said: %s", url, d->line);
+  if (demo_proc_start_env(d, args, SECRET, url, NULL, NULL) != 0)
+    fail_msg("the demo did not start; it said: %s", d->line);
 }
 
 #define CLUSTER_INCS 30

@@ -124,11 +124,14 @@ int demo_proc_start_env(demo_proc *d, const char *const *args,
                         const char *secret_env, const char *store_env,
                         const char *cwd, const char *err_path) {
   unsigned int port = 0;
+  const char *banner;
   if (spawn(d, args, secret_env, store_env, cwd, err_path) != 0)
     return -1;
+  /* "<program> listening on http://127.0.0.1:PORT": every demo (one per
+   * server) prints it, each with its own name. */
   if (demo_proc_read_line(d, 10000) != 0 ||
-      sscanf(d->line, "csession-demo listening on http://127.0.0.1:%u",
-             &port) != 1 ||
+      (banner = strstr(d->line, " listening on http://127.0.0.1:")) == NULL ||
+      sscanf(banner, " listening on http://127.0.0.1:%u", &port) != 1 ||
       port == 0 || port > 65535) {
     kill(d->pid, SIGKILL);
     demo_proc_wait(d, 10000);

@@ -31,7 +31,7 @@ int demo_proc_spawn(demo_proc *d, const char *const *args,
 /* Read one line of the child's stdout into d->line (timeout_ms at most). */
 int demo_proc_read_line(demo_proc *d, int timeout_ms);
 
-/* Spawn, then read the banner "csession-demo listening on
+/* Spawn, then read the banner "<program> listening on
  * http://127.0.0.1:PORT" (10 s at most) and fill d->base. On failure the
  * child is killed and d->line says what came instead. */
 int demo_proc_start(demo_proc *d, const char *const *args,

@@ -27,6 +27,9 @@ if(CSN_WITH_MHD)
     set_tests_properties(http_${_t} PROPERTIES TIMEOUT 120)
   endforeach()
 
+  # http_demo serves the demo's own routes (examples/demo.c, included).
+  target_link_libraries(http_demo PRIVATE csn_demo_app)
+
   # The demo binary tests run the real program they are given.
   foreach(_t demo_binary concurrency)
     add_dependencies(http_${_t} csession-demo)

@@ -397,19 +397,19 @@ static void test_inc_rejects_bad_input(void **state) {
 static void test_inc_delay_parse(void **state) {
   long ms = -1;
   (void)state;
-  assert_int_equal(inc_delay_parse(NULL, &ms), 0);
+  assert_int_equal(demo_inc_delay_parse(NULL, &ms), 0);
   assert_int_equal(ms, 0);
-  assert_int_equal(inc_delay_parse("250", &ms), 0);
+  assert_int_equal(demo_inc_delay_parse("250", &ms), 0);
   assert_int_equal(ms, 250);
-  assert_int_equal(inc_delay_parse("60000", &ms), 0);
+  assert_int_equal(demo_inc_delay_parse("60000", &ms), 0);
   assert_int_equal(ms, 60000);
-  assert_int_equal(inc_delay_parse("60001", &ms), 0);
+  assert_int_equal(demo_inc_delay_parse("60001", &ms), 0);
   assert_int_equal(ms, 60000);
-  assert_int_equal(inc_delay_parse("99999999999999999999999", &ms), 0);
+  assert_int_equal(demo_inc_delay_parse("99999999999999999999999", &ms), 0);
   assert_int_equal(ms, 60000);
-  assert_int_equal(inc_delay_parse("", &ms), -1);
-  assert_int_equal(inc_delay_parse("+5", &ms), -1);
-  assert_int_equal(inc_delay_parse(" 5", &ms), -1);
+  assert_int_equal(demo_inc_delay_parse("", &ms), -1);
+  assert_int_equal(demo_inc_delay_parse("+5", &ms), -1);
+  assert_int_equal(demo_inc_delay_parse(" 5", &ms), -1);
 }
 
 /* Many visitors interleaved over the thread pool: each counts its own. */

@@ -1,0 +1,290 @@
+/* demo_app.c - the demo's command line, start-up and shutdown, shared by
+ * every demo program (csession-demo, csession-ulfius-demo,
+ * csession-civetweb-demo). See demo_app.h. */
+#include "demo_app.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csn/csn_stores.h" /* every store this build has, by URL */
+
+/* SQLite when this build has it: one file, no server, and a restarted demo
+ * keeps its visitors' sessions. */
+#ifdef CSN_HAVE_SQLITE
+#define DEMO_DEFAULT_STORE "sqlite://./csession-demo.db"
+#else
+#define DEMO_DEFAULT_STORE "memory://"
+#endif
+
+void demo_usage(const char *prog, FILE *f) {
+  fprintf(f, "usage: %s [options]\n", prog);
+  fputs(
+      "\n"
+      "  --port N               listen port (default 3000; 0 picks one)\n"
+      "  --bind ADDR            listen address (default 127.0.0.1)\n"
+      "  --store URL            session store (default: $CSN_STORE, else\n"
+      "                         " DEMO_DEFAULT_STORE "; the variable keeps\n"
+      "                         a URL's password off the command line)\n"
+      "                         (built in: ",
+      f);
+  fputs(csn_stores_schemes(), f);
+  fputs(
+      ")\n"
+      "  --secret S             signing secret; repeat to rotate (the first\n"
+      "                         signs); default: $CSN_SECRET\n"
+      "  --name NAME            cookie name (default connect.sid)\n"
+      "  --max-age MS           cookie lifetime in ms (default 86400000)\n"
+      "  --rolling              re-send the cookie on every response\n"
+      "  --resave               save unmodified sessions too\n"
+      "  --save-uninitialized   save new sessions that were not modified\n"
+      "  --proxy                trust X-Forwarded-Proto\n"
+      "  --secure               send the cookie over HTTPS only\n"
+      "  --threads N            worker threads (default 2)\n"
+      "  --conn-memory KB       memory per connection, which bounds the\n"
+      "                         request headers (default 32)\n"
+      "  --help                 this text\n"
+      "\n"
+      "routes:\n"
+      "  GET /                  count visits in the session\n"
+      "  GET /login?user=NAME   regenerate the session, then store \"user\"\n"
+      "  GET /logout            destroy the session\n"
+      "  GET /inc?k=NAME[&delay=MS]\n"
+      "                         wait MS ms (0..60000, default 0), then add 1\n"
+      "                         to the integer member NAME\n"
+      "  GET /session           the session record as JSON\n"
+      "  GET /health            \"ok\" (no session)\n",
+      f);
+}
+
+/* Digits only, no sign, no overflow: "--max-age 1e3" or "-5" is a typo
+ * worth stopping for rather than a cookie that silently never expires. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
+  uint64_t v = 0;
+  if (s == NULL || *s == '\0')
+    return -1;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return -1;
+    if (v > (max - (uint64_t)(*s - '0')) / 10)
+      return -1;
+    v = v * 10 + (uint64_t)(*s - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+/* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
+int demo_parse_args(const char *prog, int argc, char **argv,
+                    demo_config *c) {
+  int i, store_given = 0;
+  uint64_t v;
+
+  memset(c, 0, sizeof *c);
+  c->port = 3000;
+  c->bind = "127.0.0.1";
+  /* SQLite when this build has it: one file, no server, and a restarted
+   * demo keeps its visitors' sessions. */
+  c->store_url = DEMO_DEFAULT_STORE;
+  c->max_age_ms = 86400000;
+  c->threads = 2;
+  c->conn_memory_kb = 32;
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    /* Every option that takes a value takes the next argument. */
+    int has_value = i + 1 < argc;
+    const char *val = has_value ? argv[i + 1] : NULL;
+
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      demo_usage(prog, stdout);
+      return 1;
+    } else if (strcmp(a, "--rolling") == 0) {
+      c->rolling = 1;
+    } else if (strcmp(a, "--resave") == 0) {
+      c->resave = 1;
+    } else if (strcmp(a, "--save-uninitialized") == 0) {
+      c->save_uninitialized = 1;
+    } else if (strcmp(a, "--proxy") == 0) {
+      c->proxy = 1;
+    } else if (strcmp(a, "--secure") == 0) {
+      c->secure = 1;
+    } else if (strcmp(a, "--port") == 0 || strcmp(a, "--bind") == 0 ||
+               strcmp(a, "--store") == 0 || strcmp(a, "--secret") == 0 ||
+               strcmp(a, "--name") == 0 || strcmp(a, "--max-age") == 0 ||
+               strcmp(a, "--threads") == 0 ||
+               strcmp(a, "--conn-memory") == 0) {
+      if (!has_value) {
+        fprintf(stderr, "%s: %s needs a value\n", prog, a);
+        return 2;
+      }
+      i++;
+      if (strcmp(a, "--port") == 0) {
+        if (parse_uint(val, 65535, &v) != 0) {
+          fprintf(stderr, "%s: --port: not a port: %s\n", prog,
+                  val);
+          return 2;
+        }
+        c->port = (unsigned int)v;
+      } else if (strcmp(a, "--bind") == 0) {
+        c->bind = val;
+      } else if (strcmp(a, "--store") == 0) {
+        c->store_url = val;
+        store_given = 1;
+      } else if (strcmp(a, "--secret") == 0) {
+        if (c->n_secrets == DEMO_MAX_SECRETS) {
+          fprintf(stderr, "%s: at most %d secrets\n", prog,
+                  DEMO_MAX_SECRETS);
+          return 2;
+        }
+        c->secrets[c->n_secrets++] = val;
+      } else if (strcmp(a, "--name") == 0) {
+        c->name = val;
+      } else if (strcmp(a, "--max-age") == 0) {
+        if (parse_uint(val, (uint64_t)INT64_MAX, &v) != 0) {
+          fprintf(stderr,
+                  "%s: --max-age: expected milliseconds "
+                  "(digits only), got '%s'\n",
+                  prog, val);
+          return 2;
+        }
+        c->max_age_ms = (int64_t)v;
+      } else if (strcmp(a, "--conn-memory") == 0) {
+        if (parse_uint(val, 1024 * 1024, &v) != 0 || v < 8) {
+          fprintf(stderr, "%s: --conn-memory: expected KiB, "
+                          "8..1048576\n",
+                  prog);
+          return 2;
+        }
+        c->conn_memory_kb = (unsigned int)v;
+      } else {
+        if (parse_uint(val, 1024, &v) != 0 || v == 0) {
+          fprintf(stderr, "%s: --threads: expected 1..1024\n", prog);
+          return 2;
+        }
+        c->threads = (unsigned int)v;
+      }
+    } else {
+      fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog,
+              a);
+      return 2;
+    }
+  }
+
+  if (!store_given) {
+    const char *env = getenv("CSN_STORE");
+    if (env != NULL && *env != '\0')
+      c->store_url = env;
+  }
+  if (c->n_secrets == 0) {
+    const char *env = getenv("CSN_SECRET");
+    if (env != NULL && *env != '\0')
+      c->secrets[c->n_secrets++] = env;
+  }
+  if (c->n_secrets == 0) {
+    fprintf(stderr, "%s: a secret is required to sign session "
+                    "cookies: pass --secret S or set CSN_SECRET\n",
+            prog);
+    return 2;
+  }
+  return 0;
+}
+
+
+int demo_listen_addr(const char *prog, const demo_config *c,
+                     struct sockaddr_storage *ss, socklen_t *len, int *ipv6) {
+  struct sockaddr_in *sa4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)ss;
+
+  memset(ss, 0, sizeof *ss);
+  *ipv6 = 0;
+  if (inet_pton(AF_INET, c->bind, &sa4->sin_addr) == 1) {
+    sa4->sin_family = AF_INET;
+    sa4->sin_port = htons((uint16_t)c->port);
+    *len = sizeof *sa4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, c->bind, &sa6->sin6_addr) == 1) {
+    sa6->sin6_family = AF_INET6;
+    sa6->sin6_port = htons((uint16_t)c->port);
+    *len = sizeof *sa6;
+    *ipv6 = 1;
+    return 0;
+  }
+  fprintf(stderr, "%s: --bind: not an IP address: %s\n", prog, c->bind);
+  return 2;
+}
+
+int demo_open(const char *prog, const demo_config *c, csn_store **store,
+              csn_ctx **ctx) {
+  csn_options o;
+  char err[256] = "";
+  int rc;
+
+  *store = NULL;
+  *ctx = NULL;
+  rc = csn_stores_register_all();
+  if (rc < 0) {
+    fprintf(stderr, "%s: cannot register stores: %s\n", prog,
+            csn_strerror(rc));
+    return 1;
+  }
+  rc = csn_store_open(c->store_url, store, err, sizeof err);
+  if (rc < 0) {
+    char shown[256]; /* never the URL's password */
+    fprintf(stderr, "%s: --store %s: %s\n", prog,
+            csn_url_redact(c->store_url, shown, sizeof shown),
+            err[0] ? err : csn_strerror(rc));
+    return 2;
+  }
+
+  /* The demo's defaults are the ones express-session recommends setting
+   * explicitly: no resave, no empty sessions, a one-day cookie. */
+  csn_options_init(&o);
+  o.secrets = c->secrets;
+  o.n_secrets = c->n_secrets;
+  if (c->name != NULL)
+    o.name = c->name;
+  o.resave = c->resave;
+  o.save_uninitialized = c->save_uninitialized;
+  o.rolling = c->rolling;
+  o.proxy = c->proxy ? CSN_PROXY_TRUST : CSN_PROXY_DEFAULT;
+  o.cookie.max_age_ms = c->max_age_ms;
+  o.cookie.secure = c->secure ? CSN_SECURE_ON : CSN_SECURE_OFF;
+  o.store = *store;
+  rc = csn_ctx_new(ctx, &o, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "%s: %s\n", prog, err[0] ? err : csn_strerror(rc));
+    csn_store_free(*store);
+    *store = NULL;
+    return 2;
+  }
+  return 0;
+}
+
+void demo_close(csn_store *store, csn_ctx *ctx) {
+  /* The context first: it may still refer to the store. */
+  csn_ctx_free(ctx);
+  csn_store_free(store);
+}
+
+void demo_block_stop_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+int demo_wait_stop(const sigset_t *set) {
+  int sig = 0;
+  return sigwait(set, &sig) == 0 ? 0 : -1;
+}
+
+void demo_print_listening(const char *prog, const demo_config *c,
+                          unsigned int port, int ipv6) {
+  printf("%s listening on http://%s%s%s:%u\n", prog, ipv6 ? "[" : "",
+         c->bind, ipv6 ? "]" : "", port);
+  fflush(stdout);
+}

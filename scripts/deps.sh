@@ -20,11 +20,13 @@ CSN_DEPS_BUILD=(
 )
 
 # What scripts/test.sh needs on top: the optional stores' client libraries,
+# the other servers the adapters plug into (Ulfius, CivetWeb),
 # the servers it starts on loopback, the memory checker, the load generator,
 # clang (the build-clang step, and the fuzzers with libclang-rt), and the pieces of the MongoDB test server (a wire-protocol front written in
 # Python over an in-memory engine; Debian ships no mongod).
 CSN_DEPS_TEST=(
   libsqlite3-dev libhiredis-dev libpq-dev libmongoc-dev libbson-dev
+  libulfius-dev libcivetweb-dev
   redis-server postgresql
   valgrind wrk openssl
   clang libclang-rt-14-dev

@@ -33,11 +33,13 @@ cd "$ROOT" || exit 1
 
 JOBS=${CSN_TEST_JOBS:-2}
 
-# Every store is built: a fragment under src/stores/ only exists once its store
-# does, and an option without a fragment is ignored.
+# Every store and every adapter is built: a fragment under src/stores/ or
+# src/adapters/ only exists once its code does, and an option without a
+# fragment is ignored.
 CONFIG_ARGS=(
   -DCSN_WERROR=ON
   -DCSN_WITH_SQLITE=ON -DCSN_WITH_REDIS=ON -DCSN_WITH_PG=ON -DCSN_WITH_MONGO=ON
+  -DCSN_WITH_ULFIUS=ON -DCSN_WITH_CIVETWEB=ON
 )
 
 # A test taking longer than this is hung, not slow (valgrind gets more below).

@@ -119,7 +119,10 @@ static void get_is(csn_store *st, const char *sid, const char *want) {
 static int as_unprivileged(const char *dir, mode_t mode, int (*fn)(void *),
                            void *arg) {
   int root_user = geteuid() == 0;
-  if (!root_user) assert_int_equal(chmod(dir, mode), 0);
+  /* The store refuses a directory another user owns, so as root the
+   * directory is handed to the unprivileged user first. */
+  if (root_user) assert_int_equal(chown(dir, 65534, 65534), 0);
+  assert_int_equal(chmod(dir, mode), 0);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
@@ -128,7 +131,7 @@ static int as_unprivileged(const char *dir, mode_t mode, int (*fn)(void *),
   }
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);
-  if (!root_user) chmod(dir, 0755);
+  chmod(dir, 0755);
   assert_true(WIFEXITED(status));
   return WEXITSTATUS(status);
 }
@@ -420,6 +423,116 @@ static void store_file_corrupt(void **state) {
   csn_store_free(st);
 }
 
+/* Issue 15, finding 3: a directory another user owns, or one that group
+ * or others may write, is refused at open (whoever can write it can plant
+ * a session file and become any user); the store never fixes it up. */
+static void open_refused(const char *dir, const char *why) {
+  char url[1024], err[256] = "";
+  csn_store *st = NULL;
+  snprintf(url, sizeof url, "file://%s?reap=0", dir);
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_EPERM);
+  assert_null(st);
+  if (strstr(err, why) == NULL) fail_msg("message: %s", err);
+}
+
+static void store_file_foreign_dir(void **state) {
+  (void)state;
+  char dir[300];
+  struct stat sb;
+  new_dir(dir, sizeof dir);
+  assert_int_equal(chmod(dir, 0777), 0);
+  open_refused(dir, "writable by others");
+  assert_int_equal(stat(dir, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0777); /* left as it was */
+  assert_int_equal(chmod(dir, 01777), 0);    /* sticky like /tmp: still */
+  open_refused(dir, "writable by others");
+  assert_int_equal(chmod(dir, 0775), 0);
+  open_refused(dir, "writable by its group");
+  assert_int_equal(chmod(dir, 0755), 0);
+  csn_store_free(open_dir(dir, "?reap=0")); /* ours, 0755: fine */
+  if (geteuid() == 0) {
+    assert_int_equal(chown(dir, 65534, 65534), 0);
+    open_refused(dir, "owned by another user");
+    assert_int_equal(chown(dir, 0, 0), 0);
+  } else {
+    print_message("not root: the other-owner case needs chown, skipped\n");
+  }
+}
+
+/* In a child with an alarm, so that a regression hangs the child (killed
+ * by SIGALRM, a failed test) rather than the test run. */
+static const char *planted_dir;
+static int planted_child(void) {
+  csn_store *st = NULL;
+  char url[1024], err[256] = "";
+  char *json = NULL;
+  size_t len = 0, n = 0, removed = 0;
+  alarm(10);
+  snprintf(url, sizeof url, "file://%s?reap=0", planted_dir);
+  if (csn_store_file_open(url, &st, err, sizeof err) != CSN_OK) return 10;
+  /* A FIFO under a session's name: refused at once, not waited on. */
+  if (csn_store_get(st, "fifo", &json, &len) != CSN_ENOENT) return 11;
+  if (strstr(csn_store_errmsg(st), "not a session file") == NULL) return 12;
+  /* A second link to a file elsewhere. */
+  if (csn_store_get(st, "linked", &json, &len) != CSN_ENOENT) return 13;
+  if (strstr(csn_store_errmsg(st), "more than one link") == NULL) return 14;
+  if (geteuid() == 0) {
+    if (csn_store_get(st, "foreign", &json, &len) != CSN_ENOENT) return 15;
+    if (strstr(csn_store_errmsg(st), "owned by another user") == NULL)
+      return 16;
+  }
+  /* The good record still reads; the walks and the reaper pass by. */
+  if (csn_store_get(st, "good", &json, &len) != CSN_OK) return 17;
+  csn_free(json);
+  if (csn_store_length(st, &n) != CSN_OK) return 18;
+  if (csn_store_prune(st, &removed) != CSN_OK) return 19;
+  /* A record written over the FIFO's name replaces it (rename). */
+  if (csn_store_set(st, "fifo", REC, strlen(REC), CSN_TIME_NONE) != CSN_OK)
+    return 20;
+  if (csn_store_get(st, "fifo", &json, &len) != CSN_OK) return 21;
+  csn_free(json);
+  csn_store_free(st);
+  return 0;
+}
+
+/* Issue 15, findings 3 and 4: files planted in the store's directory. Only
+ * a regular file with one link, owned by this user, is read as a session:
+ * a FIFO blocked the open for ever (and the bucket lock with it), a file
+ * owned by another user or hard-linked from elsewhere could be a forged
+ * session. */
+static void store_file_planted_files(void **state) {
+  (void)state;
+  char dir[300], path[400], outside[400];
+  new_dir(dir, sizeof dir);
+  write_raw(dir, "good.json", REC);
+  snprintf(path, sizeof path, "%s/fifo.json", dir);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  snprintf(outside, sizeof outside, "%s/outside-%u.json", root,
+           (unsigned)getpid());
+  FILE *f = fopen(outside, "w");
+  assert_non_null(f);
+  fputs(REC, f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/linked.json", dir);
+  assert_int_equal(link(outside, path), 0);
+  if (geteuid() == 0) {
+    write_raw(dir, "foreign.json", REC);
+    snprintf(path, sizeof path, "%s/foreign.json", dir);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+  }
+  planted_dir = dir;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) _exit(planted_child());
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (WIFSIGNALED(status))
+    fail_msg("the store hung on a planted file (signal %d)", WTERMSIG(status));
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  unlink(outside);
+}
+
 static void store_file_url(void **state) {
   (void)state;
   char err[256] = "";
@@ -599,6 +712,8 @@ static void store_file_readonly_dir(void **state) {
   char path[400];
   snprintf(path, sizeof path, "%s/keep.json", dir);
   assert_int_equal(chmod(path, 0644), 0); /* readable by the child */
+  /* ...and the child's own: a session file someone else owns is refused. */
+  if (geteuid() == 0) assert_int_equal(chown(path, 65534, 65534), 0);
   fault_dir = dir;
   assert_int_equal(as_unprivileged(dir, 0555, readonly_child, NULL), 0);
   assert_false(file_exists(dir, "new.json"));
@@ -1101,6 +1216,8 @@ int main(void) {
       cmocka_unit_test(store_file_touch_rereads),
       cmocka_unit_test(store_file_bad_ids),
       cmocka_unit_test(store_file_corrupt),
+      cmocka_unit_test(store_file_foreign_dir),
+      cmocka_unit_test(store_file_planted_files),
       cmocka_unit_test(store_file_url),
       cmocka_unit_test(store_file_url_options),
       cmocka_unit_test(store_file_uncreatable_dir),

@@ -365,6 +365,40 @@ static void store_sqlite_readonly_db(void **state) {
   chmod(path, 0644);
 }
 
+/* A new database and its -wal and -shm files are private to the process
+ * owner (0600) whatever the umask lets through (issue 15, finding 2: they
+ * were 0644 and every local user could read every session). A file that
+ * exists keeps the mode its owner gave it. */
+static void store_sqlite_private_files(void **state) {
+  (void)state;
+  char path[400], side[420];
+  struct stat sb;
+  mode_t old = umask(022);
+  new_db(path, sizeof path);
+  csn_store *st = open_db(path, "?prune=0");
+  assert_int_equal(
+      csn_store_set(st, "p1", REC, strlen(REC), csn__now_ms() + 60000),
+      CSN_OK);
+  /* While the store is open the WAL files exist. */
+  assert_int_equal(stat(path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+  snprintf(side, sizeof side, "%s-wal", path);
+  assert_int_equal(stat(side, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+  snprintf(side, sizeof side, "%s-shm", path);
+  assert_int_equal(stat(side, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+  csn_store_free(st);
+
+  /* An existing database is not re-moded behind its owner's back. */
+  assert_int_equal(chmod(path, 0640), 0);
+  st = open_db(path, "?prune=0");
+  assert_int_equal(stat(path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0640);
+  csn_store_free(st);
+  umask(old);
+}
+
 /* Many workers on a small pool plus a second "process" (another store on
  * the same file): no error at all. */
 static csn_store *mt_a, *mt_b;
@@ -684,6 +718,7 @@ int main(void) {
       cmocka_unit_test(store_sqlite_prune_thread),
       cmocka_unit_test(store_sqlite_url_and_ids),
       cmocka_unit_test(store_sqlite_readonly_db),
+      cmocka_unit_test(store_sqlite_private_files),
       cmocka_unit_test(store_sqlite_threads),
       cmocka_unit_test(store_sqlite_touch_keeps_bytes),
       cmocka_unit_test(store_sqlite_cas),

@@ -65,7 +65,8 @@ extern "C" {
   XX(ENOTSUP, -12, "operation not supported")                              \
   XX(EIO, -13, "input/output error")                                       \
   XX(ERANGE, -14, "value out of range")                                   \
-  XX(ECONFLICT, -15, "session changed concurrently")
+  XX(ECONFLICT, -15, "session changed concurrently")                       \
+  XX(EPERM, -16, "refused: another user owns or can write it")
 
 typedef enum csn_errno {
   CSN_OK = 0,

@@ -140,6 +140,22 @@ static uint32_t name_hash(const char *name) {
   return h;
 }
 
+/* Open (or create) the lock file: never blocking, and only a regular file
+ * (a FIFO planted under its name must not hang the store). -1 with errno
+ * set otherwise. */
+static int lock_open(file_store *fs) {
+  struct stat st;
+  int fd = openat(fs->dirfd, FILE_LOCK_NAME,
+                  O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) return -1;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  return fd;
+}
+
 /* The lock file's descriptor for this process, opening it if needed.
  * CSN_EIO with a message when it cannot be opened (a read-only directory
  * without a lock file, or a lock file we may not write). */
@@ -155,8 +171,7 @@ static int lock_fd(file_store *fs, int *fd) {
     /* An inherited descriptor shares its locks with the parent: closing
      * our copy leaves the parent's description (and locks) alone. */
     int old = atomic_load(&fs->lockfd);
-    int nfd = openat(fs->dirfd, FILE_LOCK_NAME,
-                     O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int nfd = lock_open(fs);
     if (nfd < 0) {
       rc = csn_store_set_error(&fs->base, CSN_EIO,
                                "cannot open lock file %s/%s: %s", fs->dir,
@@ -261,12 +276,20 @@ static int is_session_name(const file_store *fs, const char *name,
 
 /* Read a whole file relative to the store's directory. Returns CSN_OK with a
  * NUL-terminated buffer, CSN_ENOENT when absent, CSN_ECORRUPT when it is
- * not a regular file or too large, CSN_EIO otherwise. *mtime_ms gets the
- * modification time. */
+ * not a session file we may trust (see below) or too large, CSN_EIO
+ * otherwise. *mtime_ms gets the modification time.
+ *
+ * The directory is ours (checked at open), but a file in it may have been
+ * planted before that, or hard-linked from elsewhere. Only a regular file
+ * with one link, owned by this process's user, is read: a FIFO would block
+ * the open (and the bucket lock with it) for ever, so the open never
+ * blocks; a file owned by someone else could be a forged session; a second
+ * link means the same inode is reachable from outside the directory. */
 static int read_file(file_store *fs, const char *name, char **out,
                      size_t *len, int64_t *mtime_ms) {
   struct stat st;
-  int fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd =
+      openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) return CSN_ENOENT;
     if (errno == ELOOP)
@@ -286,6 +309,14 @@ static int read_file(file_store *fs, const char *name, char **out,
     return csn_store_set_error(&fs->base, CSN_ECORRUPT,
                                "%s/%s is not a session file (type or size)",
                                fs->dir, name);
+  }
+  if (st.st_uid != geteuid() || st.st_nlink != 1) {
+    close(fd);
+    return csn_store_set_error(
+        &fs->base, CSN_ECORRUPT,
+        "%s/%s is refused: %s", fs->dir, name,
+        st.st_uid != geteuid() ? "owned by another user"
+                               : "it has more than one link");
   }
   if (mtime_ms != NULL)
     *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
@@ -1132,6 +1163,34 @@ static int make_dirs(const char *path) {
   return CSN_OK;
 }
 
+/* The directory must be ours alone: owned by this process's user and not
+ * writable by group or others. Otherwise whoever else can write it can
+ * plant or replace a session file (a directory pre-created in /tmp by
+ * another user, say) and become any user of the application without the
+ * secret. Not fixed up: a directory someone else set up is theirs to
+ * correct. */
+static int dir_trusted(file_store *fs, char *errbuf, size_t errlen) {
+  struct stat st;
+  if (fstat(fs->dirfd, &st) != 0)
+    return csn_store_fail(errbuf, errlen, CSN_EIO,
+                          "file store: cannot stat %s: %s", fs->dir,
+                          strerror(errno));
+  if (st.st_uid != geteuid())
+    return csn_store_fail(errbuf, errlen, CSN_EPERM,
+                          "file store: %s is owned by another user (uid "
+                          "%lu); refusing a directory we do not own",
+                          fs->dir, (unsigned long)st.st_uid);
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    return csn_store_fail(errbuf, errlen, CSN_EPERM,
+                          "file store: %s is writable by %s (mode %03o); "
+                          "refusing it: chmod go-w it, or use a private "
+                          "directory",
+                          fs->dir,
+                          (st.st_mode & S_IWOTH) ? "others" : "its group",
+                          (unsigned)(st.st_mode & 0777));
+  return CSN_OK;
+}
+
 int csn_store_file_new(const csn_file_options *opts, csn_store **out,
                        char *errbuf, size_t errlen) {
   csn_file_options o = {0};
@@ -1202,6 +1261,8 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
     rc = csn_store_fail(errbuf, errlen, CSN_EIO,
                         "file store: cannot open directory %s: %s", fs->dir,
                         strerror(errno));
+  } else if (rc == CSN_OK && (rc = dir_trusted(fs, errbuf, errlen)) != CSN_OK) {
+    /* dir_trusted() said why. */
   } else if (rc == CSN_OK) {
     size_t n = 0;
     if (each_name(fs, count_one, &n) != CSN_OK)
@@ -1212,8 +1273,7 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
   if (rc == CSN_OK) {
     /* The lock file now if we may; a read-only directory is fine for
      * reading, and lock_fd() tries again at the first write. */
-    int fd = openat(fs->dirfd, FILE_LOCK_NAME,
-                    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = lock_open(fs);
     if (fd >= 0) {
       atomic_store(&fs->lockfd, fd);
       atomic_store(&fs->lockfd_pid, getpid());

@@ -32,11 +32,14 @@
  * Memory. Records handed back must be freed with csn_free(), so they are
  * allocated with csn_malloc(): the same allocator hook as the core's.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -646,6 +649,28 @@ static int sq_schema(sq_store *s, const char *table, char *errbuf,
   return rc;
 }
 
+/* Create the database file private to the process owner (0600) when it
+ * does not exist yet: SQLite would create it with 0666 less the umask,
+ * usually 0644, which lets every local user read every session. SQLite
+ * gives the -wal and -shm files the main file's mode, so they are private
+ * too. An existing file is left as its owner made it. In-memory databases
+ * and SQLite URI filenames are SQLite's business. */
+static int sq_create_private(const char *path, char *errbuf, size_t errlen) {
+  if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+    return CSN_OK;
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                0600);
+  if (fd >= 0) {
+    close(fd);
+    return CSN_OK;
+  }
+  if (errno == EEXIST)
+    return CSN_OK;
+  return csn_store_fail(errbuf, errlen, CSN_EIO,
+                        "sqlite store: cannot create %s: %s", path,
+                        strerror(errno));
+}
+
 int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
                          char *errbuf, size_t errlen) {
   csn_sqlite_options o;
@@ -691,7 +716,7 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   }
   if (rc != CSN_OK)
     csn_store_fail(errbuf, errlen, rc, "sqlite store: out of memory");
-  else
+  else if ((rc = sq_create_private(s->path, errbuf, errlen)) == CSN_OK)
     rc = sq_schema(s, o.table, errbuf, errlen);
   if (rc == CSN_OK && s->prune_ms > 0) {
     rc = csn_sweeper_start(&s->sweeper, s->prune_ms, SQ_PRUNE_JITTER_PCT,

@@ -1,8 +1,8 @@
 /* demo.c - csession-demo: express-session's visit counter, in C, on GNU
  * libmicrohttpd.
  *
- *   CSN_SECRET='keyboard cat' csession-demo [--port 3000]
- *                                           [--store sqlite://./csession-demo.db]
+ *   csession-demo --secret-file PATH [--port 3000]
+ *                 [--store sqlite://./csession-demo.db]
  *
  *   GET /                 counts visits in the session
  *   GET /login?user=NAME  regenerates the session, then stores "user"
@@ -169,14 +169,16 @@ int main(int argc, char **argv) {
   demo_block_stop_signals(&stop);
 
   rc = demo_parse_args(prog, argc, argv, &cfg);
-  if (rc != 0)
-    return rc == 1 ? 0 : 2;
-  rc = demo_listen_addr(prog, &cfg, &ss, &sslen, &ipv6);
-  if (rc != 0)
-    return rc;
-  rc = demo_open(prog, &cfg, &store, &ctx);
-  if (rc != 0)
-    return rc;
+  if (rc == 1) /* --help */
+    rc = -1;
+  if (rc == 0)
+    rc = demo_listen_addr(prog, &cfg, &ss, &sslen, &ipv6);
+  if (rc == 0)
+    rc = demo_open(prog, &cfg, &store, &ctx);
+  if (rc != 0) {
+    demo_config_free(&cfg);
+    return rc < 0 ? 0 : rc;
+  }
 
   d = start_daemon(&cfg, ctx, (const struct sockaddr *)&ss, ipv6);
   if (d == NULL) {
@@ -196,6 +198,7 @@ out:
   if (d != NULL)
     MHD_stop_daemon(d);
   demo_close(store, ctx);
+  demo_config_free(&cfg);
   return status;
 }
 #endif /* CSN_DEMO_NO_MAIN */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csn/csn_store.h"  /* csn_free_secret */
 #include "csn/csn_stores.h" /* every store this build has, by URL */
 
 /* SQLite when this build has it: one file, no server, and a restarted demo
@@ -33,8 +34,13 @@ void demo_usage(const char *prog, FILE *f) {
   fputs(csn_stores_schemes(), f);
   fputs(
       ")\n"
-      "  --secret S             signing secret; repeat to rotate (the first\n"
-      "                         signs); default: $CSN_SECRET\n"
+      "  --secret-file PATH     read a signing secret from PATH (mode 600\n"
+      "                         or stricter); repeat to rotate (the first\n"
+      "                         signs); default: $CSN_SECRET_FILE, else\n"
+      "                         $CSN_SECRET\n"
+      "  --secret S             a signing secret given inline (visible to\n"
+      "                         every local user in the process list:\n"
+      "                         prefer --secret-file or the variables)\n"
       "  --name NAME            cookie name (default connect.sid)\n"
       "  --max-age MS           cookie lifetime in ms (default 86400000)\n"
       "  --rolling              re-send the cookie on every response\n"
@@ -76,6 +82,28 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
   return 0;
 }
 
+/* Read one secret from a file (csn_secret_read_file: private to us, or
+ * refused) and add it to the rotation. 0, or -1 after a message. */
+static int add_secret_file(const char *prog, demo_config *c,
+                           const char *path) {
+  char err[256] = "";
+  char *secret = NULL;
+  if (csn_secret_read_file(path, &secret, err, sizeof err) < 0) {
+    fprintf(stderr, "%s: %s\n", prog, err);
+    return -1;
+  }
+  c->owned[c->n_owned++] = secret;
+  c->secrets[c->n_secrets++] = secret;
+  return 0;
+}
+
+void demo_config_free(demo_config *c) {
+  for (size_t i = 0; i < c->n_owned; i++)
+    csn_free_secret(c->owned[i]);
+  c->n_owned = 0;
+  c->n_secrets = 0;
+}
+
 /* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
 int demo_parse_args(const char *prog, int argc, char **argv,
                     demo_config *c) {
@@ -113,6 +141,7 @@ int demo_parse_args(const char *prog, int argc, char **argv,
       c->secure = 1;
     } else if (strcmp(a, "--port") == 0 || strcmp(a, "--bind") == 0 ||
                strcmp(a, "--store") == 0 || strcmp(a, "--secret") == 0 ||
+               strcmp(a, "--secret-file") == 0 ||
                strcmp(a, "--name") == 0 || strcmp(a, "--max-age") == 0 ||
                strcmp(a, "--threads") == 0 ||
                strcmp(a, "--conn-memory") == 0) {
@@ -133,13 +162,17 @@ int demo_parse_args(const char *prog, int argc, char **argv,
       } else if (strcmp(a, "--store") == 0) {
         c->store_url = val;
         store_given = 1;
-      } else if (strcmp(a, "--secret") == 0) {
+      } else if (strcmp(a, "--secret") == 0 ||
+                 strcmp(a, "--secret-file") == 0) {
         if (c->n_secrets == DEMO_MAX_SECRETS) {
           fprintf(stderr, "%s: at most %d secrets\n", prog,
                   DEMO_MAX_SECRETS);
           return 2;
         }
-        c->secrets[c->n_secrets++] = val;
+        if (strcmp(a, "--secret") == 0)
+          c->secrets[c->n_secrets++] = val;
+        else if (add_secret_file(prog, c, val) != 0)
+          return 2;
       } else if (strcmp(a, "--name") == 0) {
         c->name = val;
       } else if (strcmp(a, "--max-age") == 0) {
@@ -179,13 +212,19 @@ int demo_parse_args(const char *prog, int argc, char **argv,
       c->store_url = env;
   }
   if (c->n_secrets == 0) {
+    const char *env = getenv("CSN_SECRET_FILE");
+    if (env != NULL && *env != '\0' && add_secret_file(prog, c, env) != 0)
+      return 2;
+  }
+  if (c->n_secrets == 0) {
     const char *env = getenv("CSN_SECRET");
     if (env != NULL && *env != '\0')
       c->secrets[c->n_secrets++] = env;
   }
   if (c->n_secrets == 0) {
     fprintf(stderr, "%s: a secret is required to sign session "
-                    "cookies: pass --secret S or set CSN_SECRET\n",
+                    "cookies: pass --secret-file PATH, or set CSN_SECRET_FILE or "
+                    "CSN_SECRET\n",
             prog);
     return 2;
   }

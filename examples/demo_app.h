@@ -48,14 +48,21 @@ typedef struct demo_config {
   int secure;
   unsigned int threads;
   unsigned int conn_memory_kb;
+  /* Secrets read from files (--secret-file), freed by demo_config_free. */
+  char *owned[DEMO_MAX_SECRETS];
+  size_t n_owned;
 } demo_config;
 
 /* --help text for program `prog`. */
 void demo_usage(const char *prog, FILE *f);
 
-/* Parse the command line (and CSN_STORE / CSN_SECRET). Returns 0 to run,
- * 1 after --help (printed), 2 on a usage error (message on stderr). */
+/* Parse the command line (and CSN_STORE, CSN_SECRET_FILE, CSN_SECRET).
+ * Returns 0 to run, 1 after --help (printed), 2 on a usage error (message
+ * on stderr). Whatever the result, release it with demo_config_free(). */
 int demo_parse_args(const char *prog, int argc, char **argv, demo_config *c);
+
+/* Wipe and free the secrets read from files. */
+void demo_config_free(demo_config *c);
 
 /* The listen address of --bind and --port: fills *ss and *len, *ipv6.
  * Returns 0, or 2 after printing why the address is not an IP address. */

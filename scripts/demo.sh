@@ -8,8 +8,10 @@
 # build/, then replaces itself with build/csession-demo. Extra arguments go to
 # the demo unchanged (build/csession-demo --help lists them).
 #
-# The secret: CSN_SECRET when set; otherwise one generated on the first run and
-# kept in build/demo-secret, so cookies stay valid across restarts.
+# The secret: CSN_SECRET or CSN_SECRET_FILE when set; otherwise one generated
+# on the first run and kept in build/demo-secret (mode 600), so cookies stay
+# valid across restarts. It reaches the demo through the environment, never
+# its command line.
 
 set -euo pipefail
 
@@ -38,19 +40,22 @@ has_flag() {
 args=()
 has_flag --port "$@" || args+=(--port 3000)
 has_flag --bind "$@" || args+=(--bind 127.0.0.1)
-if ! has_flag --secret "$@"; then
-  if [ -n "${CSN_SECRET:-}" ]; then
-    secret=$CSN_SECRET
-  else
-    if [ ! -s build/demo-secret ]; then
-      # 32 random bytes as hex; umask keeps the file private.
-      (umask 077 && head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' \
-        >build/demo-secret)
-      echo "demo.sh: generated a secret in build/demo-secret" >&2
-    fi
-    secret=$(cat build/demo-secret)
+# The secret never goes on the demo's command line, where every local user
+# could read it (/proc/PID/cmdline): the demo reads CSN_SECRET or
+# CSN_SECRET_FILE itself. Without either (and without a --secret or
+# --secret-file of the caller's), one is generated on the first run and kept
+# in build/demo-secret, private to its owner, so cookies stay valid across
+# restarts.
+if ! has_flag --secret "$@" && ! has_flag --secret-file "$@" &&
+   [ -z "${CSN_SECRET:-}" ] && [ -z "${CSN_SECRET_FILE:-}" ]; then
+  if [ ! -s build/demo-secret ]; then
+    # 32 random bytes as hex; umask keeps the file private.
+    (umask 077 && head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' \
+      >build/demo-secret)
+    echo "demo.sh: generated a secret in build/demo-secret" >&2
   fi
-  args+=(--secret "$secret")
+  chmod 600 build/demo-secret
+  export CSN_SECRET_FILE="$ROOT/build/demo-secret"
 fi
 
 port=3000

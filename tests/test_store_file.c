@@ -580,7 +580,7 @@ static void store_file_url_options(void **state) {
       "?ext=%2Fx", "?secret=hunter2%zz", "?hunter2=1", "?secret", "?reap=0&"};
   static const char *const named[] = {"ttl", "reap", "ttl", "ext", "ext",
                                       "secret", NULL, NULL, NULL};
-  char dir[300], url[700], err[256];
+  char dir[300], url[1024], err[256];
   csn_store *st = NULL;
   new_dir(dir, sizeof dir);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -609,6 +609,33 @@ static void store_file_url_options(void **state) {
   assert_int_equal(csn_store_file_new(&o, &st, NULL, 0), CSN_OK);
   get_is(st, "enc", REC);
   csn_store_free(st);
+
+  /* secret_file= (issue 15, finding 1): the same key from a private file,
+   * so the URL can be shown anywhere; a file others may read is refused
+   * (CSN_EPERM, naming the file, never its content), and so is giving
+   * both forms. */
+  char key[300];
+  snprintf(key, sizeof key, "%s/key", root);
+  FILE *f = fopen(key, "w");
+  assert_non_null(f);
+  fputs("a&b\n", f);
+  fclose(f);
+  assert_int_equal(chmod(key, 0600), 0);
+  snprintf(url, sizeof url, "file://%s?reap=0&secret_file=%s", dir, key);
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_OK);
+  get_is(st, "enc", REC);
+  csn_store_free(st);
+  assert_int_equal(chmod(key, 0644), 0);
+  err[0] = '\0';
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_EPERM);
+  assert_null(st);
+  assert_non_null(strstr(err, key));
+  assert_null(strstr(err, "a&b"));
+  assert_int_equal(chmod(key, 0600), 0);
+  snprintf(url, sizeof url, "file://%s?reap=0&secret_file=%s&secret=x", dir,
+           key);
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_EINVAL);
+  unlink(key);
 }
 
 /* A directory that cannot be created is an I/O error with the path in the

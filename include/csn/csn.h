@@ -513,6 +513,19 @@ CSN_API int csn_store_open(const char *url, csn_store **out, char *errbuf,
  * store URL print this instead. Since 0.2. */
 CSN_API char *csn_url_redact(const char *url, char *out, size_t outlen);
 
+/* Read a secret (a signing secret, a store's key) from the file at `path`,
+ * so that it never has to appear on a command line, where every local user
+ * can read it (/proc/PID/cmdline). The file must be a regular file (a
+ * symbolic link is judged by its target) owned by this process's user and
+ * private to it: any group or other permission bit is refused with
+ * CSN_EPERM ("chmod 600 it"). One trailing "\n" or "\r\n" is dropped; an
+ * empty file, a NUL byte or more than 4096 bytes is CSN_EINVAL; a file that
+ * cannot be read is CSN_EIO. On success *out is the secret (release it with
+ * csn_free_secret()); on failure *out is NULL and errbuf says why (the
+ * path, never the content). Since 0.2. */
+CSN_API int csn_secret_read_file(const char *path, char **out, char *errbuf,
+                                 size_t errlen);
+
 typedef int (*csn_store_open_fn)(const char *url, csn_store **out,
                                  char *errbuf, size_t errlen);
 /* Register an opener for "scheme://..." URLs. Not thread-safe: call during

@@ -138,9 +138,16 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *   ttl=S     default lifetime in seconds (3600), 1 .. 9e12
  *   reap=S    reaper interval in seconds (3600); -1 or 0 disables it
  *   ext=.json file extension, at most 64 bytes, no '/'
- *   secret=.. encryption with this secret (see above); or set
- *             csn_file_options.secret. Note that a URL in a config file or
- *             a command line exposes the secret. Error messages name the
+ *   secret_file=PATH
+ *             encryption with the secret read from PATH (see above), a
+ *             file private to this user (csn_secret_read_file(): mode 600
+ *             or stricter, else CSN_EPERM). The way to give the secret in
+ *             a URL: the URL may then appear anywhere.
+ *   secret=.. encryption with this secret given inline; or set
+ *             csn_file_options.secret. A URL on a command line exposes it
+ *             to every local user (/proc/PID/cmdline): pass such a URL
+ *             through the environment (the demo's CSN_STORE), or use
+ *             secret_file. At most one of the two. Error messages name the
  *             parameter, never its value.
  * Unknown, repeated or malformed options are CSN_EINVAL. This is the opener
  * csn_store_open() uses for the "file" scheme. (0.1 took the secret

@@ -1302,12 +1302,13 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                           "file store: URL must start with file://");
   /* Defaults that say "not given": the options' own zero values. */
   int64_t ttl_s = 0, reap_s = INT64_MIN;
-  char *ext = NULL, *secret = NULL;
+  char *ext = NULL, *secret = NULL, *secret_file = NULL;
   const csn_url_option opts[] = {
       {"ttl", CSN_URL_INT, 1, INT64_C(9000000000000), &ttl_s},
       {"reap", CSN_URL_INT, -1, INT64_C(9000000000000), &reap_s},
       {"ext", CSN_URL_STR, 0, 0, &ext},
       {"secret", CSN_URL_STR, 0, 0, &secret},
+      {"secret_file", CSN_URL_STR, 0, 0, &secret_file},
   };
   char *dir = csn__strndup(path, plen);
   if (dir == NULL)
@@ -1321,6 +1322,17 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                         "file store: URL parameter 'ext' is longer than %d "
                         "bytes",
                         FILE_EXT_MAX);
+  /* The key from a private file: a URL with ?secret= on a command line is
+   * readable by every local user (/proc/PID/cmdline). */
+  if (rc == CSN_OK && secret_file != NULL && secret != NULL)
+    rc = csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                        "file store: give secret or secret_file, not both");
+  else if (rc == CSN_OK && secret_file != NULL) {
+    char why[256] = "";
+    rc = csn_secret_read_file(secret_file, &secret, why, sizeof why);
+    if (rc != CSN_OK)
+      csn_store_fail(errbuf, errlen, rc, "file store: %s", why);
+  }
   if (rc == CSN_OK) {
     csn_file_options o = {0};
     o.dir = plen > 0 ? dir : NULL;
@@ -1334,6 +1346,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
     /* The store keeps its own copy; do not leave this one in the heap. */
     csn_free_secret(secret);
   }
+  csn__free(secret_file);
   csn__free(ext);
   csn__free(dir);
   return rc;

@@ -554,6 +554,69 @@ static void test_evict_expired_first(void **state) {
   csn_store_free(st);
 }
 
+/* Issue 15, finding 5: a flood of visitors seen once must not evict the
+ * sessions of returning users. 20 users come back (their records are read
+ * again), and their records expire soonest, which made them the victims of
+ * "evict the soonest to expire": 1,200 anonymous requests left 3 of 20.
+ * Now visitors seen once make room for each other, and a returning user's
+ * record goes only when nothing else is left (no outage either way). */
+static void test_evict_spares_returning(void **state) {
+  csn_store *st = open_fake(40, -1);
+  int64_t now = atomic_load(&fake_ms);
+  char sid[32];
+  int i;
+  (void)state;
+  for (i = 0; i < 20; i++) {
+    snprintf(sid, sizeof sid, "user-%d", i);
+    put(st, sid, now + 50000 + i);
+    assert_true(present(st, sid)); /* the user's next request */
+  }
+  for (i = 0; i < 1200; i++) {
+    snprintf(sid, sizeof sid, "anon-%d", i);
+    put(st, sid, now + 100000 + i);
+    if (i % 100 == 0) assert_true(present(st, "user-0"));
+  }
+  for (i = 0; i < 20; i++) {
+    snprintf(sid, sizeof sid, "user-%d", i);
+    if (!present(st, sid)) fail_msg("%s was evicted by anonymous traffic", sid);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 40);
+  csn_store_free(st);
+
+  /* Twenty users and twenty anonymous visitors in a table of 30: the
+   * anonymous ones make room, the users all stay. */
+  st = open_fake(30, -1);
+  for (i = 0; i < 20; i++) {
+    snprintf(sid, sizeof sid, "user-%d", i);
+    put(st, sid, now + 50000 + i);
+    assert_true(present(st, sid));
+  }
+  for (i = 0; i < 20; i++) {
+    snprintf(sid, sizeof sid, "anon-%d", i);
+    put(st, sid, now + 100000 + i);
+  }
+  for (i = 0; i < 20; i++) {
+    snprintf(sid, sizeof sid, "user-%d", i);
+    assert_true(present(st, sid));
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 30);
+  csn_store_free(st);
+
+  /* Only returning users left: a new visitor still gets in (the soonest
+   * to expire of them goes), rather than being refused. */
+  st = open_fake(4, -1);
+  for (i = 0; i < 4; i++) {
+    snprintf(sid, sizeof sid, "user-%d", i);
+    put(st, sid, now + 50000 + i);
+    assert_true(present(st, sid));
+  }
+  put(st, "newcomer", now + 90000);
+  assert_true(present(st, "newcomer"));
+  assert_false(present(st, "user-0"));
+  assert_int_equal(csn__store_memory_raw_count(st), 4);
+  csn_store_free(st);
+}
+
 typedef struct evict_worker {
   csn_store *st;
   int id;
@@ -933,6 +996,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_evict_max_one),
       cmocka_unit_test(test_evict_bounded),
       cmocka_unit_test(test_evict_expired_first),
+      cmocka_unit_test(test_evict_spares_returning),
       cmocka_unit_test(test_evict_concurrent),
   };
   const struct CMUnitTest url[] = {

@@ -572,8 +572,13 @@ CSN_API int csn_store_id_valid(const char *sid);
 /* MemoryStore ------------------------------------------------------------ */
 
 typedef struct csn_memory_options {
-  size_t max_entries;      /* 0: unlimited; else the oldest-expiring entry
-                              is evicted when full */
+  size_t max_entries;      /* 0: unlimited. When full, a new session
+                              evicts an expired one, else the soonest to
+                              expire of those never read back (visitors
+                              seen once), and a returning visitor's only
+                              when no other is left: a flood of new
+                              visitors cannot log users out. Never
+                              refused. */
   int64_t prune_interval_ms; /* background sweep period; 0: default 60000;
                                 negative: no thread (amortised pruning on
                                 writes only) */

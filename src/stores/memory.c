@@ -37,8 +37,10 @@
  *     couple of buckets of its own shard, so with the thread turned off the
  *     table still stays near its live size.
  *
- *   - A bound: with max_entries set, a new id evicts the entry that expires
- *     soonest (memory_table.c explains the rule and why not refuse).
+ *   - A bound: with max_entries set, a new id evicts another entry:
+ *     expired ones first, then visitors seen once, and a returning
+ *     visitor's entry only when nothing else is left (memory_table.c
+ *     explains the tiers and why not refuse).
  *
  *   - Opened from a URL, memory://[?max=N&prune=MS], strictly: the kit
  *     parses the query and rejects unknown, repeated or malformed
@@ -95,6 +97,10 @@ static int mem_get(csn_store *st, const char *sid, char **json, size_t *len) {
   mt_entry *e = mt_lock(t, sid, mt_now(t), &ref);
   char *copy = NULL;
   int found = e != NULL;
+  /* Read back by a later request: a returning visitor, protected from
+   * eviction while visitors seen once remain (memory_table.c). */
+  if (found)
+    e->used = 1;
   if (found && (copy = csn_malloc(e->len + 1)) != NULL) {
     memcpy(copy, e->json, e->len + 1);
     *len = e->len;

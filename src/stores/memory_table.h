@@ -37,6 +37,10 @@ typedef struct mt_entry {
   char *json;      /* NUL-terminated copy of the record, as stored */
   size_t len;
   size_t sid_len;
+  /* 1 once a later request read the entry back (a returning visitor);
+   * eviction spares such entries while any other is left (memory_table.c,
+   * Capacity). Written and read under the shard's lock. */
+  unsigned char used;
   char sid[]; /* NUL-terminated */
 } mt_entry;
 

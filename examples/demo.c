@@ -127,7 +127,7 @@ static struct MHD_Daemon *start_daemon(const demo_config *c, csn_ctx *ctx,
    * 64 KiB takes those but cost a quarter of the throughput in
    * bench/run.sh. --conn-memory chooses. */
   size_t mem = (size_t)c->conn_memory_kb * 1024;
-  struct MHD_OptionItem ops[4];
+  struct MHD_OptionItem ops[6];
   size_t n = 0;
 
   /* A pool of one is no pool: the option is left out (libmicrohttpd warns
@@ -138,6 +138,13 @@ static struct MHD_Daemon *start_daemon(const demo_config *c, csn_ctx *ctx,
   if (c->threads > 1)
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
                                        (intptr_t)c->threads, NULL};
+  /* Slowloris: see demo_app.c (--per-ip, --timeout). */
+  if (c->per_ip > 0)
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                       (intptr_t)c->per_ip, NULL};
+  if (c->timeout_s > 0)
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                       (intptr_t)c->timeout_s, NULL};
   ops[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
   if (ipv6)

@@ -51,6 +51,10 @@ void demo_usage(const char *prog, FILE *f) {
       "  --threads N            worker threads (default 2)\n"
       "  --conn-memory KB       memory per connection, which bounds the\n"
       "                         request headers (default 32)\n"
+      "  --per-ip N             connections one client address may hold\n"
+      "                         (default 64; 0: no limit)\n"
+      "  --timeout S            close a connection idle for S seconds\n"
+      "                         (default 15; 0: never)\n"
       "  --help                 this text\n"
       "\n"
       "routes:\n"
@@ -119,6 +123,14 @@ int demo_parse_args(const char *prog, int argc, char **argv,
   c->max_age_ms = 86400000;
   c->threads = 2;
   c->conn_memory_kb = 32;
+  /* A client that opens connections and trickles its headers (slowloris)
+   * must not hold every slot: 1,100 such connections from one address
+   * kept /health from answering at all. A per-address limit stops one
+   * client; the idle timeout reclaims connections a client forgot. Both
+   * leave room for a benchmark's 50 connections. Many addresses at once
+   * are a proxy's job (README, "The demo server"). */
+  c->per_ip = 64;
+  c->timeout_s = 15;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -144,7 +156,8 @@ int demo_parse_args(const char *prog, int argc, char **argv,
                strcmp(a, "--secret-file") == 0 ||
                strcmp(a, "--name") == 0 || strcmp(a, "--max-age") == 0 ||
                strcmp(a, "--threads") == 0 ||
-               strcmp(a, "--conn-memory") == 0) {
+               strcmp(a, "--conn-memory") == 0 ||
+               strcmp(a, "--per-ip") == 0 || strcmp(a, "--timeout") == 0) {
       if (!has_value) {
         fprintf(stderr, "%s: %s needs a value\n", prog, a);
         return 2;
@@ -192,6 +205,19 @@ int demo_parse_args(const char *prog, int argc, char **argv,
           return 2;
         }
         c->conn_memory_kb = (unsigned int)v;
+      } else if (strcmp(a, "--per-ip") == 0) {
+        if (parse_uint(val, 100000, &v) != 0) {
+          fprintf(stderr, "%s: --per-ip: expected 0..100000\n", prog);
+          return 2;
+        }
+        c->per_ip = (unsigned int)v;
+      } else if (strcmp(a, "--timeout") == 0) {
+        if (parse_uint(val, 86400, &v) != 0) {
+          fprintf(stderr, "%s: --timeout: expected seconds, 0..86400\n",
+                  prog);
+          return 2;
+        }
+        c->timeout_s = (unsigned int)v;
       } else {
         if (parse_uint(val, 1024, &v) != 0 || v == 0) {
           fprintf(stderr, "%s: --threads: expected 1..1024\n", prog);

@@ -48,6 +48,8 @@ typedef struct demo_config {
   int secure;
   unsigned int threads;
   unsigned int conn_memory_kb;
+  unsigned int per_ip;       /* connections per client address; 0: none */
+  unsigned int timeout_s;    /* idle connection timeout; 0: none */
   /* Secrets read from files (--secret-file), freed by demo_config_free. */
   char *owned[DEMO_MAX_SECRETS];
   size_t n_owned;

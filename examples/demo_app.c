@@ -34,6 +34,8 @@ void demo_usage(const char *prog, FILE *f) {
   fputs(csn_stores_schemes(), f);
   fputs(
       ")\n"
+      "                         memory:// holds at most 100000 sessions\n"
+      "                         unless its max= says otherwise\n"
       "  --secret-file PATH     read a signing secret from PATH (mode 600\n"
       "                         or stricter); repeat to rotate (the first\n"
       "                         signs); default: $CSN_SECRET_FILE, else\n"
@@ -282,6 +284,23 @@ int demo_listen_addr(const char *prog, const demo_config *c,
   return 2;
 }
 
+/* The store of --store, with one change: a MemoryStore given no max= gets
+ * the library's default bound (CSN_DEFAULT_MEMORY_MAX), as the store a
+ * context makes for itself does, so that anonymous traffic cannot grow
+ * the demo without limit (issue 15, finding 6). An explicit max=0 still
+ * means unbounded. */
+static int open_store(const char *url, csn_store **store, char *err,
+                      size_t errlen) {
+  char bounded[512];
+  if (strncmp(url, "memory://", 9) == 0 && strstr(url, "max=") == NULL &&
+      strlen(url) + 32 < sizeof bounded) {
+    snprintf(bounded, sizeof bounded, "%s%smax=%d", url,
+             strchr(url, '?') != NULL ? "&" : "?", CSN_DEFAULT_MEMORY_MAX);
+    return csn_store_open(bounded, store, err, errlen);
+  }
+  return csn_store_open(url, store, err, errlen);
+}
+
 int demo_open(const char *prog, const demo_config *c, csn_store **store,
               csn_ctx **ctx) {
   csn_options o;
@@ -296,7 +315,7 @@ int demo_open(const char *prog, const demo_config *c, csn_store **store,
             csn_strerror(rc));
     return 1;
   }
-  rc = csn_store_open(c->store_url, store, err, sizeof err);
+  rc = open_store(c->store_url, store, err, sizeof err);
   if (rc < 0) {
     char shown[256]; /* never the URL's password */
     fprintf(stderr, "%s: --store %s: %s\n", prog,

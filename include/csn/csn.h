@@ -232,8 +232,9 @@ typedef struct csn_options {
 
   csn_cookie_options cookie;
 
-  /* Store. NULL: the context creates and owns a MemoryStore. Otherwise
-   * borrowed: free it after the context. */
+  /* Store. NULL: the context creates and owns a MemoryStore of at most
+   * CSN_DEFAULT_MEMORY_MAX sessions (express-session's is unbounded).
+   * Otherwise borrowed: free it after the context. */
   csn_store *store;
 
   csn_genid_fn genid; /* NULL: 24 random bytes, base64url (32 chars) */
@@ -570,6 +571,9 @@ CSN_API int csn_store_has_cas(const csn_store *st);
 CSN_API int csn_store_id_valid(const char *sid);
 
 /* MemoryStore ------------------------------------------------------------ */
+
+/* The size of the MemoryStore a context makes when given no store. */
+#define CSN_DEFAULT_MEMORY_MAX 100000
 
 typedef struct csn_memory_options {
   size_t max_entries;      /* 0: unlimited. When full, a new session

@@ -13,6 +13,10 @@
 
 #include "csn_int.h"
 
+/* A macro's value as a string literal. */
+#define CTX_STR2(x) #x
+#define CTX_STR(x) CTX_STR2(x)
+
 void csn_options_init(csn_options *o) {
   memset(o, 0, sizeof *o);
   o->version = CSN_OPTIONS_VERSION;
@@ -160,8 +164,12 @@ int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
     ctx->store = o->store;
   } else {
     /* express-session's default: an in-process store, opened by scheme
-     * like any other so that the core names no store. */
-    rc = csn_store_open("memory://", &ctx->store, NULL, 0);
+     * like any other so that the core names no store. Bounded, unlike
+     * express-session's: anonymous traffic alone could otherwise grow it
+     * without limit (issue 15, finding 6); the two-tier eviction keeps
+     * returning visitors when it is full. */
+    rc = csn_store_open("memory://?max=" CTX_STR(CSN_DEFAULT_MEMORY_MAX),
+                        &ctx->store, NULL, 0);
     if (rc < 0) {
       csn_ctx_free(ctx);
       return fail(errbuf, errlen, rc, "cannot create the MemoryStore");

@@ -310,7 +310,10 @@ static int read_file(file_store *fs, const char *name, char **out,
                                "%s/%s is not a session file (type or size)",
                                fs->dir, name);
   }
-  if (st.st_uid != geteuid() || st.st_nlink != 1) {
+  /* nlink 0 is fine: a writer renamed a new version over the name since
+   * our open, and what we read is the whole old version (refusing it lost
+   * updates under concurrent writers). */
+  if (st.st_uid != geteuid() || st.st_nlink > 1) {
     close(fd);
     return csn_store_set_error(
         &fs->base, CSN_ECORRUPT,

@@ -9,8 +9,9 @@
 #
 # Builds the benchmark programs (Release, in $BUILD_DIR, default build-bench/),
 # installs the Node reference app's packages if they are missing, starts every
-# server it needs on 127.0.0.1 (Redis and PostgreSQL in a scratch directory),
-# and measures with wrk:
+# server it needs on 127.0.0.1 (Redis and PostgreSQL in a scratch directory;
+# for "mongo" the MongoDB test server tests/mongo/mongo_server.py, in memory,
+# unless MONGODB_URI names a real server), and measures with wrk:
 #   targets    bare libmicrohttpd; csession-demo with each store it accepts;
 #              Express without sessions; express-session with the same stores
 #   scenarios  new (no cookie), returning (cookie pool, see returning.lua)
@@ -48,7 +49,7 @@ BUILD_DIR=${BUILD_DIR:-$root/build-bench}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
-STORES=${STORES:-"memory file sqlite redis postgres"}
+STORES=${STORES:-"memory file sqlite redis postgres mongo"}
 SCENARIOS=${SCENARIOS:-"new returning"}
 TARGETS=${TARGETS:-"bare csession base express express-session"}
 BASE_REV=${BASE_REV:-}
@@ -76,7 +77,7 @@ while [ $# -gt 0 ]; do
     --threads) DEMO_THREADS=$2; shift 2 ;;
     --delays) LU_DELAYS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -125,7 +126,24 @@ else
   lu_bin=$BUILD_DIR/csn-lost-update
   [ -x "$lu_bin" ] || { log "csn-lost-update did not build (it needs libcurl)"; exit 1; }
 fi
+# The MongoDB store is built only when asked for (CSN_WITH_MONGO): for the
+# mongo rows a build directory configured without it is switched to AUTO
+# (built when libmongoc is found) before the demo is built.
+mongo_build() {
+  if has_store mongo && [ -f "$BUILD_DIR/CMakeCache.txt" ] &&
+     grep -q '^CSN_WITH_MONGO:STRING=OFF$' "$BUILD_DIR/CMakeCache.txt"; then
+    log "configuring $BUILD_DIR with CSN_WITH_MONGO=AUTO for the mongo rows"
+    cmake -DCSN_WITH_MONGO=AUTO "$BUILD_DIR" >/dev/null 2>&1 ||
+      log "reconfiguring for the MongoDB store failed"
+  fi
+}
 if want csession || [ -n "$BASE_REV" ]; then
+  mongo_build
+  # A fresh build directory is configured by the first build: look again.
+  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+    csn_bench_build "$root" "$BUILD_DIR" csession-demo || true
+    mongo_build
+  fi
   csn_bench_build "$root" "$BUILD_DIR" csession-demo || true
   [ -x "$demo_bin" ] || { log "csession-demo did not build: csession rows are skipped"; demo_bin=; }
 else
@@ -149,7 +167,8 @@ node_dir=$root/bench/node
 have_node=0
 if { want express || want express-session; } && command -v node >/dev/null &&
    command -v npm >/dev/null; then
-  if [ ! -d "$node_dir/node_modules" ]; then
+  if [ ! -d "$node_dir/node_modules" ] ||
+     { has_store mongo && [ ! -d "$node_dir/node_modules/connect-mongo" ]; }; then
     log "installing the Node reference app (npm ci)"
     (cd "$node_dir" && npm ci --no-audit --no-fund >/dev/null) || log "npm ci failed"
   fi
@@ -174,6 +193,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/csn-bench.XXXXXX")
 chmod 755 "$work"
 server_pid=
 redis_pid=
+mongo_pid=
 pg_dir=
 pg_user=
 base_wt=
@@ -194,6 +214,7 @@ as_pg() { if [ -n "$pg_user" ]; then runuser -u "$pg_user" -- "$@"; else "$@"; f
 cleanup() {
   [ -n "$server_pid" ] && stop_pid "$server_pid"
   [ -n "$redis_pid" ] && stop_pid "$redis_pid"
+  [ -n "$mongo_pid" ] && stop_pid "$mongo_pid"
   [ -n "$pg_dir" ] && as_pg pg_ctl -D "$pg_dir" -m fast stop >/dev/null 2>&1 || true
   if [ -n "$base_wt" ]; then
     git -C "$root" worktree remove --force "$base_wt" >/dev/null 2>&1 || true
@@ -237,8 +258,13 @@ fi
 # ---------------------------------------------------------------------------
 redis_port=$((PORT_BASE + 90))
 pg_port=$((PORT_BASE + 91))
+mongo_port=$((PORT_BASE + 92))
 redis_url=redis://127.0.0.1:$redis_port/0
 pg_url=postgres://postgres@127.0.0.1:$pg_port/postgres
+# Both sides use database csn_bench, collection "sessions" (connect-mongo's
+# default), with connect-mongo's TTL index (autoRemove native).
+mongo_url=mongodb://127.0.0.1:$mongo_port/csn_bench
+mongo_script=$root/tests/mongo/mongo_server.py
 
 if has_store redis; then
   if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
@@ -277,6 +303,49 @@ if has_store postgres; then
   fi
 fi
 
+# MongoDB: a real server from MONGODB_URI (its database csn_bench), else the
+# test server (Debian's python3, which sees python3-bson), in memory, on the
+# server's core; it is restarted empty before every target.
+start_mongo_server() {
+  taskset -c "$SERVER_CPU" /usr/bin/python3 "$mongo_script" --port "$mongo_port" \
+    >>"$work/mongo.log" 2>&1 &
+  mongo_pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$mongo_port") 2>/dev/null && return 0
+    kill -0 "$mongo_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  return 1
+}
+if has_store mongo; then
+  if [ -n "${MONGODB_URI:-}" ]; then
+    # The URI's hosts and options, database csn_bench.
+    mongo_hosts=${MONGODB_URI#mongodb://}
+    mongo_opts=
+    case $mongo_hosts in *\?*) mongo_opts="?${mongo_hosts#*\?}"; mongo_hosts=${mongo_hosts%%\?*} ;; esac
+    mongo_url="mongodb://${mongo_hosts%%/*}/csn_bench$mongo_opts"
+    log "MongoDB from MONGODB_URI (database csn_bench)"
+  elif [ -x /usr/bin/python3 ] && [ -f "$mongo_script" ]; then
+    start_mongo_server || { log "the MongoDB test server did not start: mongo rows are skipped"
+                            tail -n 3 "$work/mongo.log" | sed 's/^/  | /' >&2; STORES=${STORES//mongo/}; }
+  else
+    log "no MongoDB (MONGODB_URI, or /usr/bin/python3 and $mongo_script): mongo rows are skipped"
+    STORES=${STORES//mongo/}
+  fi
+fi
+
+# Drop the benchmark's collection on a real server (MONGODB_URI), with the
+# Node driver of the reference app, else pymongo.
+drop_mongo_sessions() {
+  local js="const {MongoClient}=require('mongodb');(async()=>{const c=await MongoClient.connect(process.env.U);await c.db().collection('sessions').drop().catch(()=>{});await c.close()})().catch(e=>{console.error(e.message);process.exit(1)})"
+  if [ -d "$node_dir/node_modules/mongodb" ]; then
+    (cd "$node_dir" && U=$mongo_url node -e "$js") >/dev/null 2>&1 && return 0
+  fi
+  U=$mongo_url /usr/bin/python3 -c "import os, pymongo
+pymongo.MongoClient(os.environ['U']).get_default_database().drop_collection('sessions')" \
+    >/dev/null 2>&1
+}
+
 # Empty a store's data before a target starts, so every target begins alike.
 reset_store() {
   case $1 in
@@ -285,6 +354,13 @@ reset_store() {
     redis) redis-cli -p "$redis_port" flushall >/dev/null ;;
     postgres) psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
                 -c 'DROP TABLE IF EXISTS session' >/dev/null 2>&1 || true ;;
+    mongo)
+      if [ -n "$mongo_pid" ]; then
+        stop_pid "$mongo_pid"; mongo_pid=
+        start_mongo_server || log "the MongoDB test server did not restart"
+      else
+        drop_mongo_sessions || log "could not drop csn_bench.sessions"
+      fi ;;
   esac
 }
 
@@ -295,6 +371,8 @@ c_store_url() {
     sqlite) echo "sqlite://$work/sqlite/sessions.db" ;;
     redis) echo "$redis_url" ;;
     postgres) echo "$pg_url?create_table=1" ;;
+    mongo) case $mongo_url in *\?*) echo "$mongo_url&collection=sessions" ;;
+             *) echo "$mongo_url?collection=sessions" ;; esac ;;
   esac
 }
 
@@ -331,7 +409,7 @@ start_target() {
         --secret "$SECRET" ${demo_args[@]+"${demo_args[@]}"} >"$work/server.log" 2>&1 & ;;
     node)
       STORE=$store PORT=$port SECRET=$SECRET STORE_DIR=$work/${store/file/files} \
-        REDIS_URL=$redis_url DATABASE_URL=$pg_url \
+        REDIS_URL=$redis_url DATABASE_URL=$pg_url MONGO_URL=$mongo_url \
         taskset -c "$SERVER_CPU" node "$node_dir/app.js" >"$work/server.log" 2>&1 & ;;
   esac
   server_pid=$!
@@ -408,6 +486,7 @@ ours_ticks() {
   local n
   n=$(pid_ticks "$server_pid")
   [ -n "$redis_pid" ] && n=$(( n + $(pid_ticks "$redis_pid") ))
+  [ -n "$mongo_pid" ] && n=$(( n + $(pid_ticks "$mongo_pid") ))
   echo "$n"
 }
 # Seconds of CPU used by this shell's reaped children (the second line of

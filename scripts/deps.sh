@@ -22,15 +22,18 @@ CSN_DEPS_BUILD=(
 # What scripts/test.sh needs on top: the optional stores' client libraries,
 # the other servers the adapters plug into (Ulfius, CivetWeb),
 # the servers it starts on loopback, the memory checker, the load generator,
-# clang (the build-clang step, and the fuzzers with libclang-rt), and the pieces of the MongoDB test server (a wire-protocol front written in
-# Python over an in-memory engine; Debian ships no mongod).
+# clang (the build-clang step, and the fuzzers with libclang-rt), the
+# locale data the locale test builds de_DE from, and the MongoDB test
+# server's pieces: Debian ships no mongod, so tests/mongo/mongo_server.py
+# speaks the wire protocol itself over python3-bson (with python3-pymongo,
+# which its own smoke test drives).
 CSN_DEPS_TEST=(
   libsqlite3-dev libhiredis-dev libpq-dev libmongoc-dev libbson-dev
   libulfius-dev libcivetweb-dev
   redis-server postgresql
-  valgrind wrk openssl
+  valgrind wrk openssl locales
   clang libclang-rt-14-dev
-  python3 python3-mockupdb python3-mongomock
+  python3 python3-pymongo
 )
 
 csn_deps_log() { printf '[deps] %s\n' "$*" >&2; }

@@ -16,7 +16,11 @@
  *      service is back within recovery_max_s of the server answering
  *      (measured and printed) and full from one second later on.
  *   c. After the run every session still holds at least what was
- *      acknowledged, and increments on from there.
+ *      acknowledged, and increments on from there. (A server that keeps
+ *      its data in memory only - data_lost_on_crash - has none of them
+ *      after the restart: b. then also accepts a fresh session's n: 1 from
+ *      the crash on, and c. checks that every old cookie finds nothing and
+ *      that new sessions count from 1.)
  *   d. Stopped server: 8 parallel /inc (more than the pool) come back 500 within max_request_s each (printed: each
  *      one's time); /health answers 200 meanwhile; none of them wrote
  *      anything late; after thaw service is back within recovery_max_s.
@@ -67,11 +71,17 @@ typedef struct demo_fault {
   double recovery_max_s;   /* service back after the server is */
   const char *const *log_names; /* NULL-ended; the log names one */
   const char *password;    /* must not be logged; NULL: none */
+  int data_lost_on_crash;  /* the server keeps its data in memory only
+                              (the MongoDB test server): kill -9 loses
+                              every session, and that is what b. and c.
+                              expect */
 
   /* The scenario's state (zero before demo_fault_run). */
   demo_proc d;
   char *cookie[DEMO_FAULT_SESSIONS + 1]; /* [SESSIONS]: the main probe */
   char *sid[DEMO_FAULT_SESSIONS + 1];
+  char *lost_sid[DEMO_FAULT_SESSIONS + 1]; /* data_lost_on_crash: the
+                                              sessions the crash took */
   long long recorded[DEMO_FAULT_SESSIONS]; /* after a. */
   long long acked[DEMO_FAULT_SESSIONS + 1]; /* highest counter a 200 said */
   int finished;

@@ -2,13 +2,17 @@
 // The Node reference for csession's benchmark: the demo's visit counter on
 // Express + express-session, with the store chosen from the environment.
 //
-//   STORE   memory | file | redis | postgres | sqlite | none   (default memory)
+//   STORE   memory | file | redis | postgres | sqlite | mongo | none
+//           (default memory)
 //           "none" is the same app without the session middleware.
 //   PORT    port on 127.0.0.1 (default 3000)
 //   SECRET  session secret (default "bench secret")
 //   STORE_DIR     file: session directory; sqlite: directory of sessions.db
 //   REDIS_URL     redis: e.g. redis://127.0.0.1:6379
 //   DATABASE_URL  postgres: e.g. postgres://postgres@127.0.0.1:5432/postgres
+//   MONGO_URL     mongo: e.g. mongodb://127.0.0.1:27017/csn_bench (connect-mongo
+//                 with its defaults: collection "sessions", stringify true,
+//                 autoRemove native)
 //
 // Options match the C demo: resave false, saveUninitialized false, cookie
 // maxAge one day.
@@ -58,6 +62,14 @@ async function makeStore() {
       const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
       closers.push(() => pool.end());
       return new PgStore({ pool, createTableIfMissing: true });
+    }
+    case 'mongo': {
+      const { MongoStore } = require('connect-mongo');
+      const store = MongoStore.create({
+        mongoUrl: process.env.MONGO_URL || 'mongodb://127.0.0.1:27017/csn_bench',
+      });
+      closers.push(() => store.close());
+      return store;
     }
     case 'sqlite': {
       const SQLiteStore = require('connect-sqlite3')(session);

@@ -1,11 +1,13 @@
 // The Node side of the store interop tests: express-session with the real
-// session-file-store, connect-sqlite3, connect-redis or connect-pg-simple,
-// sharing secret and store with the C test server. Configuration comes from
-// the environment:
-//   STORE       "file", "sqlite", "redis" or "pg"
+// session-file-store, connect-sqlite3, connect-redis, connect-pg-simple or
+// connect-mongo, sharing secret and store with the C test server.
+// Configuration comes from the environment:
+//   STORE       "file", "sqlite", "redis", "pg", "mongo" (connect-mongo's
+//               default stringify: true) or "mongo-object" (stringify: false)
 //   STORE_PATH  the sessions directory (file), the database file (sqlite),
-//               the Redis URL, redis://HOST:PORT/DB (redis), or the
-//               PostgreSQL URL, postgresql://USER@HOST:PORT/DB (pg)
+//               the Redis URL, redis://HOST:PORT/DB (redis), the
+//               PostgreSQL URL, postgresql://USER@HOST:PORT/DB (pg), or the
+//               MongoDB URL with its database, mongodb://HOST:PORT/DB (mongo)
 //   PREFIX      optional, redis only: connect-redis's key `prefix` (sess:)
 //   PG_TABLE    pg only: connect-pg-simple's `tableName` (the table must
 //               exist: no createTableIfMissing)
@@ -13,6 +15,9 @@
 //   PG_TZ       optional, pg only: the TimeZone of the pool's connections
 //               (`options: -c TimeZone=...`); without it the server's
 //               default, as a plain connect-pg-simple deployment has
+//   MONGO_COLLECTION  mongo only: connect-mongo's `collectionName`
+//   MONGO_AUTO_REMOVE optional, mongo only: `autoRemove` (native, the
+//               default, creates the TTL index on expires at start)
 //   SECRET      the cookie secret
 //   PORT        port to bind on 127.0.0.1 (0: any; the chosen one is printed)
 //   FILE_SECRET optional, file store only: session-file-store's `secret`
@@ -35,6 +40,7 @@ if (!kind || !where || !secret) {
 let store;
 let redis = null; // the node-redis client (STORE=redis)
 let pool = null; // the node-postgres pool (STORE=pg)
+let mongoStore = null; // the connect-mongo store (STORE=mongo*)
 if (kind === 'file') {
   const FileStore = require('session-file-store')(session);
   // No read retries: a missing file is simply a new session here.
@@ -78,6 +84,24 @@ if (kind === 'file') {
   };
   if (process.env.PG_SCHEMA) opts.schemaName = process.env.PG_SCHEMA;
   store = new pgSession(opts);
+} else if (kind === 'mongo' || kind === 'mongo-object') {
+  // connect-mongo 6 on its own MongoClient (mongoUrl), as a plain
+  // deployment has it; the database is the URL's.
+  const { MongoStore } = require('connect-mongo');
+  if (!process.env.MONGO_COLLECTION) {
+    console.error('MONGO_COLLECTION is required with STORE=' + kind);
+    process.exit(2);
+  }
+  const opts = {
+    mongoUrl: where,
+    collectionName: process.env.MONGO_COLLECTION,
+    stringify: kind === 'mongo',
+    // Fail fast when the server is not there, rather than after 30 s.
+    mongoOptions: { serverSelectionTimeoutMS: 5000 },
+  };
+  if (process.env.MONGO_AUTO_REMOVE) opts.autoRemove = process.env.MONGO_AUTO_REMOVE;
+  mongoStore = MongoStore.create(opts);
+  store = mongoStore;
 } else {
   console.error('unknown STORE ' + kind);
   process.exit(2);
@@ -136,10 +160,22 @@ if (redis) {
     console.error('pg connect: ' + err.message);
     process.exit(1);
   });
+} else if (mongoStore) {
+  // Every store call waits for the connection and for autoRemove's
+  // createIndex: one call first, so that "listening" means the TTL index is
+  // there (or the app says why it is not: an index on expires with other
+  // options makes every call fail).
+  mongoStore.length((err) => {
+    if (err) {
+      console.error('mongo: ' + err.message);
+      process.exit(1);
+    }
+    listen();
+  });
 } else {
   listen();
 }
-// process.exit also drops the Redis and PostgreSQL connections.
+// process.exit also drops the Redis, PostgreSQL and MongoDB connections.
 process.on('SIGTERM', () => {
   if (!server) process.exit(0);
   server.close(() => process.exit(0));

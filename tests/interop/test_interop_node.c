@@ -50,8 +50,33 @@
  * "pg-cluster": the redis-cluster walk on one PostgreSQL table (the demos
  * and Node in the server's default zone).
  *
+ * "mongo" is connect-mongo 6 (mongodb 6) on the MongoDB server of
+ * $CSN_TEST_MONGO_URL (scripts/services.sh: the test server of
+ * tests/mongo/, or a real mongod from MONGODB_URI; without it the test
+ * skips with 77). Each case gets a collection of its own (csnio_<pid>,
+ * dropped before and after it). Both sides keep connect-mongo's default
+ * autoRemove "native" (the C store: auto_remove=native), and they start in
+ * both orders: the C store first when C answers first, Node first (its
+ * TTL index built before "listening") otherwise; each must accept the
+ * other's index, and afterwards there is exactly one: {expires: 1},
+ * expireAfterSeconds 0, named expires_1. After every request a raw
+ * libmongoc client reads the document: exactly _id, session and expires;
+ * session exactly express-session's JSON (connect-mongo's stringify:
+ * true), expires a BSON Date equal to cookie.expires to the millisecond.
+ * The walk ends with the expiry edges (a document expiring in 30 s is live
+ * for Node, one expired 2 s ago is gone for C and for Node: each checks
+ * expires itself, as a real mongod's TTL monitor lags by up to a minute).
+ *
+ * "mongo-object": the same with stringify: false on both sides
+ * (stringify=0): session is an embedded document whose field types are
+ * Node's exactly (cookie.expires a BSON Date, the counters int32); read
+ * back as express-session's JSON it is the same record.
+ *
+ * "mongo-cluster": the redis-cluster walk on one MongoDB collection.
+ *
  * Usage: test_interop_node file|file-secret|sqlite|redis|redis-cluster|pg|
- *                          pg-cluster <node> <app.js>
+ *                          pg-cluster|mongo|mongo-object|mongo-cluster
+ *                          <node> <app.js>
  */
 #define _XOPEN_SOURCE 700 /* nftw() */
 #ifndef _DEFAULT_SOURCE
@@ -97,7 +122,21 @@
 #include "csn/csn_store_pg.h"
 #include "demo_proc.h"
 #endif
+#ifdef CSN_INTEROP_MONGO
+#include <jansson.h>
+#include <mongoc/mongoc.h>
+
+#include "csn/csn_store_mongo.h"
+#include "demo_proc.h"
+#endif
 #include "http_harness.h"
+
+/* The server stores: a raw client checks the stored form, and the cluster
+ * cases run csession-demo processes. */
+#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG) || \
+    defined(CSN_INTEROP_MONGO)
+#define CSN_INTEROP_SERVER 1
+#endif
 
 #define SECRET "interop keyboard cat"
 #define WELCOME "Welcome! Refresh the page to count visits."
@@ -107,8 +146,8 @@
 /* The cookie's maxAge on every server (app.js: cookie.maxAge). */
 #define MAX_AGE_MS 3600000
 
-/* kind is the Node app's STORE ("file", "sqlite" or "redis"); encrypted is
- * set for "file-secret". */
+/* kind is the Node app's STORE ("file", "sqlite", "redis", "pg", "mongo" or
+ * "mongo-object"); encrypted is set for "file-secret". */
 static const char *kind, *node_bin, *app_js;
 static int encrypted;
 static char root[256];
@@ -138,6 +177,21 @@ static const char *zone_c, *zone_node;
 static const char *role_zone[PG_ROLES];
 /* Appended to the C store's URL (NULL: nothing). */
 static const char *c_url_extra;
+#endif
+
+#ifdef CSN_INTEROP_MONGO
+/* $CSN_TEST_MONGO_URL, its database (the URL's path; csn_test when it
+ * has none, and then mongo_base gets it), this run's collection, the raw
+ * client the test reads documents with, and the session's form:
+ * stringify: false ("mongo-object") or the default JSON text. */
+static const char *mongo_url;
+static char mongo_base[256];
+static char mongo_db[64];
+static char mongo_coll[64];
+static mongoc_client_t *mraw;
+static int mongo_object;
+/* The Node app opens the store first (and builds the TTL index). */
+static int node_opens_first;
 #endif
 
 typedef struct node_app {
@@ -229,6 +283,9 @@ static int node_start_zone(node_app *n, const char *store_path,
      * is epoch milliseconds whatever TZ says. */
     setenv("TZ", "Pacific/Chatham", 1);
 #endif
+#ifdef CSN_INTEROP_MONGO
+    setenv("MONGO_COLLECTION", mongo_coll, 1);
+#endif
     setenv("PORT", "0", 1);
     execl(node_bin, node_bin, app_js, (char *)NULL);
     _exit(127);
@@ -278,7 +335,7 @@ static void node_stop(node_app *n) {
   n->pid = 0;
 }
 
-#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
+#ifdef CSN_INTEROP_SERVER
 /* ------------------------------------------------------------------------ */
 /* The stored record, whatever the store                                    */
 /* ------------------------------------------------------------------------ */
@@ -690,6 +747,359 @@ static int pg_schema_reset(int create) {
 }
 #endif /* CSN_INTEROP_PG */
 
+#ifdef CSN_INTEROP_MONGO
+/* ------------------------------------------------------------------------ */
+/* MongoDB, read directly                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* mongo_base and mongo_db from $CSN_TEST_MONGO_URL: the database is the
+ * URL's path (mongodb://HOSTS/DB[?OPTIONS]); a URL without one gets
+ * /csn_test, since both sides must use the same database. 0 or -1. */
+static int mongo_parse_url(void) {
+  const char *hosts = strstr(mongo_url, "://");
+  if (hosts == NULL) return -1;
+  hosts += 3;
+  const char *q = strchr(hosts, '?');
+  const char *slash = strchr(hosts, '/');
+  if (slash != NULL && q != NULL && slash > q) slash = NULL;
+  if (slash != NULL && slash[1] != '\0' && slash[1] != '?') {
+    size_t n = strcspn(slash + 1, "?");
+    if (n >= sizeof mongo_db) return -1;
+    memcpy(mongo_db, slash + 1, n);
+    mongo_db[n] = '\0';
+    snprintf(mongo_base, sizeof mongo_base, "%s", mongo_url);
+  } else {
+    const char *end = slash ? slash : q ? q : hosts + strlen(hosts);
+    snprintf(mongo_db, sizeof mongo_db, "csn_test");
+    snprintf(mongo_base, sizeof mongo_base, "%.*s/csn_test%s",
+             (int)(end - mongo_url), mongo_url, q ? q : "");
+  }
+  return 0;
+}
+
+/* The C store's URL: this run's collection, the session's form, and
+ * connect-mongo's default TTL index. */
+static void mongo_store_url(char *url, size_t size) {
+  int n = snprintf(url, size,
+                   "%s%scollection=%s&stringify=%d&auto_remove=native&pool=4",
+                   mongo_base, strchr(mongo_base, '?') != NULL ? "&" : "?",
+                   mongo_coll, mongo_object ? 0 : 1);
+  if (n < 0 || (size_t)n >= size) fail_msg("the store's URL is too long");
+}
+
+static mongoc_collection_t *mongo_handle(void) {
+  return mongoc_client_get_collection(mraw, mongo_db, mongo_coll);
+}
+
+/* The document with _id sid, or NULL; bson_destroy() it. */
+static bson_t *mongo_find(const char *sid) {
+  mongoc_collection_t *c = mongo_handle();
+  bson_t *filter = BCON_NEW("_id", BCON_UTF8(sid));
+  mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL,
+                                                          NULL);
+  const bson_t *doc;
+  bson_t *out = NULL;
+  bson_error_t err;
+  if (mongoc_cursor_next(cur, &doc)) out = bson_copy(doc);
+  int bad = mongoc_cursor_error(cur, &err);
+  mongoc_cursor_destroy(cur);
+  bson_destroy(filter);
+  mongoc_collection_destroy(c);
+  if (bad) {
+    if (out != NULL) bson_destroy(out);
+    fail_msg("mongo: find: %s", err.message);
+  }
+  return out;
+}
+
+static long long mongo_count(void) {
+  mongoc_collection_t *c = mongo_handle();
+  bson_t filter = BSON_INITIALIZER;
+  bson_error_t err;
+  int64_t n = mongoc_collection_count_documents(c, &filter, NULL, NULL, NULL,
+                                                &err);
+  bson_destroy(&filter);
+  mongoc_collection_destroy(c);
+  if (n < 0) fail_msg("mongo: count: %s", err.message);
+  return (long long)n;
+}
+
+/* Set the stored expires of sid to now + delta_ms (a BSON Date), as the
+ * clock moving on would. */
+static void mongo_set_expires(const char *sid, int64_t delta_ms) {
+  mongoc_collection_t *c = mongo_handle();
+  bson_t *filter = BCON_NEW("_id", BCON_UTF8(sid));
+  bson_t *update = BCON_NEW("$set", "{", "expires",
+                            BCON_DATE_TIME(now_ms() + delta_ms), "}");
+  bson_t reply;
+  bson_error_t err;
+  bool ok = mongoc_collection_update_one(c, filter, update, NULL, &reply,
+                                         &err);
+  bson_iter_t it;
+  int32_t matched = -1;
+  if (ok && bson_iter_init_find(&it, &reply, "matchedCount"))
+    matched = (int32_t)bson_iter_as_int64(&it);
+  bson_destroy(&reply);
+  bson_destroy(filter);
+  bson_destroy(update);
+  mongoc_collection_destroy(c);
+  if (!ok) fail_msg("mongo: update: %s", err.message);
+  if (matched != 1) fail_msg("no document to set the expiry of");
+}
+
+/* Drop this run's collection (and so its indexes), quietly: setup and
+ * teardown must not jump. A collection that is not there is fine. */
+static void mongo_drop_quiet(void) {
+  if (mraw == NULL) return;
+  mongoc_collection_t *c = mongo_handle();
+  bson_error_t err;
+  if (!mongoc_collection_drop(c, &err) && err.code != 26 &&
+      strstr(err.message, "ns not found") == NULL)
+    fprintf(stderr, "mongo: drop %s.%s: %s\n", mongo_db, mongo_coll,
+            err.message);
+  mongoc_collection_destroy(c);
+}
+
+static const char *bson_type_str(bson_type_t t) {
+  switch (t) {
+  case BSON_TYPE_UTF8: return "string";
+  case BSON_TYPE_INT32: return "int32";
+  case BSON_TYPE_INT64: return "int64";
+  case BSON_TYPE_DOUBLE: return "double";
+  case BSON_TYPE_BOOL: return "bool";
+  case BSON_TYPE_NULL: return "null";
+  case BSON_TYPE_DATE_TIME: return "date";
+  case BSON_TYPE_DOCUMENT: return "object";
+  case BSON_TYPE_ARRAY: return "array";
+  default: return "other";
+  }
+}
+
+/* ms since the epoch as Date#toISOString() writes it. */
+static void iso_of_ms(int64_t ms, char *buf, size_t size) {
+  time_t s = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char head[32];
+  strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf, size, "%s.%03dZ", head, (int)(ms % 1000));
+}
+
+/* The BSON document (or array) under `it` as the record's JSON (a Date as
+ * its ISO string, as JSON.stringify writes it; whole numbers without a
+ * fraction), and its shape: every member's name and BSON type, in order,
+ * appended to sig ("cookie:object{expires:date,...},views:int32").
+ *
+ * In the cookie (cookie_nulls), null members are left out of both: the
+ * Node driver writes the cookie's undefined members (partitioned,
+ * priority, secure, domain, sameSite) as BSON null, which is "not set" for
+ * express-session, so a side that writes them and one that does not store
+ * the same cookie. */
+static json_t *mongo_json(bson_iter_t *it, int array, int depth,
+                          int cookie_nulls, char *sig, size_t size) {
+  json_t *out = array ? json_array() : json_object();
+  int first = 1;
+  while (bson_iter_next(it)) {
+    const char *key = bson_iter_key(it);
+    bson_type_t t = bson_iter_type(it);
+    if (cookie_nulls && t == BSON_TYPE_NULL) continue;
+    size_t used = strlen(sig);
+    snprintf(sig + used, size - used, "%s%s:%s", first ? "" : ",", key,
+             bson_type_str(t));
+    first = 0;
+    json_t *v;
+    switch (t) {
+    case BSON_TYPE_UTF8: {
+      uint32_t n;
+      const char *str = bson_iter_utf8(it, &n);
+      v = json_stringn(str, n);
+      break;
+    }
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+      v = json_integer(bson_iter_as_int64(it));
+      break;
+    case BSON_TYPE_DOUBLE: {
+      double d = bson_iter_double(it);
+      v = d == (double)(json_int_t)d ? json_integer((json_int_t)d)
+                                     : json_real(d);
+      break;
+    }
+    case BSON_TYPE_BOOL:
+      v = json_boolean(bson_iter_bool(it));
+      break;
+    case BSON_TYPE_DATE_TIME: {
+      char iso[40];
+      iso_of_ms(bson_iter_date_time(it), iso, sizeof iso);
+      v = json_string(iso);
+      break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+      bson_iter_t sub;
+      bson_iter_recurse(it, &sub);
+      used = strlen(sig);
+      snprintf(sig + used, size - used, "{");
+      v = mongo_json(&sub, t == BSON_TYPE_ARRAY, depth + 1,
+                     depth == 0 && !array && strcmp(key, "cookie") == 0,
+                     sig, size);
+      used = strlen(sig);
+      snprintf(sig + used, size - used, "}");
+      break;
+    }
+    default:
+      v = json_null();
+    }
+    if (array)
+      json_array_append_new(out, v);
+    else
+      json_object_set_new(out, key, v);
+  }
+  return out;
+}
+
+/* The shape connect-mongo (stringify: false) gives a session whose
+ * members are the integers in `members` ("\"views\":1,\"n\":3"): the
+ * cookie's toJSON through the driver's BSON (undefined members left out,
+ * numbers that fit as int32, the Date a Date), then the members, int32. */
+static void object_sig(const char *members, char *sig, size_t size) {
+  char text[256];
+  snprintf(text, sizeof text, "{%s}", members);
+  json_t *m = json_loads(text, JSON_DECODE_ANY, NULL);
+  assert_non_null(m);
+  snprintf(sig, size,
+           "cookie:object{originalMaxAge:int32,expires:date,httpOnly:bool,"
+           "path:string}");
+  const char *key;
+  json_t *v;
+  json_object_foreach(m, key, v) {
+    size_t used = strlen(sig);
+    snprintf(sig + used, size - used, ",%s:int32", key);
+  }
+  json_decref(m);
+}
+
+/* The document `who` just saved for sid, read straight from MongoDB:
+ *  - members _id (the id), session and expires, nothing else (no
+ *    lastModified: touchAfter is 0 on both sides);
+ *  - session exactly express-session's JSON (check_record): the string
+ *    itself, or (stringify: false) the embedded document read back the
+ *    way JSON.stringify would write it, with Node's field types;
+ *  - expires a BSON Date equal to cookie.expires, to the millisecond. */
+static void check_stored_mongo(const char *who, const char *sid,
+                               const char *members) {
+  int64_t t = now_ms();
+  bson_t *doc = mongo_find(sid);
+  if (doc == NULL)
+    fail_msg("after %s: no document %s in %s.%s", who, sid, mongo_db,
+             mongo_coll);
+  bson_iter_t it;
+  char keys[128] = "", sig[512] = "";
+  int64_t expires = INT64_MIN;
+  char *text = NULL;
+  bson_type_t session_type = BSON_TYPE_EOD, expires_type = BSON_TYPE_EOD;
+  int id_ok = 0;
+  bson_iter_init(&it, doc);
+  while (bson_iter_next(&it)) {
+    const char *k = bson_iter_key(&it);
+    size_t used = strlen(keys);
+    snprintf(keys + used, sizeof keys - used, "%s%s", used ? "," : "", k);
+    if (strcmp(k, "_id") == 0) {
+      id_ok = BSON_ITER_HOLDS_UTF8(&it) &&
+              strcmp(bson_iter_utf8(&it, NULL), sid) == 0;
+    } else if (strcmp(k, "expires") == 0) {
+      expires_type = bson_iter_type(&it);
+      if (expires_type == BSON_TYPE_DATE_TIME)
+        expires = bson_iter_date_time(&it);
+    } else if (strcmp(k, "session") == 0 && text == NULL) {
+      session_type = bson_iter_type(&it);
+      if (session_type == BSON_TYPE_UTF8) {
+        uint32_t n;
+        const char *s = bson_iter_utf8(&it, &n);
+        text = strndup(s, n);
+      } else if (session_type == BSON_TYPE_DOCUMENT) {
+        bson_iter_t sub;
+        bson_iter_recurse(&it, &sub);
+        json_t *j = mongo_json(&sub, 0, 0, 0, sig, sizeof sig);
+        text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+      }
+    }
+  }
+  char *dump = bson_as_relaxed_extended_json(doc, NULL);
+  bson_destroy(doc);
+  if (strlen(keys) != strlen("_id,session,expires") ||
+      strstr(keys, "_id") == NULL || strstr(keys, "session") == NULL ||
+      strstr(keys, "expires") == NULL || !id_ok)
+    fail_msg("after %s: members %s, want _id (the id), session, expires: %s",
+             who, keys, dump);
+  if (session_type != (mongo_object ? BSON_TYPE_DOCUMENT : BSON_TYPE_UTF8))
+    fail_msg("after %s: session is BSON %s, want %s: %s", who,
+             bson_type_str(session_type),
+             mongo_object ? "an embedded document" : "a string", dump);
+  if (expires_type != BSON_TYPE_DATE_TIME)
+    fail_msg("after %s: expires is BSON %s, want a Date: %s", who,
+             bson_type_str(expires_type), dump);
+  if (text == NULL) fail_msg("after %s: cannot read session: %s", who, dump);
+  int64_t exp_ms = check_record(who, text, members, t);
+  if (expires != exp_ms)
+    fail_msg("after %s: expires is %lld ms, cookie.expires %lld ms: %s", who,
+             (long long)expires, (long long)exp_ms, dump);
+  if (mongo_object) {
+    char want[512];
+    object_sig(members, want, sizeof want);
+    if (strcmp(sig, want) != 0)
+      fail_msg("after %s: session's fields\n  %s\nwant (Node's)\n  %s\n%s",
+               who, sig, want, dump);
+  }
+  bson_free(dump);
+  free(text);
+}
+
+/* connect-mongo's autoRemove "native" index, made by whichever side
+ * started first and accepted by the other: exactly one index besides
+ * _id's, {expires: 1} with expireAfterSeconds 0, named expires_1. */
+static void check_ttl_index(const char *when) {
+  mongoc_collection_t *c = mongo_handle();
+  mongoc_cursor_t *cur = mongoc_collection_find_indexes_with_opts(c, NULL);
+  const bson_t *ix;
+  char seen[1024] = "";
+  int n = 0, good = 0;
+  bson_error_t err;
+  while (mongoc_cursor_next(cur, &ix)) {
+    bson_iter_t it, key;
+    const char *name = "";
+    if (bson_iter_init_find(&it, ix, "name") && BSON_ITER_HOLDS_UTF8(&it))
+      name = bson_iter_utf8(&it, NULL);
+    if (strcmp(name, "_id_") == 0) continue;
+    n++;
+    char *j = bson_as_relaxed_extended_json(ix, NULL);
+    size_t used = strlen(seen);
+    snprintf(seen + used, sizeof seen - used, " %s", j);
+    bson_free(j);
+    int key_ok = 0, ttl_ok = 0;
+    if (bson_iter_init_find(&it, ix, "key") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+        bson_iter_recurse(&it, &key) && bson_iter_next(&key)) {
+      key_ok = strcmp(bson_iter_key(&key), "expires") == 0 &&
+               BSON_ITER_HOLDS_NUMBER(&key) && bson_iter_as_int64(&key) == 1 &&
+               !bson_iter_next(&key);
+    }
+    if (bson_iter_init_find(&it, ix, "expireAfterSeconds") &&
+        BSON_ITER_HOLDS_NUMBER(&it))
+      ttl_ok = bson_iter_as_int64(&it) == 0;
+    good += key_ok && ttl_ok && strcmp(name, "expires_1") == 0;
+  }
+  int bad = mongoc_cursor_error(cur, &err);
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(c);
+  if (bad) fail_msg("%s: listIndexes: %s", when, err.message);
+  if (n != 1 || good != 1)
+    fail_msg("%s: indexes besides _id_:%s; want exactly expires_1 on "
+             "{expires: 1} with expireAfterSeconds 0", when,
+             n ? seen : " none");
+}
+#endif /* CSN_INTEROP_MONGO */
+
 /* ------------------------------------------------------------------------ */
 /* The walk                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -723,6 +1133,16 @@ static csn_store *open_store(char *store_path, size_t size) {
 #else
     rc = CSN_ENOTSUP;
 #endif
+  } else if (strncmp(kind, "mongo", 5) == 0) {
+#ifdef CSN_INTEROP_MONGO
+    /* app.js gets the server's URL (with the database) and
+     * MONGO_COLLECTION; the C store the same, and the session's form. */
+    snprintf(store_path, size, "%s", mongo_base);
+    mongo_store_url(url, sizeof url);
+    rc = csn_store_mongo_open(url, &st, err, sizeof err);
+#else
+    rc = CSN_ENOTSUP;
+#endif
   } else {
 #ifdef CSN_INTEROP_SQLITE
     snprintf(store_path, size, "%s/sessions.db", root);
@@ -751,7 +1171,19 @@ static void pair_start(pair *p) {
   static const char *const secrets[] = {SECRET};
   csn_options o;
   http_server_opts so = {0};
+#ifdef CSN_INTEROP_MONGO
+  /* Node first: its TTL index is there before the C store opens (app.js
+   * says "listening" only after connect-mongo's createIndex). */
+  if (node_opens_first) {
+    assert_int_equal(node_start(&node, mongo_base), 0);
+    check_ttl_index("after Node's start");
+  }
+#endif
   p->st = open_store(p->store_path, sizeof p->store_path);
+#ifdef CSN_INTEROP_MONGO
+  /* C first: the C store made the index when it opened. */
+  if (!node_opens_first) check_ttl_index("after the C store's open");
+#endif
   csn_options_init(&o);
   o.secrets = secrets;
   o.n_secrets = 1;
@@ -765,6 +1197,9 @@ static void pair_start(pair *p) {
   so.threads = 2;
   p->srv = NULL;
   assert_int_equal(http_server_start(&so, &p->srv), 0);
+#ifdef CSN_INTEROP_MONGO
+  if (node_opens_first) return;
+#endif
   assert_int_equal(node_start(&node, p->store_path), 0);
 }
 
@@ -775,7 +1210,7 @@ static void pair_stop(pair *p) {
   csn_store_free(p->st);
 }
 
-#ifdef CSN_INTEROP_PG
+#if defined(CSN_INTEROP_PG) || defined(CSN_INTEROP_MONGO)
 /* One GET with the jar; the body must be `want`. Returns the session id
  * the jar then holds (malloc'd). */
 static char *get_sid(http_client *cl, const char *url, const char *who,
@@ -793,7 +1228,47 @@ static char *get_sid(http_client *cl, const char *url, const char *who,
   assert_non_null(sid);
   return sid;
 }
+#endif
 
+#ifdef CSN_INTEROP_MONGO
+/* After the walk (8 visits): a document expiring in 30 s is live for
+ * Node; one that expired 2 s ago is gone for C and then for Node (each
+ * starts a new session), whether or not the server's TTL monitor has
+ * removed it yet: both sides compare expires with the time themselves. */
+static void mongo_expiry_edges(http_client *cl, const char *c_url,
+                               const char *n_url, csn_store *st,
+                               const char *sid) {
+  mongo_set_expires(sid, 30000);
+  char *s1 = get_sid(cl, n_url, "Node, 30 s before the expiry",
+                     "You've visited this page 9 times");
+  assert_string_equal(s1, sid);
+  check_stored_mongo("Node's save", sid, "\"views\":9");
+
+  mongo_set_expires(sid, -2000);
+  char *s2 = get_sid(cl, c_url, "C, 2 s after the expiry", WELCOME);
+  if (strcmp(s2, sid) == 0) fail_msg("C kept the expired session's id");
+  check_stored_mongo("C's new session", s2, "\"views\":1");
+
+  mongo_set_expires(s2, -2000);
+  char *s3 = get_sid(cl, n_url, "Node, 2 s after the expiry", WELCOME);
+  if (strcmp(s3, s2) == 0 || strcmp(s3, sid) == 0)
+    fail_msg("Node kept an expired session's id");
+  check_stored_mongo("Node's new session", s3, "\"views\":1");
+
+  char *json = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, sid, &json, &len), CSN_ENOENT);
+  assert_int_equal(csn_store_get(st, s2, &json, &len), CSN_ENOENT);
+  assert_int_equal(csn_store_get(st, s3, &json, &len), CSN_OK);
+  assert_non_null(strstr(json, "\"views\":1"));
+  csn_free(json);
+  free(s1);
+  free(s2);
+  free(s3);
+}
+#endif
+
+#ifdef CSN_INTEROP_PG
 /* After the walk (8 visits, both sides in one zone): the expiry is
  * compared in that zone by both. A row expiring in 30 s is live for Node;
  * one that expired 2 s ago is gone for C and then for Node (each starts a
@@ -840,6 +1315,9 @@ static void pg_expiry_edges(http_client *cl, const char *c_url,
 
 static void walk(int c_first) {
   pair p;
+#ifdef CSN_INTEROP_MONGO
+  node_opens_first = !c_first;
+#endif
   pair_start(&p);
   csn_store *st = p.st;
   http_server *srv = p.srv;
@@ -894,6 +1372,14 @@ static void walk(int c_first) {
                       on_c ? zone_c : zone_node);
     }
 #endif
+#ifdef CSN_INTEROP_MONGO
+    if (strncmp(kind, "mongo", 5) == 0) {
+      char members[32];
+      snprintf(members, sizeof members, "\"views\":%d", i + 1);
+      check_stored_mongo(on_c ? "a C save" : "a Node save", first_sid,
+                         members);
+    }
+#endif
   }
 #ifdef CSN_INTEROP_REDIS
   if (strcmp(kind, "redis") == 0) check_only_key(first_sid);
@@ -902,6 +1388,13 @@ static void walk(int c_first) {
   if (strcmp(kind, "pg") == 0) {
     check_table_shape();
     if (pg_count() != 1) fail_msg("%lld rows, want 1", pg_count());
+  }
+#endif
+#ifdef CSN_INTEROP_MONGO
+  if (strncmp(kind, "mongo", 5) == 0) {
+    check_ttl_index("after the walk");
+    if (mongo_count() != 1)
+      fail_msg("%lld documents, want 1", mongo_count());
   }
 #endif
 
@@ -931,6 +1424,10 @@ static void walk(int c_first) {
   }
 #ifdef CSN_INTEROP_PG
   if (strcmp(kind, "pg") == 0) pg_expiry_edges(cl, c_url, n_url, st, first_sid);
+#endif
+#ifdef CSN_INTEROP_MONGO
+  if (strncmp(kind, "mongo", 5) == 0)
+    mongo_expiry_edges(cl, c_url, n_url, st, first_sid);
 #endif
 
   free(first_sid);
@@ -1020,6 +1517,15 @@ static void race(void) {
     if (pg_count() != 1) fail_msg("%lld rows, want 1", pg_count());
   }
 #endif
+#ifdef CSN_INTEROP_MONGO
+  /* The merged document went through the store's compare-and-set: the
+   * same form and expiry as a plain save, and no other document. */
+  if (strncmp(kind, "mongo", 5) == 0) {
+    check_stored_mongo("the C merge", sid, "\"views\":1,\"n\":3,\"c\":1");
+    if (mongo_count() != 1)
+      fail_msg("%lld documents, want 1", mongo_count());
+  }
+#endif
 #ifdef CSN_INTEROP_REDIS
   /* The merged record went through the compare-and-set script: the same
    * text and TTL as a plain save. */
@@ -1040,7 +1546,7 @@ static void interop_node_writes_survive_slow_c_save(void **state) {
   race();
 }
 
-#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
+#ifdef CSN_INTEROP_SERVER
 /* ------------------------------------------------------------------------ */
 /* The cluster: two csession-demo processes and the Node app                */
 /* ------------------------------------------------------------------------ */
@@ -1050,6 +1556,12 @@ static demo_proc demos[2];
 
 /* The store's URL for a demo, and what app.js gets as STORE_PATH. */
 static void cluster_store_url(char *url, size_t size) {
+#ifdef CSN_INTEROP_MONGO
+  if (strncmp(kind, "mongo", 5) == 0) {
+    mongo_store_url(url, size);
+    return;
+  }
+#endif
 #ifdef CSN_INTEROP_PG
   if (strcmp(kind, "pg") == 0) {
     pg_store_url(url, size, NULL);
@@ -1062,6 +1574,9 @@ static void cluster_store_url(char *url, size_t size) {
 }
 
 static const char *cluster_node_path(void) {
+#ifdef CSN_INTEROP_MONGO
+  if (strncmp(kind, "mongo", 5) == 0) return mongo_base;
+#endif
 #ifdef CSN_INTEROP_PG
   if (strcmp(kind, "pg") == 0) return pg_url;
 #endif
@@ -1076,6 +1591,18 @@ static const char *cluster_node_path(void) {
  * Node in the server's default zone), and it is the only one. */
 static void cluster_check(const char *label, const char *sid,
                           const char *members, int only) {
+#ifdef CSN_INTEROP_MONGO
+  if (strncmp(kind, "mongo", 5) == 0) {
+    if (only) {
+      if (mongo_count() != 1)
+        fail_msg("%lld documents, want 1", mongo_count());
+      check_ttl_index("after the cluster walk");
+    } else {
+      check_stored_mongo(label, sid, members);
+    }
+    return;
+  }
+#endif
 #ifdef CSN_INTEROP_PG
   if (strcmp(kind, "pg") == 0) {
     if (only) {
@@ -1202,7 +1729,7 @@ static void interop_cluster_node_first(void **state) {
   cluster(1);
 }
 
-#endif /* CSN_INTEROP_REDIS || CSN_INTEROP_PG */
+#endif /* CSN_INTEROP_SERVER */
 
 #ifdef CSN_INTEROP_REDIS
 /* Delete this run's keys, never anything else (the server is shared),
@@ -1362,6 +1889,10 @@ static int fresh_root(void **state) {
   c_url_extra = NULL;
   if (pgraw != NULL && pg_schema_reset(1) != 0) return -1;
 #endif
+#ifdef CSN_INTEROP_MONGO
+  node_opens_first = 0;
+  mongo_drop_quiet(); /* what a crashed run with this pid left */
+#endif
   return mkdtemp(root) == NULL ? -1 : 0;
 }
 
@@ -1369,7 +1900,7 @@ static int drop_root(void **state) {
   (void)state;
   node_stop(&node);
   node_stop(&node2);
-#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
+#ifdef CSN_INTEROP_SERVER
   for (size_t i = 0; i < 2; i++)
     if (demo_proc_stop(&demos[i]) != 0)
       fprintf(stderr, "a demo did not stop cleanly\n");
@@ -1379,6 +1910,9 @@ static int drop_root(void **state) {
 #endif
 #ifdef CSN_INTEROP_REDIS
   raw_clean_quiet();
+#endif
+#ifdef CSN_INTEROP_MONGO
+  mongo_drop_quiet();
 #endif
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return 0;
@@ -1398,7 +1932,7 @@ int main(int argc, char **argv) {
   if (argc != 4) {
     fprintf(stderr,
             "usage: %s file|file-secret|sqlite|redis|redis-cluster|pg|"
-            "pg-cluster <node> <app.js>\n",
+            "pg-cluster|mongo|mongo-object|mongo-cluster <node> <app.js>\n",
             argv[0]);
     return 2;
   }
@@ -1412,6 +1946,9 @@ int main(int argc, char **argv) {
     cluster_mode = 1;
   } else if (strcmp(kind, "pg-cluster") == 0) {
     kind = "pg";
+    cluster_mode = 1;
+  } else if (strcmp(kind, "mongo-cluster") == 0) {
+    kind = "mongo";
     cluster_mode = 1;
   }
   node_bin = argv[2];
@@ -1455,6 +1992,44 @@ int main(int argc, char **argv) {
     return 2;
 #endif
   }
+  if (strncmp(kind, "mongo", 5) == 0) {
+#ifdef CSN_INTEROP_MONGO
+    mongo_object = strcmp(kind, "mongo-object") == 0;
+    mongo_url = getenv("CSN_TEST_MONGO_URL");
+    if (mongo_url == NULL || *mongo_url == '\0') {
+      printf("SKIP: CSN_TEST_MONGO_URL is not set (scripts/services.sh)\n");
+      return 77;
+    }
+    if (mongo_parse_url() != 0) {
+      fprintf(stderr, "cannot parse CSN_TEST_MONGO_URL\n");
+      return 1;
+    }
+    snprintf(mongo_coll, sizeof mongo_coll, "csnio_%ld", (long)getpid());
+    mongoc_init();
+    bson_error_t err;
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(mongo_base, &err);
+    if (uri != NULL) {
+      /* Fail in seconds, not the driver's 30 s, when nothing answers. */
+      mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                     5000);
+      mraw = mongoc_client_new_from_uri_with_error(uri, &err);
+      mongoc_uri_destroy(uri);
+    }
+    bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
+    if (mraw == NULL ||
+        !mongoc_client_command_simple(mraw, "admin", ping, NULL, NULL, &err)) {
+      fprintf(stderr, "cannot reach the MongoDB server: %s\n", err.message);
+      bson_destroy(ping);
+      if (mraw != NULL) mongoc_client_destroy(mraw);
+      mongoc_cleanup();
+      return 1;
+    }
+    bson_destroy(ping);
+#else
+    fprintf(stderr, "%s: built without the MongoDB store\n", argv[0]);
+    return 2;
+#endif
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(interop_c_first, fresh_root, drop_root),
       cmocka_unit_test_setup_teardown(interop_node_first, fresh_root,
@@ -1464,17 +2039,18 @@ int main(int argc, char **argv) {
   };
   int rc;
   if (cluster_mode) {
-#if defined(CSN_INTEROP_REDIS) || defined(CSN_INTEROP_PG)
+#ifdef CSN_INTEROP_SERVER
     const struct CMUnitTest ctests[] = {
         cmocka_unit_test_setup_teardown(interop_cluster_demo_first,
                                         fresh_root, drop_root),
         cmocka_unit_test_setup_teardown(interop_cluster_node_first,
                                         fresh_root, drop_root),
     };
-    rc = cmocka_run_group_tests_name(strcmp(kind, "pg") == 0
-                                         ? "store_pg_interop_cluster"
-                                         : "store_redis_interop_cluster",
-                                     ctests, NULL, NULL);
+    rc = cmocka_run_group_tests_name(
+        strcmp(kind, "pg") == 0      ? "store_pg_interop_cluster"
+        : strcmp(kind, "mongo") == 0 ? "store_mongo_interop_cluster"
+                                     : "store_redis_interop_cluster",
+        ctests, NULL, NULL);
 #else
     rc = 2;
 #endif
@@ -1496,8 +2072,11 @@ int main(int argc, char **argv) {
 #endif
   } else {
     char group[64];
-    snprintf(group, sizeof group, "store_%s_interop_node",
-             encrypted ? "file_crypt" : kind);
+    if (strcmp(kind, "mongo-object") == 0)
+      snprintf(group, sizeof group, "store_mongo_interop_object");
+    else
+      snprintf(group, sizeof group, "store_%s_interop_node",
+               encrypted ? "file_crypt" : kind);
     rc = cmocka_run_group_tests_name(group, tests, NULL, NULL);
   }
 #ifdef CSN_INTEROP_REDIS
@@ -1505,6 +2084,12 @@ int main(int argc, char **argv) {
 #endif
 #ifdef CSN_INTEROP_PG
   if (pgraw != NULL) PQfinish(pgraw);
+#endif
+#ifdef CSN_INTEROP_MONGO
+  if (mraw != NULL) {
+    mongoc_client_destroy(mraw);
+    mongoc_cleanup();
+  }
 #endif
   return rc;
 }

@@ -17,3 +17,19 @@ if(CSN_BENCH_CURL_FOUND)
   add_executable(csn-lost-update bench/lost_update.c)
   target_link_libraries(csn-lost-update PRIVATE PkgConfig::CSN_BENCH_CURL Threads::Threads)
 endif()
+
+# The ceilings of the other servers' demos (bench/adapters.sh): Ulfius and
+# CivetWeb started as csession-ulfius-demo and csession-civetweb-demo start
+# them, serving bare_server.c's fixed body with no session work. Built
+# when the adapter is (src/adapters/<server>.cmake found the library).
+if(TARGET csession-ulfius-demo AND TARGET PkgConfig::ULFIUS AND
+   TARGET PkgConfig::ULFIUS_MHD)
+  add_executable(csn-bench-bare-ulfius bench/bare_ulfius.c)
+  target_link_libraries(csn-bench-bare-ulfius PRIVATE PkgConfig::ULFIUS
+                        PkgConfig::ULFIUS_MHD Threads::Threads)
+endif()
+if(TARGET csession-civetweb-demo AND TARGET csn_civetweb_lib)
+  add_executable(csn-bench-bare-civetweb bench/bare_civetweb.c)
+  target_link_libraries(csn-bench-bare-civetweb PRIVATE csn_civetweb_lib
+                        Threads::Threads)
+endif()

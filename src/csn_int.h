@@ -36,6 +36,10 @@ char *csn__strndup(const char *s, size_t n);
 /* error.c: set the thread's csn_last_error() text (printf format); returns
  * err. */
 int csn__set_error(int err, const char *fmt, ...) CSN__PRINTF(2, 3);
+/* Empty the thread's csn_last_error(): csn_request_begin() and
+ * csn_request_commit() start with it, so the message after their failure
+ * is about that failure, never an earlier one. */
+void csn__clear_error(void);
 
 /* ------------------------------------------------------------------------ */
 /* buf.c: a growable byte buffer. After an allocation failure every append  */
@@ -272,8 +276,12 @@ void csn__session_reset(csn_session *s);
 /* New cookie from options (express `new Cookie(opts)`), resolving auto. */
 int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
                             int resolve_auto, int secure, int64_t now);
-/* Inflate from a stored record. CSN_ECORRUPT on bad JSON / no cookie. */
-int csn__session_from_record(csn_session *s, const char *json, size_t len);
+/* Inflate from a stored record. CSN_ECORRUPT on bad JSON / no cookie;
+ * *unreadable (when not NULL) is then 1 if the text is no record at all
+ * (not JSON, or not an object), 0 for an object without a usable cookie
+ * (express-session's inflate error). */
+int csn__session_from_record(csn_session *s, const char *json, size_t len,
+                             int *unreadable);
 /* Serialize the record ({"cookie":..., data...}). */
 char *csn__session_record(const csn_session *s, size_t *len);
 /* The record built from an already serialized data text. */
@@ -281,8 +289,23 @@ char *csn__session_record_with(const csn_session *s, const char *data_text,
                                size_t *len);
 /* json.c: JSON as JavaScript reads and writes it. Parse returns NULL and
  * *err = CSN_ECORRUPT (not JSON) or CSN_ENOMEM. Dump appends the compact
- * JSON.stringify form of any value. */
+ * JSON.stringify form of any value (CSN_ENOMEM also for a value nested
+ * deeper than the limit). Numbers are read and written in the "C" locale
+ * whatever the process locale is.
+ *
+ * The nesting limit, one for the reader and the writer: every value is a
+ * level, scalars included, the root being level 1 ("[[1]]" has 3). A
+ * stored record may have CSN__JSON_MAX_DEPTH levels, so a session member,
+ * one level below the record's root, may have one fewer:
+ * csn_session_set_json() refuses deeper values, and what it accepts always
+ * loads again. */
+#define CSN__JSON_MAX_DEPTH 256
+#define CSN__JSON_MEMBER_MAX_DEPTH (CSN__JSON_MAX_DEPTH - 1)
 json_t *csn__json_parse(const char *text, size_t len, int *err);
+/* The same with another nesting limit; *err = CSN_ERANGE when the text is
+ * JSON nested deeper than max_depth. */
+json_t *csn__json_parse_depth(const char *text, size_t len, int max_depth,
+                              int *err);
 int csn__json_dump(csn__buf *b, const json_t *j);
 void csn__buf_put_int(csn__buf *b, int64_t v);
 /* The data without cookie, compact (what express hashes). */

@@ -15,6 +15,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "csn/csn.h"
 #include "csn/csn_mhd.h"
@@ -40,9 +41,79 @@ static int connection_is_tls(struct MHD_Connection *conn) {
   return MHD_get_connection_info(conn, MHD_CONNECTION_INFO_PROTOCOL) != NULL;
 }
 
+/* Several Cookie headers are read as Node's http module reads them: joined
+ * in arrival order with "; " into one value (IncomingMessage joins
+ * duplicate "cookie" lines so, where other headers get ", "), which the
+ * cookie parser then reads with first-occurrence-wins. A browser sends one
+ * Cookie header over HTTP/1.1, but an HTTP/2 front end may pass each
+ * cookie crumb as a header of its own, and the session cookie need not be
+ * in the first. libmicrohttpd keeps every header line in its
+ * per-connection pool, so the total is already bounded by the
+ * connection's memory limit; COOKIE_JOIN_MAX bounds our copy on top of
+ * that: headers that would take the join beyond it are left out. */
+#define COOKIE_JOIN_MAX (64 * 1024)
+
+typedef struct cookie_join {
+  size_t count; /* Cookie headers seen */
+  size_t len;   /* joined length so far (without the NUL) */
+  char *buf;    /* NULL while counting */
+} cookie_join;
+
+static csn_mhd_result cookie_join_visit(void *cls, enum MHD_ValueKind kind,
+                                        const char *key, const char *value) {
+  cookie_join *j = cls;
+  size_t n, sep;
+  (void)kind;
+  if (key == NULL || value == NULL ||
+      strcasecmp(key, MHD_HTTP_HEADER_COOKIE) != 0)
+    return MHD_YES;
+  n = strlen(value);
+  sep = j->count > 0 ? 2 : 0;
+  /* Left out when the join would pass the bound: the first header always
+   * fits (libmicrohttpd's pool holds it, and this is only a copy). */
+  if (j->count > 0 && (n > COOKIE_JOIN_MAX || j->len + sep + n > COOKIE_JOIN_MAX))
+    return MHD_YES;
+  if (j->buf != NULL) {
+    if (sep) {
+      j->buf[j->len] = ';';
+      j->buf[j->len + 1] = ' ';
+    }
+    memcpy(j->buf + j->len + sep, value, n);
+  }
+  j->len += sep + n;
+  j->count++;
+  return MHD_YES;
+}
+
+/* The request's Cookie value: the one header as libmicrohttpd holds it
+ * (the usual case, no copy), or several joined into *owned (csn_free),
+ * NULL without a Cookie header. Out of memory for the join, the first
+ * header alone is used, as before joins were made: a session cookie in a
+ * later header is then not seen, and that user gets a fresh session. */
+static const char *cookie_header(struct MHD_Connection *conn, char **owned) {
+  cookie_join j;
+  *owned = NULL;
+  memset(&j, 0, sizeof j);
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, cookie_join_visit, &j);
+  if (j.count > 1 && (j.buf = csn_malloc(j.len + 1)) != NULL) {
+    /* The second pass visits the same list, so it writes exactly j.len
+     * bytes (what the bound leaves out depends only on what came before). */
+    j.len = 0;
+    j.count = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, cookie_join_visit, &j);
+    j.buf[j.len] = '\0';
+    *owned = j.buf;
+    return j.buf;
+  }
+  return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_COOKIE);
+}
+
 int csn_mhd_begin(csn_ctx *ctx, struct MHD_Connection *conn, const char *url,
                   csn_request **out) {
   csn_request_info info;
+  char *owned = NULL;
+  int rc;
 
   if (out == NULL)
     return CSN_EINVAL;
@@ -50,13 +121,8 @@ int csn_mhd_begin(csn_ctx *ctx, struct MHD_Connection *conn, const char *url,
   if (ctx == NULL || conn == NULL)
     return CSN_EINVAL;
 
-  /* libmicrohttpd looks header names up case-insensitively and returns the
-   * first occurrence. A browser sends a single Cookie header over
-   * HTTP/1.1, and a second one sent by a hostile client is simply not
-   * seen: it can only lose its own session, never reach the store. */
   memset(&info, 0, sizeof info);
-  info.cookie_header =
-      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+  info.cookie_header = cookie_header(conn, &owned);
   info.forwarded_proto =
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
   info.url = url;
@@ -65,15 +131,25 @@ int csn_mhd_begin(csn_ctx *ctx, struct MHD_Connection *conn, const char *url,
    * req.secure is the TLS fact (used only with CSN_PROXY_DEFAULT). */
   info.secure = info.tls;
   info.native = conn;
-  return csn_request_begin(ctx, &info, out);
+  rc = csn_request_begin(ctx, &info, out);
+  /* The core keeps nothing of info: the id it needs is copied. */
+  csn_free(owned);
+  return rc;
 }
 
-int csn_mhd_commit(csn_request *req, struct MHD_Response *resp) {
+/* csn_mhd_commit(), telling in *why what failed when the failure is the
+ * adapter's own (csn_last_error() then says nothing about it), else NULL:
+ * the core's failure is described by csn_last_error(). */
+static int commit(csn_request *req, struct MHD_Response *resp,
+                  const char **why) {
   char *set_cookie = NULL;
   int rc;
 
-  if (req == NULL || resp == NULL)
+  *why = NULL;
+  if (req == NULL || resp == NULL) {
+    *why = "csn_mhd_commit: no request or no response";
     return CSN_EINVAL;
+  }
   rc = csn_request_commit(req, &set_cookie);
   if (rc < 0)
     return rc;
@@ -83,10 +159,17 @@ int csn_mhd_commit(csn_request *req, struct MHD_Response *resp) {
    * separate lines, so ours comes after any Set-Cookie the handler added,
    * as express-session appends its cookie. */
   if (MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie) !=
-      MHD_YES)
+      MHD_YES) {
+    *why = "cannot add the session's Set-Cookie header to the response";
     rc = CSN_ENOMEM;
+  }
   csn_free(set_cookie);
   return rc;
+}
+
+int csn_mhd_commit(csn_request *req, struct MHD_Response *resp) {
+  const char *why;
+  return commit(req, resp, &why);
 }
 
 /* The default error responder: a bare 500 that reveals nothing about the
@@ -115,14 +198,20 @@ static csn_mhd_result default_error_response(struct MHD_Connection *conn,
   return ret;
 }
 
-csn_mhd_result csn_mhd_error(csn_ctx *ctx, struct MHD_Connection *conn,
-                             int err) {
-  const char *message = csn_last_error();
+/* The error response for err, described by `message` when the caller knows
+ * better than csn_last_error() (the adapter's own failures). */
+static csn_mhd_result mhd_error(csn_ctx *ctx, struct MHD_Connection *conn,
+                                int err, const char *message) {
   csn_mhd_error_fn fn = NULL;
   void *ud = NULL;
 
   /* The thread's last error carries the store's own words ("disk I/O
-   * error", "connection refused"); the code's name is the fallback. */
+   * error", "connection refused"); the code's name is the fallback. It
+   * belongs to this failure: csn_request_begin() and csn_request_commit()
+   * empty it on entry, so a message left by an earlier failure of this
+   * thread (another request's) cannot be told as this one's. */
+  if (message == NULL)
+    message = csn_last_error();
   if (message == NULL || message[0] == '\0')
     message = csn_strerror(err);
   if (ctx != NULL) {
@@ -138,22 +227,28 @@ csn_mhd_result csn_mhd_error(csn_ctx *ctx, struct MHD_Connection *conn,
   return fn(conn, err, message, ud);
 }
 
+csn_mhd_result csn_mhd_error(csn_ctx *ctx, struct MHD_Connection *conn,
+                             int err) {
+  return mhd_error(ctx, conn, err, NULL);
+}
+
 csn_mhd_result csn_mhd_queue_response(csn_request *req,
                                       struct MHD_Connection *conn,
                                       unsigned int status,
                                       struct MHD_Response *resp) {
   csn_ctx *ctx;
+  const char *why;
   int rc;
 
   if (req == NULL)
     return MHD_NO;
   ctx = csn_request_ctx(req);
-  rc = csn_mhd_commit(req, resp);
+  rc = commit(req, resp, &why);
   /* The request is released before queueing anything: the error path
    * needs only the context, and releasing first means no path can leak. */
   csn_request_free(req);
   if (rc < 0)
-    return csn_mhd_error(ctx, conn, rc);
+    return mhd_error(ctx, conn, rc, why);
   return MHD_queue_response(conn, status, resp);
 }
 

@@ -36,6 +36,8 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -177,9 +179,14 @@ int csn__random_bytes(void *buf, size_t n) {
  * the same CSPRNG output either way; what needs care is:
  *
  *  - fork: a child inherits its parent's unused bytes, and two processes
- *    handing out the same ids would give two users one session. The pool
- *    remembers the pid that filled it and is refilled when that changes
- *    (OpenSSL reseeds its own DRBG on fork the same way);
+ *    handing out the same ids would give two users one session. A
+ *    pthread_atfork() child handler empties the pool of the thread that
+ *    forked (the only thread the child has), so the child's first id comes
+ *    from fresh bytes. Comparing pids alone is not enough: a grandchild
+ *    that is given its dead grandparent's pid (pids are reused) would see
+ *    "its" pid in the inherited pool and hand out the grandparent's next
+ *    ids. The pid comparison stays as a second line for children made
+ *    without the handlers (a raw clone(), glibc's _Fork());
  *  - secrecy: bytes handed out are wiped from the pool at once, so a
  *    memory disclosure later cannot reveal ids already issued;
  *  - threads: the pool is thread-local, no lock.
@@ -191,10 +198,46 @@ static _Thread_local struct {
   pid_t pid;
 } id_pool = {{0}, ID_POOL, 0};
 
+/* In the child after fork(), in the thread that called fork(): forget the
+ * inherited bytes. Only async-signal-safe work here (a forked child of a
+ * threaded parent may call nothing else): a plain memory wipe and a store. */
+static void id_pool_atfork_child(void) {
+  OPENSSL_cleanse(id_pool.bytes, sizeof id_pool.bytes);
+  id_pool.used = ID_POOL;
+  id_pool.pid = 0;
+}
+
+/* Registered before the first id is drawn in any thread, so no pool holds
+ * bytes before the handler exists. pthread_atfork() can fail only for lack
+ * of memory: that id fails and the next call tries again (pthread_once
+ * could not). glibc forgets the handler when a dlopen()ed copy of the
+ * library is unloaded. */
+static atomic_int id_pool_registered;
+static pthread_mutex_t id_pool_register_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int id_pool_register(void) {
+  int ok;
+  if (atomic_load_explicit(&id_pool_registered, memory_order_acquire))
+    return CSN_OK;
+  pthread_mutex_lock(&id_pool_register_lock);
+  ok = atomic_load_explicit(&id_pool_registered, memory_order_relaxed);
+  if (!ok && pthread_atfork(NULL, NULL, id_pool_atfork_child) == 0) {
+    ok = 1;
+    atomic_store_explicit(&id_pool_registered, 1, memory_order_release);
+  }
+  pthread_mutex_unlock(&id_pool_register_lock);
+  return ok ? CSN_OK
+            : csn__set_error(CSN_ENOMEM,
+                             "cannot register the id pool's fork handler");
+}
+
 int csn__genid(char out[33]) {
   unsigned char *raw;
+  int rc = id_pool_register();
+  if (rc != CSN_OK)
+    return rc;
   if (id_pool.used + 24 > ID_POOL || id_pool.pid != getpid()) {
-    int rc = csn__random_bytes(id_pool.bytes, ID_POOL);
+    rc = csn__random_bytes(id_pool.bytes, ID_POOL);
     if (rc != CSN_OK) {
       id_pool.used = ID_POOL;
       return rc;

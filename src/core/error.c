@@ -52,6 +52,8 @@ int csn__set_error(int err, const char *fmt, ...) {
   return err;
 }
 
+void csn__clear_error(void) { csn__last_error[0] = '\0'; }
+
 unsigned int csn_version(void) { return CSN_VERSION_HEX; }
 
 const char *csn_version_string(void) { return CSN_VERSION_STRING; }

@@ -21,19 +21,66 @@
  * last value, as JSON.parse does.
  */
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "csn_int.h"
 
-#define JSON_MAX_DEPTH 256
+/* ------------------------------------------------------------------------ */
+/* Numbers without the process locale                                       */
+/* ------------------------------------------------------------------------ */
+
+/* snprintf("%e") and strtod() follow LC_NUMERIC: once an application calls
+ * setlocale(LC_ALL, "") under de_DE.UTF-8, 0.125 is written "1,25e-01",
+ * which put_double() used to turn into "0.1,25" - a record no JSON reader
+ * accepts, so the session was lost for good. A library must not call
+ * setlocale() (it is process-wide and not thread-safe), so the few lines
+ * that format or read a double switch this thread alone to the "C" locale
+ * with uselocale() and back. The locale object is made once; glibc hands
+ * out a static one for "C" without allocating. uselocale() costs two
+ * thread-local stores, and only non-integer numbers come here: integers
+ * (every number of a plain session record) are read and written digit by
+ * digit without any libc call. If newlocale() fails (another libc, out of
+ * memory) the numbers follow the process locale as before. */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void c_locale_init(void) {
+  c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* Switch this thread to the "C" locale; returns what to restore with
+ * c_locale_end(), or (locale_t)0 when nothing was switched. */
+static locale_t c_locale_begin(void) {
+  pthread_once(&c_locale_once, c_locale_init);
+  if (c_locale == (locale_t)0)
+    return (locale_t)0;
+  return uselocale(c_locale);
+}
+
+static void c_locale_end(locale_t old) {
+  if (old != (locale_t)0)
+    uselocale(old);
+}
+
+/* strtod() of a NUL-terminated JSON number, whatever the locale. */
+static double c_strtod(const char *s) {
+  locale_t old = c_locale_begin();
+  double d = strtod(s, NULL);
+  c_locale_end(old);
+  return d;
+}
 
 typedef struct reader {
   const char *p;
   const char *end;
   int depth;
+  int max_depth;
+  int too_deep;
   int oom;
   csn__buf scratch; /* decoded string bytes */
 } reader;
@@ -231,7 +278,7 @@ static json_t *read_number(reader *r) {
       r->oom = 1;
       return NULL;
     }
-    d = strtod(big, NULL);
+    d = c_strtod(big);
     csn__free(big);
     j = json_real(isfinite(d) ? d : (d > 0 ? 1.7976931348623157e308
                                            : -1.7976931348623157e308));
@@ -250,7 +297,7 @@ static json_t *read_number(reader *r) {
       return oom_check(r, json_integer((json_int_t)v));
   }
   {
-    double d = strtod(tmp, NULL);
+    double d = c_strtod(tmp);
     /* JSON.parse gives Infinity for 1e400; JSON.stringify then writes
      * null. The closest thing a JSON value can carry is the largest double;
      * jansson has no infinity. */
@@ -373,8 +420,12 @@ static json_t *read_value(reader *r) {
   skip_ws(r);
   if (r->p >= r->end)
     return NULL;
-  if (++r->depth > JSON_MAX_DEPTH)
+  /* Every value counts as a level, scalars included: the root alone is
+   * depth 1 (see CSN__JSON_MAX_DEPTH). */
+  if (++r->depth > r->max_depth) {
+    r->too_deep = 1;
     return NULL;
+  }
   switch (*r->p) {
   case '{':
     v = read_object(r);
@@ -407,13 +458,15 @@ static json_t *read_value(reader *r) {
   return v;
 }
 
-json_t *csn__json_parse(const char *text, size_t len, int *err) {
+static json_t *parse(const char *text, size_t len, int max_depth, int *err,
+                     int *too_deep) {
   reader r;
   json_t *v;
 
   memset(&r, 0, sizeof r);
   r.p = text;
   r.end = text + len;
+  r.max_depth = max_depth;
   csn__buf_init(&r.scratch);
   v = read_value(&r);
   skip_ws(&r);
@@ -423,7 +476,22 @@ json_t *csn__json_parse(const char *text, size_t len, int *err) {
   }
   if (v == NULL && err)
     *err = (r.oom || r.scratch.oom) ? CSN_ENOMEM : CSN_ECORRUPT;
+  if (too_deep)
+    *too_deep = v == NULL && r.too_deep && !(r.oom || r.scratch.oom);
   csn__buf_free(&r.scratch);
+  return v;
+}
+
+json_t *csn__json_parse(const char *text, size_t len, int *err) {
+  return parse(text, len, CSN__JSON_MAX_DEPTH, err, NULL);
+}
+
+json_t *csn__json_parse_depth(const char *text, size_t len, int max_depth,
+                              int *err) {
+  int deep = 0;
+  json_t *v = parse(text, len, max_depth, err, &deep);
+  if (v == NULL && deep && err)
+    *err = CSN_ERANGE;
   return v;
 }
 
@@ -450,6 +518,7 @@ static void put_double(csn__buf *b, double d) {
   char digits[32], out[40];
   int prec, exp10 = 0, k = 0, n;
   size_t o = 0;
+  locale_t old;
 
   if (!isfinite(d)) {
     csn__buf_puts(b, "null"); /* JSON.stringify(NaN) */
@@ -463,6 +532,7 @@ static void put_double(csn__buf *b, double d) {
     put_int(b, (int64_t)d);
     return;
   }
+  old = c_locale_begin();
   for (prec = 1; prec <= 17; prec++) {
     char tmp[40];
     snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
@@ -479,6 +549,7 @@ static void put_double(csn__buf *b, double d) {
       break;
     }
   }
+  c_locale_end(old);
   while (k > 1 && digits[k - 1] == '0')
     k--;
   n = exp10 + 1; /* value = 0.d1..dk x 10^n */
@@ -550,8 +621,9 @@ static void put_string(csn__buf *b, const char *s, size_t n) {
   csn__buf_putc(b, '"');
 }
 
+/* depth counts as the reader counts: the root value is depth 1. */
 static void put_value(csn__buf *b, const json_t *j, int depth) {
-  if (depth > JSON_MAX_DEPTH) {
+  if (depth > CSN__JSON_MAX_DEPTH) {
     b->oom = 1; /* cannot happen for values we parsed; refuse anyway */
     return;
   }
@@ -607,7 +679,7 @@ static void put_value(csn__buf *b, const json_t *j, int depth) {
 }
 
 int csn__json_dump(csn__buf *b, const json_t *j) {
-  put_value(b, j, 0);
+  put_value(b, j, 1);
   return b->oom ? CSN_ENOMEM : CSN_OK;
 }
 

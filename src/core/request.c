@@ -137,6 +137,25 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
   return ok;
 }
 
+/* The verified cookie names a record that cannot be read (not JSON, or
+ * not an object; or the store itself says it is corrupt). It is treated
+ * as no session, whatever the store: a fresh session with a new id starts,
+ * as when the record is missing, rather than a 500 on every request of
+ * that user until the record expires. (A JSON object without a usable
+ * "cookie" member is a record, and fails the request with CSN_ECORRUPT as
+ * it fails express-session's inflate: parity test 47.) The record itself is
+ * left alone: deleting what we cannot read would let one bad reader
+ * destroy other writers' sessions, and it goes away when its expiry
+ * passes like any other. The log names the store and never the id (an id
+ * is a credential; the store's own message, which may quote it, stays in
+ * csn_last_error()). */
+static void corrupt_record(csn_ctx *ctx) {
+  csn_ctx_log(ctx, CSN_ECORRUPT,
+              "%s: a stored session record cannot be read; a new session "
+              "starts and the record is left in the store",
+              csn_store_name(ctx->store));
+}
+
 /* A fresh session: new id, empty data, cookie from the options. */
 static int generate(csn_request *r, const csn_request_info *in) {
   csn_ctx *ctx = r->ctx;
@@ -183,8 +202,11 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
   size_t plen, cplen;
   char *json = NULL;
   size_t jlen = 0;
-  int rc;
+  int rc, unreadable;
 
+  /* Whatever failed earlier in this thread is not this request's story:
+   * an adapter logs csn_last_error() after a failure of ours. */
+  csn__clear_error();
   if (out == NULL)
     return CSN_EINVAL;
   *out = NULL;
@@ -227,13 +249,21 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
 
   if (r->has_cookie_id) {
     rc = csn_store_get(ctx->store, r->cookie_id, &json, &jlen);
+    /* Unreadable, by the store's judgement or ours: no session. */
+    unreadable = rc == CSN_ECORRUPT;
     if (rc == CSN_OK) {
-      strcpy(r->sess.id, r->cookie_id);
-      rc = csn__session_from_record(&r->sess, json, jlen);
+      rc = csn__session_from_record(&r->sess, json, jlen, &unreadable);
       if (rc < 0) {
         csn__free(json);
-        goto fail;
+        json = NULL;
       }
+    }
+    if (rc == CSN_ECORRUPT && unreadable) {
+      corrupt_record(ctx);
+      rc = CSN_ENOENT;
+    }
+    if (rc == CSN_OK) {
+      strcpy(r->sess.id, r->cookie_id);
       /* Kept, not copied: the text a compare-and-set save compares with. */
       r->loaded_text = json;
       r->loaded_len = jlen;
@@ -447,6 +477,8 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
   int rc;
   char *cookie = NULL;
 
+  /* As in begin: a failure here must not be told with an older message. */
+  csn__clear_error();
   if (set_cookie)
     *set_cookie = NULL;
   if (r == NULL)
@@ -599,7 +631,7 @@ int csn_session_reload(csn_session *s) {
   if (rc < 0)
     return rc;
   csn__session_init(&fresh, r);
-  rc = csn__session_from_record(&fresh, json, len);
+  rc = csn__session_from_record(&fresh, json, len, NULL);
   if (rc < 0) {
     csn__free(json);
     csn__cookie_free(&fresh.cookie);

@@ -278,18 +278,25 @@ int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
 }
 
 /* Parse a stored record (JSON.parse semantics, see json.c). */
-int csn__session_from_record(csn_session *s, const char *json, size_t len) {
+int csn__session_from_record(csn_session *s, const char *json, size_t len,
+                             int *unreadable) {
   json_t *root, *cookie;
   int rc = CSN_OK;
 
+  if (unreadable != NULL)
+    *unreadable = 0;
   root = csn__json_parse(json, len, &rc);
   if (root == NULL) {
     if (rc == CSN_ENOMEM)
       return rc;
+    if (unreadable != NULL)
+      *unreadable = 1;
     return csn__set_error(CSN_ECORRUPT, "stored session is not JSON");
   }
   if (!json_is_object(root)) {
     json_decref(root);
+    if (unreadable != NULL)
+      *unreadable = 1;
     return csn__set_error(CSN_ECORRUPT, "stored session is not an object");
   }
   cookie = json_object_get(root, "cookie");
@@ -537,7 +544,14 @@ int csn_session_set_json(csn_session *s, const char *key, const char *json) {
   int rc = CSN_OK;
   if (json == NULL)
     return CSN_EINVAL;
-  j = csn__json_parse(json, strlen(json), &rc);
+  /* The member will sit one level below the record's root: a deeper value
+   * would be saved and then refused by every load of the record. */
+  j = csn__json_parse_depth(json, strlen(json), CSN__JSON_MEMBER_MAX_DEPTH,
+                            &rc);
+  if (j == NULL && rc == CSN_ERANGE)
+    return csn__set_error(CSN_EINVAL,
+                          "JSON nested deeper than %d levels",
+                          CSN__JSON_MEMBER_MAX_DEPTH);
   if (j == NULL)
     return rc == CSN_ENOMEM ? rc : csn__set_error(CSN_EINVAL, "invalid JSON");
   return set_member(s, key, j);

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csn/csn_mhd.h"
-#include "csn/csn_store.h" /* csn_free_secret */
+#include <csn/csn_mhd.h>
+#include <csn/csn_store.h> /* csn_free_secret */
 
 static csn_mhd_result handler(void *cls, struct MHD_Connection *conn,
                               const char *url, const char *method,

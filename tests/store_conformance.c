@@ -383,6 +383,160 @@ static void t_admin(void **state) {
   }
 }
 
+/* What a walk saw: each id and its text, copied (the callback must not
+ * assert: a longjmp out of the store's walk would skip its clean-up). */
+#define WALK_MAX 16
+typedef struct got {
+  int count;    /* callbacks, including any past WALK_MAX */
+  int stop_at;  /* return non-zero after this many (0: never) */
+  char *sid[WALK_MAX];
+  char *json[WALK_MAX];
+} got;
+
+static int got_cb(const char *sid, const char *json, size_t len, void *ud) {
+  got *g = ud;
+  if (g->count < WALK_MAX) {
+    g->sid[g->count] = strdup(sid);
+    g->json[g->count] = strndup(json, len);
+    /* A text with a NUL in it would be cut short and then not compare
+     * equal: the check below catches it. */
+    if (g->json[g->count] != NULL && strlen(g->json[g->count]) != len) {
+      free(g->json[g->count]);
+      g->json[g->count] = NULL;
+    }
+  }
+  g->count++;
+  return g->stop_at != 0 && g->count >= g->stop_at;
+}
+
+static void got_free(got *g) {
+  for (int i = 0; i < WALK_MAX; i++) {
+    free(g->sid[i]);
+    free(g->json[i]);
+  }
+  memset(g, 0, sizeof *g);
+}
+
+/* The walk saw exactly the n records ids[i] with texts texts[i], once each,
+ * in any order. */
+static void got_exactly(const got *g, const char *what, const char *const *ids,
+                        char *const *texts, int n) {
+  if (g->count != n)
+    fail_msg("%s: %d records, expected %d", what, g->count, n);
+  for (int i = 0; i < n; i++) {
+    int hits = 0;
+    for (int k = 0; k < g->count; k++) {
+      if (g->sid[k] == NULL || strcmp(g->sid[k], ids[i]) != 0) continue;
+      hits++;
+      if (g->json[k] == NULL || strcmp(g->json[k], texts[i]) != 0)
+        fail_msg("%s: %s has the text %s, expected %s", what, ids[i],
+                 g->json[k] ? g->json[k] : "(none)", texts[i]);
+    }
+    if (hits != 1) fail_msg("%s: %s seen %d times", what, ids[i], hits);
+  }
+}
+
+/* all_expired (a version 3 method): exactly the records still stored whose
+ * expiry has passed, with their texts; all() exactly the live ones. Every
+ * record is first written live, so that no write happens while one is
+ * expired (a store may sweep on writes, as the memory store's inserts do).
+ * Then the clock is moved where it can be; otherwise the two doomed
+ * records are overwritten with an expiry already in the past (an
+ * overwrite, not an insert). all_expired runs before all() and length(),
+ * which may remove expired records on the way (the memory store's do). */
+static void t_all_expired(void **state) {
+  fixture *f = *state;
+  int64_t now = fx_now(f), live_exp = now + 3600000;
+  int64_t doom = f->c->advance != NULL ? now + 1000 : live_exp;
+  const char *live_ids[2] = {"conf-ae-live", "conf-ae-none"};
+  const char *old_ids[2] = {"conf-ae-old1", "conf-ae-old2"};
+  char *live[2], *old[2];
+  got g;
+  size_t n;
+  int rc;
+  memset(&g, 0, sizeof g);
+  live[0] = record(live_exp, ",\"id\":\"conf-ae-live\"");
+  live[1] = record(CSN_TIME_NONE, ",\"id\":\"conf-ae-none\"");
+  old[0] = record(doom, ",\"id\":\"conf-ae-old1\"");
+  old[1] = record(doom, ",\"id\":\"conf-ae-old2\"");
+  for (int i = 0; i < 2; i++) {
+    assert_non_null(live[i]);
+    assert_non_null(old[i]);
+  }
+
+  rc = csn_store_all_expired(f->st, got_cb, &g);
+  if (rc == CSN_ENOTSUP && !f->c->all_expired) {
+    print_message("all_expired: this store cannot enumerate expired "
+                  "records (CSN_ENOTSUP): skipped\n");
+    for (int i = 0; i < 2; i++) {
+      free(live[i]);
+      free(old[i]);
+    }
+    skip();
+  }
+  assert_int_equal(rc, CSN_OK);
+  assert_int_equal(g.count, 0); /* a fresh store */
+  assert_int_equal(csn_store_all_expired(f->st, NULL, NULL), CSN_EINVAL);
+
+  set_ok(f->st, old_ids[0], old[0], doom);
+  set_ok(f->st, live_ids[0], live[0], live_exp);
+  set_ok(f->st, old_ids[1], old[1], doom);
+  set_ok(f->st, live_ids[1], live[1], CSN_TIME_NONE);
+  /* All four live: none is expired yet. */
+  rc = csn_store_all_expired(f->st, got_cb, &g);
+  assert_int_equal(rc, CSN_OK);
+  assert_int_equal(g.count, 0);
+  if (f->c->advance != NULL) {
+    f->c->advance(f->c->ud, 5000);
+  } else {
+    for (int i = 0; i < 2; i++) {
+      free(old[i]);
+      old[i] = record(now - 60000, i == 0 ? ",\"id\":\"conf-ae-old1\""
+                                          : ",\"id\":\"conf-ae-old2\"");
+      assert_non_null(old[i]);
+      set_ok(f->st, old_ids[i], old[i], now - 60000);
+    }
+  }
+
+  rc = csn_store_all_expired(f->st, got_cb, &g);
+  assert_int_equal(rc, CSN_OK);
+  got_exactly(&g, "all_expired", old_ids, old, 2);
+  got_free(&g);
+  /* A non-zero return stops the walk. */
+  g.stop_at = 1;
+  assert_int_equal(csn_store_all_expired(f->st, got_cb, &g), CSN_OK);
+  assert_int_equal(g.count, 1);
+  got_free(&g);
+
+  rc = csn_store_all(f->st, got_cb, &g);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    got_exactly(&g, "all", live_ids, live, 2);
+  }
+  got_free(&g);
+  rc = csn_store_length(f->st, &n);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    assert_int_equal(n, 2);
+  }
+
+  /* What all_expired showed is what prune removes: afterwards it shows
+   * nothing, and the live records are all still there. */
+  rc = csn_store_prune(f->st, &n);
+  if (rc != CSN_ENOTSUP) {
+    assert_int_equal(rc, CSN_OK);
+    assert_int_equal(csn_store_all_expired(f->st, got_cb, &g), CSN_OK);
+    assert_int_equal(g.count, 0);
+    get_eq(f->st, live_ids[0], live[0]);
+    get_eq(f->st, live_ids[1], live[1]);
+  }
+  got_free(&g);
+  for (int i = 0; i < 2; i++) {
+    free(live[i]);
+    free(old[i]);
+  }
+}
+
 static void t_bad_ids(void **state) {
   fixture *f = *state;
   int64_t exp = fx_now(f) + 3600000;
@@ -1043,6 +1197,7 @@ int csn_conformance_run(const char *group, const csn_conformance *c) {
       T(t_touch_missing),      T(t_touch_keeps_data),
       T(t_touch_expiry),       T(t_expired_not_returned),
       T(t_time_none_persists), T(t_admin),
+      T(t_all_expired),
       T(t_bad_ids),            T(t_large_record),
       T(t_unicode),            T(t_concurrent_distinct),
       T(t_concurrent_shared),  T(t_cas_semantics),

@@ -44,11 +44,15 @@ typedef struct csn_conformance {
   /* 1: the store has no touch (CSN_ENOTSUP) and the touch tests are
    * skipped; 0 (every store here): a CSN_ENOTSUP touch fails them. */
   int no_touch;
+  /* 1: the store must implement all_expired (the expired-records test then
+   * fails rather than skips when it answers CSN_ENOTSUP). */
+  int all_expired;
 } csn_conformance;
 
 /* Run the suite as the cmocka group `group`. Returns the number of failed
  * tests (0 = all passed), like cmocka_run_group_tests(). Optional methods
- * (touch, clear, length, all) answering CSN_ENOTSUP are skipped. */
+ * (touch, clear, length, all, all_expired) answering CSN_ENOTSUP are
+ * skipped. */
 int csn_conformance_run(const char *group, const csn_conformance *c);
 
 /* Shared workers, for a store's own tests (call them from a cmocka test:

@@ -1268,6 +1268,7 @@ int main(void) {
   c.open = conf_open;
   c.open_again = conf_open_again;
   c.cas = 1;
+  c.all_expired = 1;
   failed += csn_conformance_run("store_file_conformance", &c);
 #endif
   rm_rf(root);

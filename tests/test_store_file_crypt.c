@@ -543,6 +543,7 @@ int main(int argc, char **argv) {
   c.open = conf_open;
   c.open_again = conf_open_again;
   c.cas = 1;
+  c.all_expired = 1;
   failed += csn_conformance_run("store_file_crypt_conformance", &c);
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   return failed;

@@ -1011,6 +1011,7 @@ int main(void) {
   conf.open_again = conf_open_again;
   conf.reset = conf_reset;
   conf.cas = 1;
+  conf.all_expired = 1;
   conf.touch_expiry_only = 1;
   int failed = csn_conformance_run("store_pg_conformance", &conf);
   {

@@ -730,6 +730,7 @@ int main(void) {
   c.open = conf_open;
   c.open_again = conf_open_again;
   c.cas = 1;
+  c.all_expired = 1;
   failed += csn_conformance_run("store_sqlite_conformance", &c);
 #endif
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

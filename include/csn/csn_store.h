@@ -32,11 +32,11 @@ extern "C" {
 /* The method table                                                         */
 /* ------------------------------------------------------------------------ */
 
-/* 1: get .. close (0.1). 2: adds cas (0.2). A table only ever grows at the
- * end; the core reads a member added in version N only from a table whose
- * `version` is >= N, so a store built against an older header keeps
- * working. Fill tables with designated initialisers. */
-#define CSN_STORE_METHODS_VERSION 2
+/* 1: get .. close (0.1). 2: adds cas (0.2). 3: adds all_expired. A table
+ * only ever grows at the end; the core reads a member added in version N
+ * only from a table whose `version` is >= N, so a store built against an
+ * older header keeps working. Fill tables with designated initialisers. */
+#define CSN_STORE_METHODS_VERSION 3
 
 /* The store vtable (express-session's Store contract, sqlite3_vfs's shape).
  * A store sees only ids, the record's JSON text and its expiry instant.
@@ -85,6 +85,20 @@ typedef struct csn_store_methods {
   int (*cas)(csn_store *st, const char *sid, const char *expected,
              size_t expected_len, const char *json, size_t len,
              int64_t expires_ms);
+
+  /* ---- version >= 3 ---------------------------------------------------- */
+
+  /* Optional administration: the other half of all(). Call fn(sid, json,
+   * len, userdata) once for each record that is still stored but has
+   * expired - its stored expiry instant is in the past by the store's own
+   * clock (the clock and the test its get() uses: what get() would refuse
+   * as expired, and what prune() would remove now) - and for no live
+   * record. Same text as all() hands out, same rules: a non-zero return
+   * stops the walk (CSN_OK), fn runs with no lock held and may call the
+   * store. A store whose backend deletes expired records itself and never
+   * shows them (Redis key expiry) leaves it NULL: the core answers
+   * CSN_ENOTSUP. For `csession list --expired` and operators. */
+  int (*all_expired)(csn_store *st, csn_store_each_fn fn, void *userdata);
 } csn_store_methods;
 
 /* First member of every store's own struct. */

@@ -455,6 +455,26 @@ int csn_store_prune(csn_store *st, size_t *removed) {
   return rc;
 }
 
+/* all_expired is a version 3 member: as for cas below, a table built
+ * against an older header ends before it, so the version is checked
+ * before the pointer is read. */
+int csn_store_all_expired(csn_store *st, csn_store_each_fn fn,
+                          void *userdata) {
+  unsigned long gen;
+  int rc = pre_call(st,
+                    st != NULL && st->m != NULL && st->m->version >= 3 &&
+                        st->m->all_expired != NULL,
+                    "all_expired");
+  if (rc != CSN_OK) return rc;
+  if (fn == NULL)
+    return csn__set_error(CSN_EINVAL, "%s all_expired: no callback",
+                          csn_store_name(st));
+  gen = tls_msg.gen;
+  rc = st->m->all_expired(st, fn, userdata);
+  if (rc < 0) return post_fail(st, "all_expired", gen, rc);
+  return rc;
+}
+
 /* Compare-and-set is a version 2 member: a table built against 0.1's header
  * ends before it, so the version is checked before the pointer is read. */
 int csn_store_has_cas(const csn_store *st) {

@@ -922,14 +922,19 @@ static int count_one(file_store *fs, const char *name, size_t id_len,
   return 0;
 }
 
-/* Load the live record behind a directory entry, with its id: the name
- * without the extension, or __csnId for a hashed name. CSN_ENOENT for
- * anything that is not a live session of a valid id. */
+/* Load the live record behind a directory entry (with want_expired: the
+ * expired one), with its id: the name without the extension, or __csnId
+ * for a hashed name. CSN_ENOENT for anything that is not a live (an
+ * expired) session of a valid id. */
 static int load_named(file_store *fs, const char *name, size_t id_len,
-                      char sid[CSN_ID_MAX + 1], char **text, size_t *n) {
+                      int want_expired, char sid[CSN_ID_MAX + 1], char **text,
+                      size_t *n) {
   json_t *rec = NULL;
   int expired = 0;
   int rc = load_record(fs, name, text, n, &rec, &expired);
+  /* The expired walk takes exactly what the live one leaves out as
+   * expired; load_record() keeps such a file's text and parse for it. */
+  if (want_expired) rc = rc == CSN_OK ? CSN_ENOENT : expired ? CSN_OK : rc;
   if (rc == CSN_OK) {
     json_t *hid = json_object_get(rec, "__csnId");
     if (name[0] == '~' && id_len == 1 + 2 * SHA256_DIGEST_LENGTH &&
@@ -957,7 +962,7 @@ static int count_live(file_store *fs, const char *name, size_t id_len,
                       void *ud) {
   char sid[CSN_ID_MAX + 1], *text = NULL;
   size_t n = 0;
-  int rc = load_named(fs, name, id_len, sid, &text, &n);
+  int rc = load_named(fs, name, id_len, 0, sid, &text, &n);
   csn__free(text);
   if (rc == CSN_OK) (*(size_t *)ud)++;
   return rc == CSN_ENOENT ? 0 : rc;
@@ -994,6 +999,7 @@ static int file_clear(csn_store *st) {
 typedef struct all_ctx {
   csn_store_each_fn fn;
   void *ud;
+  int want_expired; /* all_expired(): the expired records instead */
   int stopped;
 } all_ctx;
 
@@ -1002,7 +1008,7 @@ static int all_one(file_store *fs, const char *name, size_t id_len,
   all_ctx *a = ud;
   char sid[CSN_ID_MAX + 1], *text = NULL;
   size_t n = 0;
-  int rc = load_named(fs, name, id_len, sid, &text, &n);
+  int rc = load_named(fs, name, id_len, a->want_expired, sid, &text, &n);
   if (rc == CSN_ENOENT) return 0;
   if (rc != CSN_OK) return rc;
   csn__buf b;
@@ -1019,7 +1025,18 @@ static int all_one(file_store *fs, const char *name, size_t id_len,
 }
 
 static int file_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
-  all_ctx a = {fn, userdata, 0};
+  all_ctx a = {fn, userdata, 0, 0};
+  int rc = each_name((file_store *)st, all_one, &a);
+  return a.stopped ? CSN_OK : rc;
+}
+
+/* The files the reaper would remove now (record_expired(), the expiry rule
+ * get() applies), read without a lock like all(). A corrupt or
+ * undecryptable file is no session, expired or not, and is skipped here
+ * too, although the reaper removes it once its mtime is older than ttl. */
+static int file_all_expired(csn_store *st, csn_store_each_fn fn,
+                            void *userdata) {
+  all_ctx a = {fn, userdata, 1, 0};
   int rc = each_name((file_store *)st, all_one, &a);
   return a.stopped ? CSN_OK : rc;
 }
@@ -1136,6 +1153,7 @@ static const csn_store_methods file_methods = {
     .prune = file_prune,
     .close = file_close,
     .cas = file_cas,
+    .all_expired = file_all_expired,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -234,9 +234,21 @@ static int mem_length(csn_store *st, size_t *count) {
  * what it sees, for instance). */
 static int mem_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   mt_table *t = table_of(st);
-  if (mt_each(t, mt_now(t), fn, userdata) != CSN_OK)
+  if (mt_each(t, mt_now(t), 0, fn, userdata) != CSN_OK)
     return csn_store_set_error(st, CSN_ENOMEM,
                                "out of memory listing sessions");
+  return CSN_OK;
+}
+
+/* The expired entries the table still holds, by its clock. There are few
+ * as a rule: a read of the id, length(), all(), the background sweep and
+ * every insert's couple of buckets remove them as they come across them. */
+static int mem_all_expired(csn_store *st, csn_store_each_fn fn,
+                           void *userdata) {
+  mt_table *t = table_of(st);
+  if (mt_each(t, mt_now(t), 1, fn, userdata) != CSN_OK)
+    return csn_store_set_error(st, CSN_ENOMEM,
+                               "out of memory listing expired sessions");
   return CSN_OK;
 }
 
@@ -281,6 +293,7 @@ static const csn_store_methods memory_methods = {
     .prune = mem_prune,
     .close = mem_close,
     .cas = mem_cas,
+    .all_expired = mem_all_expired,
 };
 
 /* Both constructors end here; every failure goes through csn_store_fail(),

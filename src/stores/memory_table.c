@@ -496,14 +496,17 @@ typedef struct snap_item {
   size_t len;
 } snap_item;
 
-int mt_each(mt_table *t, int64_t now, csn_store_each_fn fn, void *ud) {
+int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
+            void *ud) {
   size_t i;
   for (i = 0; i < MT_SHARDS; i++) {
     mt_shard *sh = &t->shards[i];
     snap_item *items = NULL;
     size_t nitems = 0, k, b;
     int rc = CSN_OK, stop = 0;
-    mt_sweep_shard(t, i, now);
+    /* The live walk sweeps the shard first (its copy is then smaller);
+     * the expired walk must not, it would remove what it is to show. */
+    if (!want_expired) mt_sweep_shard(t, i, now);
     pthread_mutex_lock(&sh->lock);
     if (sh->count > 0) {
       items = csn__calloc(sh->count, sizeof *items);
@@ -512,7 +515,7 @@ int mt_each(mt_table *t, int64_t now, csn_store_each_fn fn, void *ud) {
     for (b = 0; rc == CSN_OK && b < sh->nbuckets; b++) {
       mt_entry *e;
       for (e = sh->buckets[b]; e != NULL && rc == CSN_OK; e = e->next) {
-        if (expired(e, now)) continue;
+        if (expired(e, now) != want_expired) continue;
         items[nitems].sid = csn__strdup(e->sid);
         items[nitems].json = csn__malloc(e->len + 1);
         if (items[nitems].sid == NULL || items[nitems].json == NULL) {

@@ -88,10 +88,13 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now);
 size_t mt_sweep(mt_table *t, int64_t now);
 /* Live entries (expired ones are swept on the way). */
 size_t mt_length(mt_table *t, int64_t now);
-/* Call fn for each live entry, with no lock held (fn may call the table):
- * one shard's entries are copied under its lock, then handed out. Stops
- * when fn returns non-zero. 0 or CSN_ENOMEM. */
-int mt_each(mt_table *t, int64_t now, csn_store_each_fn fn, void *ud);
+/* Call fn for each live entry (want_expired 0; expired ones are swept on
+ * the way), or for each entry that expired by `now` and is still held
+ * (want_expired 1; nothing is swept), with no lock held (fn may call the
+ * table): one shard's entries are copied under its lock, then handed out.
+ * Stops when fn returns non-zero. 0 or CSN_ENOMEM. */
+int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
+            void *ud);
 void mt_clear(mt_table *t);
 /* Entries held, expired or not (for tests). */
 size_t mt_count(const mt_table *t);

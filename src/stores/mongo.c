@@ -1348,6 +1348,7 @@ static int mg_length(csn_store *st, size_t *count) {
 typedef struct all_arg {
   char *last; /* NULL: from the start */
   int64_t now;
+  int expired; /* 1: the documents whose expiry has passed, else the live */
   char **ids, **texts;
   size_t *lens;
   size_t n;
@@ -1379,7 +1380,16 @@ static int op_all(mg_store *s, mongoc_client_t *cl, mongoc_collection_t *c,
   else
     BSON_APPEND_UTF8(&idc, "$gte", "");
   bson_append_document_end(&f, &idc);
-  add_live(&f, a->now);
+  if (a->expired) {
+    /* The complement of add_live()'s {expires: {$gt: now}}: still stored
+     * (the TTL monitor or the remover has not come by yet) but expired. */
+    bson_t ex;
+    bson_append_document_begin(&f, "expires", 7, &ex);
+    bson_append_date_time(&ex, "$lte", 4, a->now);
+    bson_append_document_end(&f, &ex);
+  } else {
+    add_live(&f, a->now);
+  }
   bson_init(&opts);
   bson_append_document_begin(&opts, "sort", 4, &sub);
   BSON_APPEND_INT32(&sub, "_id", 1);
@@ -1433,11 +1443,13 @@ static int op_all(mg_store *s, mongoc_client_t *cl, mongoc_collection_t *c,
   return rc;
 }
 
-static int mg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+static int mg_walk(csn_store *st, int expired, csn_store_each_fn fn,
+                   void *userdata) {
   mg_store *s = (mg_store *)st;
   all_arg a;
   memset(&a, 0, sizeof a);
   a.now = csn_now_ms(); /* one instant for the whole walk */
+  a.expired = expired;
   a.ids = csn_malloc(MG_BATCH * sizeof *a.ids);
   a.texts = csn_malloc(MG_BATCH * sizeof *a.texts);
   a.lens = csn_malloc(MG_BATCH * sizeof *a.lens);
@@ -1457,6 +1469,15 @@ static int mg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   csn_free(a.lens);
   csn_free(a.last);
   return rc;
+}
+
+static int mg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+  return mg_walk(st, 0, fn, userdata);
+}
+
+static int mg_all_expired(csn_store *st, csn_store_each_fn fn,
+                          void *userdata) {
+  return mg_walk(st, 1, fn, userdata);
 }
 
 /* The interval remover. A failure (the server briefly away) is left for
@@ -1499,6 +1520,7 @@ static const csn_store_methods mg_methods = {
     .prune = mg_prune,
     .close = mg_close,
     .cas = mg_cas,
+    .all_expired = mg_all_expired,
 };
 
 /* ------------------------------------------------------------------------ */

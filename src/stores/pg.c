@@ -90,8 +90,9 @@
  *
  *   - Pruning runs on a csn_sweeper thread (waits of 50%..150% of the
  *     interval, as connect-pg-simple) and on request (prune()). length,
- *     all and clear see live rows; all() reads in keyset batches of
- *     PG_BATCH rows (ORDER BY sid, sid > last) and runs the callback with
+ *     all and clear see live rows, all_expired the rows prune would
+ *     delete; all() and all_expired() read in keyset batches of
+ *     PG_BATCH rows (ORDER BY sid, sid > last) and run the callback with
  *     no connection held.
  *
  *   - SIGPIPE. libpq writes with send(MSG_NOSIGNAL) on Linux (no TLS) and
@@ -147,12 +148,13 @@ enum {
   ST_LENGTH,
   ST_ALL,
   ST_CLEAR,
+  ST_ALL_EXPIRED,
   ST_N
 };
 
 static const char *const st_name[ST_N] = {
     "csn_get",   "csn_set",    "csn_touch", "csn_destroy", "csn_cas",
-    "csn_prune", "csn_length", "csn_all",   "csn_clear"};
+    "csn_prune", "csn_length", "csn_all",   "csn_clear",   "csn_all_expired"};
 
 /* "PREPARE name(types) AS " + this, with %1$s the quoted table. Instants
  * are epoch seconds (float8) through to_timestamp(), as connect-pg-simple
@@ -189,6 +191,9 @@ static const char *const st_sql[ST_N] = {
     "WHERE expire >= to_timestamp($1) AND sid > $2 ORDER BY sid LIMIT $3",
     /* clear */
     " AS DELETE FROM %1$s",
+    /* all_expired: as all, with prune's test (what prune would delete) */
+    "(float8, text, int4) AS SELECT sid, sess FROM %1$s "
+    "WHERE expire < to_timestamp($1) AND sid > $2 ORDER BY sid LIMIT $3",
 };
 
 typedef struct pg_store {
@@ -765,10 +770,12 @@ static int pg_length(csn_store *st, size_t *count) {
   return CSN_OK;
 }
 
-/* all: keyset batches (sid > the last one seen, in sid order), each read
- * with a connection that is given back before the callback runs, so the
- * callback may call the store. */
-static int pg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+/* all and all_expired (stmt ST_ALL or ST_ALL_EXPIRED): keyset batches
+ * (sid > the last one seen, in sid order), each read with a connection
+ * that is given back before the callback runs, so the callback may call
+ * the store. */
+static int pg_walk(csn_store *st, int stmt, const char *what,
+                   csn_store_each_fn fn, void *userdata) {
   pg_store *s = (pg_store *)st;
   char now[24], limit[16], *last = csn_strdup("");
   int rc = CSN_OK, stop = 0;
@@ -777,7 +784,7 @@ static int pg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   snprintf(limit, sizeof limit, "%d", PG_BATCH);
   while (rc == CSN_OK && !stop) {
     pg_call a = {
-        .stmt = ST_ALL, .what = "all", .n = 3, .vals = {now, last, limit}};
+        .stmt = stmt, .what = what, .n = 3, .vals = {now, last, limit}};
     rc = pg_call_run(s, &a, 1);
     if (rc != CSN_OK) break;
     int rows = PQntuples(a.res);
@@ -797,6 +804,22 @@ static int pg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   }
   csn_free(last);
   return rc;
+}
+
+static int pg_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+  return pg_walk(st, ST_ALL, "all", fn, userdata);
+}
+
+/* The rows still in the table whose `expire` has passed: prune's test,
+ * `expire < to_timestamp(now)`, the exact complement of get's liveness
+ * test. The comparison of `expire` (without time zone) with
+ * to_timestamp()'s timestamptz goes through the session's TimeZone, the
+ * server's default (see "Time zones"), as in get and prune, and now is
+ * the client's wall clock in whole seconds rounded up (now_text()), as get
+ * sends it: a row listed here is one get() refuses and prune() deletes. */
+static int pg_all_expired(csn_store *st, csn_store_each_fn fn,
+                          void *userdata) {
+  return pg_walk(st, ST_ALL_EXPIRED, "all_expired", fn, userdata);
 }
 
 /* The background prune. A failure (the server briefly away) is left for
@@ -837,6 +860,7 @@ static const csn_store_methods pg_methods = {
     .prune = pg_prune,
     .close = pg_close,
     .cas = pg_cas,
+    .all_expired = pg_all_expired,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -69,6 +69,7 @@ enum {
   SQ_LIVE,
   SQ_BEGIN,
   SQ_COMMIT,
+  SQ_ALL_EXPIRED,
   SQ_NSTMT
 };
 
@@ -499,12 +500,15 @@ static int sq_length(csn_store *st, size_t *count) {
   return rc;
 }
 
-static int sq_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+/* all() and all_expired(): the rows of statement `which` (SQ_ALL or
+ * SQ_ALL_EXPIRED, both bound to now), one callback each. */
+static int sq_walk(csn_store *st, int which, const char *what,
+                   csn_store_each_fn fn, void *userdata) {
   sq_store *s = (sq_store *)st;
   sq_conn *c;
   int rc = conn_get(s, &c);
   if (rc != CSN_OK) return rc;
-  sqlite3_stmt *q = stmt(s, c, SQ_ALL);
+  sqlite3_stmt *q = stmt(s, c, which);
   if (q == NULL) {
     conn_put(s, c);
     return CSN_EIO;
@@ -516,7 +520,7 @@ static int sq_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
     int step = sqlite3_step(q);
     if (step == SQLITE_DONE) break;
     if (step != SQLITE_ROW) {
-      rc = sq_fail(s, c->db, "all");
+      rc = sq_fail(s, c->db, what);
       break;
     }
     const char *sid = (const char *)sqlite3_column_text(q, 0);
@@ -528,6 +532,19 @@ static int sq_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
   done(q);
   conn_put(s, c);
   return rc;
+}
+
+static int sq_all(csn_store *st, csn_store_each_fn fn, void *userdata) {
+  return sq_walk(st, SQ_ALL, "all", fn, userdata);
+}
+
+/* The rows prune would delete now: `expired` before now, the complement
+ * of the liveness test, by the same wall clock (epoch ms, as
+ * connect-sqlite3 writes `expired`). A row whose `expired` is NULL, which
+ * no writer here or in connect-sqlite3 makes, is in neither. */
+static int sq_all_expired(csn_store *st, csn_store_each_fn fn,
+                          void *userdata) {
+  return sq_walk(st, SQ_ALL_EXPIRED, "all_expired", fn, userdata);
 }
 
 /* Delete expired rows in batches, so a long backlog never holds the write
@@ -594,6 +611,7 @@ static const csn_store_methods sq_methods = {
     .prune = sq_prune,
     .close = sq_close,
     .cas = sq_cas,
+    .all_expired = sq_all_expired,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -621,6 +639,8 @@ static const char *const sq_templates[SQ_NSTMT] = {
     [SQ_LIVE] = "SELECT 1 FROM \"%s\" WHERE sid = ?1 AND ?2 <= expired",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
+    /* prune's test: what it shows is what prune would delete now */
+    [SQ_ALL_EXPIRED] = "SELECT sid, sess FROM \"%s\" WHERE ?1 > expired",
 };
 
 /* Create the schema and switch to WAL (a property of the file, so once). */

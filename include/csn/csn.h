@@ -82,7 +82,10 @@ CSN_API const char *csn_err_name(int err);
 
 /* A message describing the last failure of a csn_ call in this thread
  * (e.g. the store's message behind a CSN_ESTORE), or "". Borrowed until the
- * next failing call in this thread. */
+ * next failing call in this thread. csn_request_begin() and
+ * csn_request_commit() empty it on entry, so after either fails it
+ * describes that failure (or is "" when there is nothing to add to the
+ * code), never an earlier one. */
 CSN_API const char *csn_last_error(void);
 
 /* Library version as CSN_VERSION_HEX; compare with the header's to detect a
@@ -312,7 +315,12 @@ CSN_API void csn_ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...)
  * session. An unverifiable cookie never reaches the store.
  * On CSN_OK *out is a request object (even when the path does not match the
  * cookie path: then csn_request_session() is NULL). On failure (store error,
- * corrupt record, failing genid) *out is NULL and the caller answers 500. */
+ * a record without a usable cookie (CSN_ECORRUPT, as express-session's
+ * inflate), failing genid) *out is NULL and the caller answers 500. A stored
+ * text that is no record at all (not JSON, not an object, or corrupt by the
+ * store's own judgement) is treated as a missing record: a fresh session
+ * with a new id, one line to the log hook naming the store (never the id),
+ * and the text left in the store to expire. */
 CSN_API int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
                               csn_request **out);
 
@@ -386,7 +394,10 @@ CSN_API int csn_session_set_str(csn_session *s, const char *key,
                                 const char *v);
 CSN_API int csn_session_set_strn(csn_session *s, const char *key,
                                  const char *v, size_t len);
-/* Set a member from JSON text (any JSON value). CSN_EINVAL if unparsable. */
+/* Set a member from JSON text (any JSON value). CSN_EINVAL if unparsable,
+ * or nested deeper than 255 levels (each value is a level, the outermost
+ * counting 1): the stored record holding it may have 256, and a member
+ * accepted here always loads again. */
 CSN_API int csn_session_set_json(csn_session *s, const char *key,
                                  const char *json);
 /* Add delta to an integer member (absent counts as 0); result in *out
@@ -553,6 +564,13 @@ CSN_API int csn_store_length(csn_store *st, size_t *count);
 CSN_API int csn_store_all(csn_store *st, csn_store_each_fn fn,
                           void *userdata);
 CSN_API int csn_store_prune(csn_store *st, size_t *removed);
+/* The expired records the store still holds (csn_store_all() sees live
+ * ones only): fn once for each record whose stored expiry instant has
+ * passed by the store's clock, until fn returns non-zero. What prune()
+ * would remove now. CSN_ENOTSUP when the store cannot enumerate them
+ * (Redis removes expired keys itself). Since 0.2. */
+CSN_API int csn_store_all_expired(csn_store *st, csn_store_each_fn fn,
+                                  void *userdata);
 /* Compare-and-set (Since 0.2): write `json` only if the stored record's
  * text is still exactly `expected` (what a get() returned). CSN_OK when
  * written; CSN_ECONFLICT when the stored text differs; CSN_ENOENT when

@@ -16,8 +16,11 @@
  *
  * The routes, flags and start-up are shared with the Ulfius and CivetWeb
  * demos (demo_app.h); this file is what libmicrohttpd needs. A server with
- * a small thread pool; SIGINT or SIGTERM stops it cleanly (in-flight
- * requests finish, everything is freed).
+ * a small thread pool; SIGINT or SIGTERM stops it cleanly: the workers are
+ * joined and everything is freed. A request still being handled then runs
+ * to its end (its session is saved) but its answer may not reach the
+ * client: the connections close with the server. A demo, not a graceful
+ * drain (which would wait out every idle kept-alive connection).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -25,8 +25,9 @@
  * stays with a kept-alive connection while it is idle, so a few idle
  * clients would hold every worker and stall the others for the keep-alive
  * timeout. One request per connection keeps every worker busy only while
- * it answers. SIGINT or SIGTERM stops the server: mg_stop() waits for the
- * requests in flight, then everything is freed.
+ * it answers. SIGINT or SIGTERM stops the server: mg_stop() joins the
+ * workers (a request being handled runs to its end, though its answer may
+ * not reach the client), then everything is freed.
  */
 #include <stdio.h>
 #include <stdlib.h>

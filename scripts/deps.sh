@@ -16,8 +16,11 @@
 CSN_DEPS_BUILD=(
   build-essential cmake pkg-config
   libmicrohttpd-dev libjansson-dev libssl-dev libsqlite3-dev
-  libcurl4-openssl-dev libcmocka-dev
+  libcurl4-gnutls-dev libcmocka-dev
 )
+# libcurl4-gnutls-dev, not -openssl-dev: the two conflict, and Ulfius's
+# development package (the test command's) depends on the GnuTLS one, so
+# installing both lists would remove one of them every run.
 
 # What scripts/test.sh needs on top: the optional stores' client libraries,
 # the other servers the adapters plug into (Ulfius, CivetWeb),

@@ -157,6 +157,44 @@ static void kit_url_parse_query(void **state) {
   csn_free(p.prefix);
 }
 
+/* A store's own parameters out, the driver's URL kept as it was. */
+static void partition_is(const char *url, const char *scheme,
+                         const char *want_own, const char *want_rest) {
+  static const char *const keys[] = {"table", "pool"};
+  const char *rest, *query;
+  size_t rlen;
+  char *own = NULL, *drv = NULL;
+  assert_int_equal(csn_url_split(url, scheme, &rest, &rlen, &query), CSN_OK);
+  assert_int_equal(csn_url_partition(url, query, keys, 2, &own, &drv), CSN_OK);
+  assert_string_equal(own, want_own);
+  assert_string_equal(drv, want_rest);
+  csn_free_secret(own);
+  csn_free_secret(drv);
+}
+
+static void kit_url_partition(void **state) {
+  static const char *const keys[] = {"table"};
+  char *own = (char *)"x", *drv = (char *)"x";
+  (void)state;
+  partition_is("pg://u:p@h/db", "pg", "", "pg://u:p@h/db");
+  partition_is("pg://h/db?", "pg", "", "pg://h/db");
+  partition_is("pg://h/db?table=t", "pg", "table=t", "pg://h/db");
+  partition_is("pg://h/db?sslmode=require&table=t&pool=3&connect_timeout=5",
+               "pg", "table=t&pool=3",
+               "pg://h/db?sslmode=require&connect_timeout=5");
+  partition_is("m://a,b:2/d?replicaSet=r&pool=2", "m", "pool=2",
+               "m://a,b:2/d?replicaSet=r");
+  /* Malformed: refused, nothing returned. */
+  static const char bad[] = "pg://h/db?table=t&&x=1";
+  assert_int_equal(
+      csn_url_partition(bad, strchr(bad, '?') + 1, keys, 1, &own, &drv),
+      CSN_EINVAL);
+  assert_null(own);
+  assert_null(drv);
+  assert_int_equal(csn_url_partition(NULL, NULL, keys, 1, &own, &drv),
+                   CSN_EINVAL);
+}
+
 static void kit_store_fail_fills_both(void **state) {
   char err[16];
   (void)state;
@@ -689,6 +727,7 @@ int main(void) {
       cmocka_unit_test(kit_splice_rejects_bad_input),
       cmocka_unit_test(kit_url_split),
       cmocka_unit_test(kit_url_parse_query),
+      cmocka_unit_test(kit_url_partition),
       cmocka_unit_test(kit_url_redact),
       cmocka_unit_test(kit_store_fail_fills_both),
       cmocka_unit_test(kit_sweeper_runs_and_stops),

@@ -234,6 +234,19 @@ CSN_API int csn_url_parse_query(const char *query, const csn_url_option *opts,
                                 size_t n, const char *store, char *errbuf,
                                 size_t errlen);
 
+/* A store on a client library that takes a URL of its own (libpq,
+ * libmongoc) reads a few parameters itself and hands the rest on. Split
+ * url (whose query starts at `query`, as csn_url_split() found it) by key:
+ * *own gets the parameters named in keys[0..n) ("k=v&k2=v2", "" for none;
+ * for csn_url_parse_query()), *rest gets url without them (and without the
+ * '?' when nothing is left). Both are csn_malloc'd; free them with
+ * csn_free_secret(), since either may hold a password. CSN_EINVAL for an
+ * empty or malformed parameter (nothing echoed), CSN_ENOMEM; on failure
+ * both are NULL. Since 0.2. */
+CSN_API int csn_url_partition(const char *url, const char *query,
+                              const char *const *keys, size_t n, char **own,
+                              char **rest);
+
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */

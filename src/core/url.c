@@ -278,3 +278,58 @@ char *csn_url_redact(const char *url, char *out, size_t outlen) {
   out[o.n] = '\0';
   return out;
 }
+
+int csn_url_partition(const char *url, const char *query,
+                      const char *const *keys, size_t n, char **own,
+                      char **rest) {
+  size_t qlen, head, ol = 0, rl, i;
+  const char *cur = query;
+  csn_url_param p;
+  int r, more = 0;
+
+  if (own != NULL)
+    *own = NULL;
+  if (rest != NULL)
+    *rest = NULL;
+  if (url == NULL || own == NULL || rest == NULL)
+    return CSN_EINVAL;
+  /* Everything before the query ('?' excluded) goes to rest as it is. */
+  head = query != NULL ? (size_t)(query - url) - 1 : strlen(url);
+  qlen = query != NULL ? strlen(query) : 0;
+  *own = csn__malloc(qlen + 1);
+  *rest = csn__malloc(head + qlen + 2);
+  if (*own == NULL || *rest == NULL) {
+    csn__free(*own);
+    csn__free(*rest);
+    *own = *rest = NULL;
+    return CSN_ENOMEM;
+  }
+  memcpy(*rest, url, head);
+  rl = head;
+  while ((r = csn_url_param_next(&cur, &p)) == 1) {
+    int mine = 0;
+    for (i = 0; i < n && !mine; i++)
+      mine = csn_url_param_is(&p, keys[i]);
+    size_t len = (size_t)(p.value + p.value_len - p.key);
+    if (mine) {
+      if (ol > 0)
+        (*own)[ol++] = '&';
+      memcpy(*own + ol, p.key, len);
+      ol += len;
+    } else {
+      (*rest)[rl++] = more ? '&' : '?';
+      more = 1;
+      memcpy(*rest + rl, p.key, len);
+      rl += len;
+    }
+  }
+  (*own)[ol] = '\0';
+  (*rest)[rl] = '\0';
+  if (r < 0) {
+    csn_free_secret(*own);
+    csn_free_secret(*rest);
+    *own = *rest = NULL;
+    return r;
+  }
+  return CSN_OK;
+}

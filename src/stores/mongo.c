@@ -1826,65 +1826,50 @@ int csn_store_mongo_open(const char *url, csn_store **out, char *errbuf,
   static const char *const store_keys[] = {
       "collection", "stringify", "ttl", "touch_after", "auto_remove",
       "auto_remove_interval", "pool", "timeout", "connect_timeout"};
-  size_t qlen = query != NULL ? strlen(query) : 0;
-  char *mine = csn_malloc(qlen + 1), *drv = csn_malloc(rlen + qlen + 32);
-  char *coll = NULL, *mode = NULL;
-  int rc = CSN_OK;
-  if (mine == NULL || drv == NULL) {
+  char *mine = NULL, *drv = NULL, *coll = NULL, *mode = NULL;
+  (void)rest;
+  (void)rlen;
+  /* Ours to `mine`, the rest to the URI libmongoc gets. */
+  int rc = csn_url_partition(url, query, store_keys,
+                             sizeof store_keys / sizeof store_keys[0], &mine,
+                             &drv);
+  if (rc == CSN_ENOMEM) {
     rc = MG_FAIL(CSN_ENOMEM, "mongodb store: out of memory");
     goto out;
   }
-  /* Zeroed, so that whatever is copied in is always a string (csn_free_
-   * secret() on an early exit). */
-  memset(mine, 0, qlen + 1);
-  memset(drv, 0, rlen + qlen + 32);
-  /* Split the query: ours to `mine`, libmongoc's to the URI it gets. */
-  size_t ml = 0, dl = (size_t)(rest - url) + rlen;
-  memcpy(drv, url, dl);
-  const char *cur = query;
-  csn_url_param p;
-  int more = 0, r;
-  while ((r = csn_url_param_next(&cur, &p)) == 1) {
-    int ours = 0;
-    for (size_t i = 0; i < sizeof store_keys / sizeof store_keys[0]; i++)
-      ours |= csn_url_param_is(&p, store_keys[i]);
-    if (!ours) {
-      char key[64];
-      if (p.key_len >= sizeof key) {
-        rc = MG_FAIL(CSN_EINVAL, "mongodb store: unknown option (a name of "
-                                 "%zu bytes)",
-                     p.key_len);
-        goto out;
-      }
-      memcpy(key, p.key, p.key_len);
-      key[p.key_len] = '\0';
-      for (size_t i = 0; i < p.key_len; i++)
-        if (!isalnum((unsigned char)key[i]) && key[i] != '_') {
-          rc = MG_FAIL(CSN_EINVAL, "mongodb store: malformed option name");
-          goto out;
-        }
-      if (!driver_knows(key)) {
-        rc = MG_FAIL(CSN_EINVAL,
-                     "mongodb store: unknown option \"%s\" (neither a store "
-                     "option nor one libmongoc knows)",
-                     key);
-        goto out;
-      }
-    }
-    char *dst = ours ? mine : drv;
-    size_t *len = ours ? &ml : &dl;
-    if (ours ? ml > 0 : more) dst[(*len)++] = '&';
-    if (!ours && !more) dst[(*len)++] = '?', more = 1;
-    size_t n = (size_t)(p.value + p.value_len - p.key);
-    memcpy(dst + *len, p.key, n);
-    *len += n;
-  }
-  mine[ml] = '\0';
-  drv[dl] = '\0';
-  if (r < 0) {
+  if (rc != CSN_OK) {
     rc = MG_FAIL(CSN_EINVAL, "mongodb store: empty or malformed query "
                              "parameter");
     goto out;
+  }
+  /* libmongoc ignores (with a warning nobody sees) an option it does not
+   * know: a typo in a store option would pass silently. Every key left for
+   * it must be one it takes. */
+  const char *cur = strchr(drv, '?');
+  csn_url_param p;
+  if (cur != NULL) cur++;
+  while (csn_url_param_next(&cur, &p) == 1) {
+    char key[64];
+    if (p.key_len >= sizeof key) {
+      rc = MG_FAIL(CSN_EINVAL, "mongodb store: unknown option (a name of "
+                               "%zu bytes)",
+                   p.key_len);
+      goto out;
+    }
+    memcpy(key, p.key, p.key_len);
+    key[p.key_len] = '\0';
+    for (size_t i = 0; i < p.key_len; i++)
+      if (!isalnum((unsigned char)key[i]) && key[i] != '_') {
+        rc = MG_FAIL(CSN_EINVAL, "mongodb store: malformed option name");
+        goto out;
+      }
+    if (!driver_knows(key)) {
+      rc = MG_FAIL(CSN_EINVAL,
+                   "mongodb store: unknown option \"%s\" (neither a store "
+                   "option nor one libmongoc knows)",
+                   key);
+      goto out;
+    }
   }
   int64_t ttl = 0, ta = 0, iv = 0, pool = 0, to = 0, cto = 0;
   int stringify = 1;
@@ -1932,8 +1917,8 @@ int csn_store_mongo_open(const char *url, csn_store **out, char *errbuf,
   o.connect_timeout_ms = cto;
   rc = csn_store_mongo_new(&o, out, errbuf, errlen);
 out:
-  csn_free(mine);
-  if (drv != NULL) csn_free_secret(drv);
+  csn_free_secret(mine);
+  csn_free_secret(drv);
   csn_free(coll);
   csn_free(mode);
   return rc;

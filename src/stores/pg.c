@@ -1258,35 +1258,19 @@ int csn_store_pg_open(const char *url, csn_store **out, char *errbuf,
   static const char *const store_keys[] = {
       "table", "schema", "create_table", "prune", "ttl",
       "disable_touch", "timeout", "pool"};
-  size_t qlen = query != NULL ? strlen(query) : 0;
-  char *mine = csn_malloc(qlen + 1), *libpq = csn_malloc(rlen + qlen + 32);
+  char *mine = NULL, *libpq = NULL;
   char *table = NULL, *schema = NULL;
-  int rc = CSN_OK;
-  if (mine == NULL || libpq == NULL) {
+  (void)rest;
+  (void)rlen;
+  /* Ours to `mine`, the rest (libpq's) to the URL libpq gets. */
+  int rc = csn_url_partition(url, query, store_keys,
+                             sizeof store_keys / sizeof store_keys[0], &mine,
+                             &libpq);
+  if (rc == CSN_ENOMEM) {
     rc = PG_FAIL(CSN_ENOMEM, "postgres store: out of memory");
     goto out;
   }
-  /* Split the query: ours to `mine`, libpq's to the URL it gets. */
-  size_t ml = 0, ll = (size_t)(rest - url) + rlen;
-  memcpy(libpq, url, ll);
-  const char *cur = query;
-  csn_url_param p;
-  int more = 0, r;
-  while ((r = csn_url_param_next(&cur, &p)) == 1) {
-    int ours = 0;
-    for (size_t i = 0; i < sizeof store_keys / sizeof store_keys[0]; i++)
-      ours |= csn_url_param_is(&p, store_keys[i]);
-    char *dst = ours ? mine : libpq;
-    size_t *len = ours ? &ml : &ll;
-    if (ours ? ml > 0 : more) dst[(*len)++] = '&';
-    if (!ours && !more) dst[(*len)++] = '?', more = 1;
-    size_t n = (size_t)(p.value + p.value_len - p.key);
-    memcpy(dst + *len, p.key, n);
-    *len += n;
-  }
-  mine[ml] = '\0';
-  libpq[ll] = '\0';
-  if (r < 0) {
+  if (rc != CSN_OK) {
     rc = PG_FAIL(CSN_EINVAL, "postgres store: empty or malformed query "
                              "parameter");
     goto out;
@@ -1325,8 +1309,8 @@ int csn_store_pg_open(const char *url, csn_store **out, char *errbuf,
     rc = csn_store_pg_new(&o, out, errbuf, errlen);
   }
 out:
-  csn_free(mine);
-  if (libpq != NULL) csn_free_secret(libpq);
+  csn_free_secret(mine);
+  csn_free_secret(libpq);
   csn_free(table);
   csn_free(schema);
   return rc;

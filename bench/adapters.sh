@@ -153,8 +153,8 @@ start_target() {
     taskset -c "$SERVER_CPU" "$BUILD_DIR/$(bare_name "$fw")" --port "$port" \
       >"$work/server.log" 2>&1 &
   else
-    taskset -c "$SERVER_CPU" "$BUILD_DIR/$(demo_name "$fw")" --port "$port" \
-      --store memory:// --secret "$SECRET" >"$work/server.log" 2>&1 &
+    CSN_SECRET=$SECRET taskset -c "$SERVER_CPU" "$BUILD_DIR/$(demo_name "$fw")" \
+      --port "$port" --store memory:// >"$work/server.log" 2>&1 &
   fi
   server_pid=$!
   # Up when GET / answers 200 (that request's session is not counted).

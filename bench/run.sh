@@ -405,8 +405,10 @@ start_target() {
     bare) taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" >"$work/server.log" 2>&1 & ;;
     csession|base)
       bin=$demo_bin; [ "$kind" = base ] && bin=$base_bin
-      taskset -c "$SERVER_CPU" "$bin" --port "$port" --store "$(c_store_url "$store")" \
-        --secret "$SECRET" ${demo_args[@]+"${demo_args[@]}"} >"$work/server.log" 2>&1 & ;;
+      # The secret by environment, never on the command line.
+      CSN_SECRET=$SECRET taskset -c "$SERVER_CPU" "$bin" --port "$port" \
+        --store "$(c_store_url "$store")" \
+        ${demo_args[@]+"${demo_args[@]}"} >"$work/server.log" 2>&1 & ;;
     node)
       STORE=$store PORT=$port SECRET=$SECRET STORE_DIR=$work/${store/file/files} \
         REDIS_URL=$redis_url DATABASE_URL=$pg_url MONGO_URL=$mongo_url \

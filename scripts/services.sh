@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# services.sh - throwaway Redis and PostgreSQL servers on loopback for tests.
+# services.sh - throwaway Redis, PostgreSQL and MongoDB (stand-in) servers on
+# loopback for tests.
 #
 # Sourced by scripts/test.sh:
 #   . scripts/services.sh
@@ -153,7 +154,7 @@ csn_svc_start_mongo() {
   fi
   port=$(csn_svc_free_port) || return 1
   # Debian's interpreter: the first python3 on PATH may be another build that
-  # does not see python3-mockupdb.
+  # does not see python3-bson.
   /usr/bin/python3 "$root/$CSN_SVC_MONGO_SCRIPT" --port "$port" \
     >"$CSN_SVC_DIR/mongo.log" 2>&1 &
   CSN_SVC_MONGO_PID=$!

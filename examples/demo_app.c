@@ -45,6 +45,11 @@ void demo_usage(const char *prog, FILE *f) {
       "                         prefer --secret-file or the variables)\n"
       "  --name NAME            cookie name (default connect.sid)\n"
       "  --max-age MS           cookie lifetime in ms (default 86400000)\n"
+      "  --lifetime MS          absolute timeout: a session older than MS\n"
+      "                         since login/creation starts over, however\n"
+      "                         active (default 0: off)\n"
+      "  --touch-after MS       skip the store write of an unchanged session\n"
+      "                         refreshed less than MS ago (default 0: off)\n"
       "  --rolling              re-send the cookie on every response\n"
       "  --resave               save unmodified sessions too\n"
       "  --save-uninitialized   save new sessions that were not modified\n"
@@ -157,6 +162,8 @@ int demo_parse_args(const char *prog, int argc, char **argv,
                strcmp(a, "--store") == 0 || strcmp(a, "--secret") == 0 ||
                strcmp(a, "--secret-file") == 0 ||
                strcmp(a, "--name") == 0 || strcmp(a, "--max-age") == 0 ||
+               strcmp(a, "--lifetime") == 0 ||
+               strcmp(a, "--touch-after") == 0 ||
                strcmp(a, "--threads") == 0 ||
                strcmp(a, "--conn-memory") == 0 ||
                strcmp(a, "--per-ip") == 0 || strcmp(a, "--timeout") == 0) {
@@ -199,6 +206,19 @@ int demo_parse_args(const char *prog, int argc, char **argv,
           return 2;
         }
         c->max_age_ms = (int64_t)v;
+      } else if (strcmp(a, "--lifetime") == 0 ||
+                 strcmp(a, "--touch-after") == 0) {
+        /* The JavaScript Date range bounds every instant the core keeps. */
+        if (parse_uint(val, UINT64_C(8640000000000000), &v) != 0) {
+          fprintf(stderr,
+                  "%s: %s: expected milliseconds (digits only), got '%s'\n",
+                  prog, a, val);
+          return 2;
+        }
+        if (strcmp(a, "--lifetime") == 0)
+          c->lifetime_ms = (int64_t)v;
+        else
+          c->touch_after_ms = (int64_t)v;
       } else if (strcmp(a, "--conn-memory") == 0) {
         if (parse_uint(val, 1024 * 1024, &v) != 0 || v < 8) {
           fprintf(stderr, "%s: --conn-memory: expected KiB, "
@@ -336,6 +356,8 @@ int demo_open(const char *prog, const demo_config *c, csn_store **store,
   o.rolling = c->rolling;
   o.proxy = c->proxy ? CSN_PROXY_TRUST : CSN_PROXY_DEFAULT;
   o.cookie.max_age_ms = c->max_age_ms;
+  o.lifetime_ms = c->lifetime_ms;
+  o.touch_after_ms = c->touch_after_ms;
   o.cookie.secure = c->secure ? CSN_SECURE_ON : CSN_SECURE_OFF;
   o.store = *store;
   rc = csn_ctx_new(ctx, &o, err, sizeof err);

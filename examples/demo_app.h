@@ -41,6 +41,8 @@ typedef struct demo_config {
   size_t n_secrets;
   const char *name;
   int64_t max_age_ms;
+  int64_t lifetime_ms;    /* --lifetime, 0: off */
+  int64_t touch_after_ms; /* --touch-after, 0: off */
   int rolling;
   int resave;
   int save_uninitialized;

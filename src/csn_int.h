@@ -205,6 +205,8 @@ struct csn_ctx {
   int unset;
   int proxy;
   int last_write_wins;
+  int64_t lifetime_ms;    /* 0: off */
+  int64_t touch_after_ms; /* 0: off */
   csn_cookie_options cookie; /* domain/path owned */
   csn_store *store;
   int own_store;
@@ -218,6 +220,8 @@ struct csn_ctx {
   void *clock_ud;
   void *userdata;
   void (*userdata_free)(void *);
+  /* Counters and store latency (metrics.c); never NULL after creation. */
+  struct csn__metrics *metrics;
   /* csn_ctx_set_ext(): adapters' and extensions' data, by key. A free
    * slot has key NULL. Written at start-up only, so reads take no lock. */
   struct {
@@ -263,6 +267,13 @@ struct csn_request {
   char *loaded_text;
   size_t loaded_len;
   int gone; /* a merged save found the record destroyed: logout wins */
+  /* When the loaded record's expiry was last refreshed (its expires -
+   * originalMaxAge), for touch_after; CSN_TIME_NONE when unknown. */
+  int64_t refreshed_at;
+  int64_t loaded_max_age; /* the loaded cookie's originalMaxAge */
+  /* rotate(): the id whose record is destroyed once the record under the
+   * new id is saved; "" when none is pending. */
+  char rotated_from[CSN_ID_MAX + 1];
   int touched;
   int committed;
   csn_cookie_options cookie_opts; /* effective for this request */

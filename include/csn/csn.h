@@ -213,8 +213,9 @@ typedef void (*csn_log_fn)(int err, const char *message, void *userdata);
 /* A clock in epoch milliseconds (tests freeze time with it). */
 typedef int64_t (*csn_clock_fn)(void *userdata);
 
-/* 1: 0.1's fields; 2 (0.2): adds last_write_wins. */
-#define CSN_OPTIONS_VERSION 2
+/* 1: 0.1's fields; 2 (0.2): adds last_write_wins; 3 (0.3): adds
+ * lifetime_ms and touch_after_ms. */
+#define CSN_OPTIONS_VERSION 3
 
 typedef struct csn_options {
   int version; /* CSN_OPTIONS_VERSION; set by csn_options_init() */
@@ -257,6 +258,27 @@ typedef struct csn_options {
    * destroyed meanwhile (logout) stays destroyed. 1 restores
    * express-session's last write wins: the whole record is overwritten. */
   int last_write_wins;
+
+  /* Since 0.3 (version >= 3). Absolute timeout: a session older than this
+   * since it was created (or regenerated) is expired when a request loads
+   * it, however active it was: the old record is destroyed and a fresh
+   * session starts. 0 (default): off, as in express-session. The creation
+   * instant is kept in the record as the data member CSN_CREATED_MEMBER
+   * (epoch ms), which Node's express-session keeps when it loads and saves
+   * the session; csn_session_count() and csn_session_clear() leave it out,
+   * csn_session_created() reads it. A record without it (written before
+   * the option was on, or by a Node app that regenerated the session) is
+   * stamped with the time it is first loaded, and saved once. */
+  int64_t lifetime_ms;
+  /* Since 0.3. Lazy touch (connect-mongo's touchAfter, for every store): a
+   * request that changes nothing skips the store write that would only
+   * refresh the expiry (the touch, or with resave the save of unchanged
+   * data) when the stored expiry was refreshed less than this long ago -
+   * known from the stored cookie as expires - originalMaxAge. The cookie
+   * sent to the browser is unaffected; the stored expiry may lag it by up
+   * to this much, so keep it well below maxAge. 0 (default): off.
+   * Browser-session cookies (no maxAge) are always touched. */
+  int64_t touch_after_ms;
 } csn_options;
 
 /* Fill `o` with express-session's defaults (no secret). */
@@ -449,11 +471,29 @@ CSN_API int csn_session_cookie_set_path(csn_session *s, const char *path);
 /* Session methods (express-session's Session API)                         */
 /* ------------------------------------------------------------------------ */
 
+/* The data member holding the creation instant (see lifetime_ms). */
+#define CSN_CREATED_MEMBER "__csn_created"
+
+/* When the session was created or last regenerated (epoch ms), as the
+ * record keeps it: CSN_ENOENT for a session without the stamp (lifetime_ms
+ * off and the record never had one). */
+CSN_API int csn_session_created(const csn_session *s, int64_t *ms);
+
 /* Destroy the stored session and start a new one with a new id and empty
  * data (login: prevents session fixation). The new session is always saved
  * and its cookie sent at commit. Returns the store's error from destroying
  * the old id (the new session exists either way). */
 CSN_API int csn_session_regenerate(csn_session *s);
+/* Give the session a new id and keep everything else: its data, its
+ * cookie and its creation instant (scs's RenewToken; what Passport does by
+ * hand on login). The record is saved under the new id at commit (or by
+ * csn_session_save()) and only then is the old record destroyed, so a
+ * failed save leaves the client's old session intact; the new cookie is
+ * sent. Use regenerate() when the data must not survive (a login that
+ * starts from nothing, as Express apps do), rotate() to change the id on a
+ * privilege change without losing the data (a cart, preferences), or
+ * periodically to bound how long one id is exposed. Since 0.3. */
+CSN_API int csn_session_rotate(csn_session *s);
 /* Remove the session from the store; csn_request_session() becomes NULL and
  * no cookie is sent. `s` stays a valid pointer whose getters answer
  * CSN_ESTATE until the request is freed. */

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "csn_int.h"
+#include "metrics.h"
 
 /* A macro's value as a string literal. */
 #define CTX_STR2(x) #x
@@ -115,6 +116,12 @@ int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
                 "proxy option must be CSN_PROXY_DEFAULT, _TRUST or _NONE");
   if ((rc = csn__cookie_options_check(&o->cookie, &msg)) < 0)
     return fail(errbuf, errlen, rc, msg);
+  if (o->version >= 3 && (o->lifetime_ms < 0 || o->touch_after_ms < 0 ||
+                          o->lifetime_ms > CSN__TIME_MAX ||
+                          o->touch_after_ms > CSN__TIME_MAX))
+    return fail(errbuf, errlen, CSN_EINVAL,
+                "lifetime_ms and touch_after_ms must be 0 (off) or a "
+                "positive number of milliseconds");
 
   ctx = csn__calloc(1, sizeof *ctx);
   if (ctx == NULL)
@@ -153,6 +160,10 @@ int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
   /* Fields added in options version 2 are read only from a struct that
    * has them. */
   ctx->last_write_wins = o->version >= 2 && o->last_write_wins ? 1 : 0;
+  ctx->lifetime_ms = o->version >= 3 ? o->lifetime_ms : 0;
+  ctx->touch_after_ms = o->version >= 3 ? o->touch_after_ms : 0;
+  if (csn__metrics_init(ctx) < 0)
+    goto oom;
 
   if (o->store) {
     if ((rc = csn__store_check(o->store)) < 0) {
@@ -205,6 +216,7 @@ void csn_ctx_free(csn_ctx *ctx) {
   csn__free(ctx->name);
   csn__free((char *)ctx->cookie.domain);
   csn__free((char *)ctx->cookie.path);
+  csn__metrics_free(ctx);
   csn__free(ctx);
 }
 

@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "csn_int.h"
+#include "metrics.h"
 
 int csn__cookie_options_check(const csn_cookie_options *c, const char **msg);
 
@@ -156,30 +157,48 @@ static void corrupt_record(csn_ctx *ctx) {
               csn_store_name(ctx->store));
 }
 
-/* A fresh session: new id, empty data, cookie from the options. */
-static int generate(csn_request *r, const csn_request_info *in) {
+/* A new session id from genid or the default generator; id holds
+ * CSN_ID_MAX + 2 bytes. */
+static int new_id(csn_request *r, const csn_request_info *in,
+                  char id[CSN_ID_MAX + 2]) {
   csn_ctx *ctx = r->ctx;
-  csn_session *s = &r->sess;
-  char id[CSN_ID_MAX + 2];
   int rc;
 
   if (ctx->genid) {
     csn_request_info none = {0};
     id[0] = '\0';
-    rc = ctx->genid(in ? in : &none, id, sizeof id - 1, ctx->genid_ud);
+    rc = ctx->genid(in ? in : &none, id, CSN_ID_MAX + 1, ctx->genid_ud);
     if (rc < 0)
       return csn__set_error(rc, "genid failed");
-    id[sizeof id - 1] = '\0';
+    id[CSN_ID_MAX + 1] = '\0';
     if (!id_acceptable(id, strlen(id)))
       return csn__set_error(CSN_EINVAL,
                             "genid returned an unusable session id");
   } else if ((rc = csn__genid(id)) < 0) {
     return rc;
   }
+  return CSN_OK;
+}
 
+/* A fresh session: new id, empty data (but for the creation stamp when
+ * lifetime_ms is on), cookie from the options. */
+static int generate(csn_request *r, const csn_request_info *in) {
+  csn_ctx *ctx = r->ctx;
+  csn_session *s = &r->sess;
+  char id[CSN_ID_MAX + 2];
+  int rc;
+
+  if ((rc = new_id(r, in, id)) < 0)
+    return rc;
   json_decref(s->data);
   s->data = json_object();
   if (s->data == NULL)
+    return CSN_ENOMEM;
+  /* Part of the data from the start, so that it is no modification: an
+   * uninitialized session stays uninitialized. */
+  if (ctx->lifetime_ms > 0 &&
+      json_object_set_new(s->data, CSN_CREATED_MEMBER,
+                          json_integer(csn__ctx_now(ctx))) != 0)
     return CSN_ENOMEM;
   rc = csn__session_new_cookie(s, &r->cookie_opts, 1, r->secure,
                                csn__ctx_now(ctx));
@@ -188,7 +207,30 @@ static int generate(csn_request *r, const csn_request_info *in) {
   strcpy(s->id, id);
   r->has_sid = 1;
   r->has_session = 1;
+  r->refreshed_at = CSN_TIME_NONE;
+  csn__metrics_event(ctx, CSN__EV_CREATED);
   return CSN_OK;
+}
+
+/* lifetime_ms: is the loaded session past its absolute timeout? A session
+ * without a usable stamp (written before the option was on, or by a Node
+ * app that regenerated it) gets one now, which is a change: it is saved at
+ * commit. Returns 1 (expired), 0, or CSN_ENOMEM. */
+static int lifetime_over(csn_request *r) {
+  csn_ctx *ctx = r->ctx;
+  csn_session *s = &r->sess;
+  int64_t now = csn__ctx_now(ctx);
+  int64_t created;
+  int rc;
+
+  /* Anything but a number in the JavaScript Date range is no stamp. */
+  if (csn_session_created(s, &created) == CSN_OK)
+    return now - created >= ctx->lifetime_ms;
+  if ((rc = csn__session_will_change(s)) < 0)
+    return rc;
+  if (json_object_set_new(s->data, CSN_CREATED_MEMBER, json_integer(now)) != 0)
+    return CSN_ENOMEM;
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -248,7 +290,7 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
     goto fail;
 
   if (r->has_cookie_id) {
-    rc = csn_store_get(ctx->store, r->cookie_id, &json, &jlen);
+    rc = csn__m_store_get(ctx, r->cookie_id, &json, &jlen);
     /* Unreadable, by the store's judgement or ours: no session. */
     unreadable = rc == CSN_ECORRUPT;
     if (rc == CSN_OK) {
@@ -259,6 +301,7 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
       }
     }
     if (rc == CSN_ECORRUPT && unreadable) {
+      csn__metrics_event(ctx, CSN__EV_UNREADABLE);
       corrupt_record(ctx);
       rc = CSN_ENOENT;
     }
@@ -272,6 +315,31 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
       /* With resave off, the loaded state counts as saved. */
       if (!ctx->resave)
         r->has_saved = 1;
+      r->loaded_max_age = r->sess.cookie.original_max_age;
+      r->refreshed_at = r->sess.cookie.expires != CSN_TIME_NONE &&
+                                r->sess.cookie.original_max_age != CSN_TIME_NONE
+                            ? r->sess.cookie.expires -
+                                  r->sess.cookie.original_max_age
+                            : CSN_TIME_NONE;
+      csn__metrics_event(ctx, CSN__EV_LOADED);
+      if (ctx->lifetime_ms > 0 && (rc = lifetime_over(r)) != 0) {
+        if (rc < 0)
+          goto fail;
+        /* Past its absolute timeout: the record goes (so that no other
+         * reader revives it) and a fresh session starts, as for a missing
+         * one. A failed destroy fails the request like a failed get. */
+        if ((rc = csn__m_store_destroy(ctx, r->cookie_id)) < 0)
+          goto fail;
+        csn__metrics_event(ctx, CSN__EV_EXPIRED);
+        csn__free(r->loaded_text);
+        r->loaded_text = NULL;
+        csn__free(r->orig_text);
+        r->orig_text = NULL;
+        r->mut_gen = 0;
+        r->has_saved = 0;
+        if ((rc = generate(r, info)) < 0)
+          goto fail;
+      }
     } else if (rc == CSN_ENOENT) {
       rc = generate(r, info);
       if (rc < 0)
@@ -364,6 +432,17 @@ static int is_new(const csn_request *r) {
 /* Store writes                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* Destroy the record a rotate() left behind, once. */
+static int destroy_rotated(csn_request *r) {
+  int rc;
+  if (r->rotated_from[0] == '\0' || strcmp(r->rotated_from, r->sess.id) == 0)
+    return CSN_OK;
+  rc = csn__m_store_destroy(r->ctx, r->rotated_from);
+  if (rc == CSN_OK)
+    r->rotated_from[0] = '\0';
+  return rc;
+}
+
 /* Write the whole record; on success remember it as saved (unless this is
  * the end-of-request save, after which nothing compares). */
 static int save_now(csn_request *r, int remember) {
@@ -398,9 +477,12 @@ static int save_now(csn_request *r, int remember) {
         return CSN_ENOMEM;
     }
   } else {
-    rc = csn_store_set(r->ctx->store, s->id, record, len, s->cookie.expires);
+    rc = csn__m_store_set(r->ctx, s->id, record, len, s->cookie.expires);
     csn__free(record);
   }
+  /* rotate(): the record under the new id is stored, the old one goes. */
+  if (rc == CSN_OK && r->rotated_from[0] != '\0')
+    rc = destroy_rotated(r);
   if (rc < 0 || !remember) {
     csn__free(saved);
     return rc;
@@ -423,7 +505,7 @@ static int touch_now(csn_request *r) {
   record = csn__session_record_with(s, "{}", &len);
   if (record == NULL)
     return CSN_ENOMEM;
-  rc = csn_store_touch(r->ctx->store, s->id, record, len, s->cookie.expires);
+  rc = csn__m_store_touch(r->ctx, s->id, record, len, s->cookie.expires);
   csn__free(record);
   return rc;
 }
@@ -499,10 +581,12 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
      * PARITY.md). */
     if (ctx->unset == CSN_UNSET_DESTROY && !r->destroyed &&
         !(is_new(r) && !r->has_saved)) {
-      rc = csn_store_destroy(ctx->store, s->id);
+      rc = csn__m_store_destroy(ctx, s->id);
       if (rc < 0)
         return rc;
     }
+    if (ctx->unset == CSN_UNSET_DESTROY && !r->destroyed)
+      return destroy_rotated(r);
     return CSN_OK;
   }
 
@@ -532,6 +616,18 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
    * still saved (express does the same). */
   if (should_cookie && s->cookie.secure == 1 && !r->secure)
     should_cookie = 0;
+
+  /* touch_after: a request that changed nothing (same id, same data, same
+   * maxAge) writes only to push the stored expiry out. Skip that when the
+   * stored record was refreshed less than touch_after_ms ago; the cookie
+   * decision above stands. */
+  if (ctx->touch_after_ms > 0 && (should_save || should_touch) && !isnew &&
+      !modified && r->refreshed_at != CSN_TIME_NONE &&
+      s->cookie.original_max_age == r->loaded_max_age &&
+      csn__ctx_now(ctx) - r->refreshed_at < ctx->touch_after_ms) {
+    should_save = should_touch = 0;
+    csn__metrics_event(ctx, CSN__EV_TOUCH_SKIPPED);
+  }
 
   /* An explicit save() found the session destroyed by another request
    * (logout wins): nothing more is written and no cookie is sent. */
@@ -586,7 +682,11 @@ int csn_session_regenerate(csn_session *s) {
   r = s->req;
   /* Store.regenerate: destroy the old id, then generate even when the
    * destroy failed, handing its error back. */
-  drc = csn_store_destroy(r->ctx->store, s->id);
+  drc = csn__m_store_destroy(r->ctx, s->id);
+  /* An id a rotate() left behind goes too: it is the stored one. */
+  if (drc == CSN_OK)
+    drc = destroy_rotated(r);
+  r->rotated_from[0] = '\0';
   rc = generate(r, NULL);
   if (rc < 0)
     return rc;
@@ -603,6 +703,7 @@ int csn_session_regenerate(csn_session *s) {
 
 int csn_session_destroy(csn_session *s) {
   csn_request *r;
+  int rc;
   if (s == NULL || s->req == NULL)
     return CSN_EINVAL;
   r = s->req;
@@ -610,7 +711,39 @@ int csn_session_destroy(csn_session *s) {
     return CSN_ESTATE;
   r->has_session = 0;
   r->destroyed = 1;
-  return csn_store_destroy(r->ctx->store, s->id);
+  rc = csn__m_store_destroy(r->ctx, s->id);
+  if (rc == CSN_OK)
+    rc = destroy_rotated(r);
+  return rc;
+}
+
+int csn_session_rotate(csn_session *s) {
+  csn_request *r;
+  char id[CSN_ID_MAX + 2];
+  int rc;
+
+  if (s == NULL || s->req == NULL)
+    return CSN_EINVAL;
+  r = s->req;
+  if (!r->has_session)
+    return CSN_ESTATE;
+  if ((rc = new_id(r, NULL, id)) < 0)
+    return rc;
+  /* The stored record is the one to destroy once the new one is saved. A
+   * rotation still pending keeps its id: the id in between was never
+   * stored (a save clears the pending one). A session this request
+   * created and never saved has nothing stored. */
+  if (r->rotated_from[0] == '\0' && (!is_new(r) || r->has_saved))
+    strcpy(r->rotated_from, s->id);
+  strcpy(s->id, id);
+  /* Like regenerate: the new id was never loaded, its save is a plain
+   * write; original_id keeps the old id, so the session counts as
+   * modified, is saved and its cookie sent. */
+  csn__free(r->loaded_text);
+  r->loaded_text = NULL;
+  r->gone = 0;
+  csn__metrics_event(r->ctx, CSN__EV_ROTATED);
+  return CSN_OK;
 }
 
 int csn_session_reload(csn_session *s) {
@@ -625,7 +758,7 @@ int csn_session_reload(csn_session *s) {
   r = s->req;
   if (!r->has_session)
     return CSN_ESTATE;
-  rc = csn_store_get(r->ctx->store, s->id, &json, &len);
+  rc = csn__m_store_get(r->ctx, s->id, &json, &len);
   if (rc == CSN_ENOENT)
     return csn__set_error(CSN_ENOENT, "failed to load session");
   if (rc < 0)

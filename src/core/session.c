@@ -597,20 +597,53 @@ int csn_session_del(csn_session *s, const char *key) {
   return CSN_OK;
 }
 
+/* The creation stamp (lifetime_ms) is the session's, not the
+ * application's: clear() keeps it and count() leaves it out. */
 int csn_session_clear(csn_session *s) {
+  json_t *stamp;
   int rc;
   if (!live(s))
     return s ? CSN_ESTATE : CSN_EINVAL;
-  if (s->data == NULL || json_object_size(s->data) == 0)
+  if (s->data == NULL || csn_session_count(s) == 0)
     return CSN_OK;
   if ((rc = csn__session_will_change(s)) < 0)
     return rc;
+  stamp = json_incref(json_object_get(s->data, CSN_CREATED_MEMBER));
   json_object_clear(s->data);
+  if (stamp != NULL &&
+      json_object_set_new(s->data, CSN_CREATED_MEMBER, stamp) != 0)
+    return CSN_ENOMEM;
   return CSN_OK;
 }
 
 size_t csn_session_count(const csn_session *s) {
-  return live(s) && s->data ? json_object_size(s->data) : 0;
+  size_t n;
+  if (!live(s) || s->data == NULL)
+    return 0;
+  n = json_object_size(s->data);
+  if (n > 0 && json_object_get(s->data, CSN_CREATED_MEMBER) != NULL)
+    n--;
+  return n;
+}
+
+int csn_session_created(const csn_session *s, int64_t *ms) {
+  json_t *v;
+  int rc;
+  if (ms == NULL)
+    return CSN_EINVAL;
+  if ((v = member(s, CSN_CREATED_MEMBER, &rc)) == NULL)
+    return rc;
+  /* A stamp is a number in the JavaScript Date range; anything else (a
+   * record from another writer) is none. */
+  if (json_is_integer(v) && json_integer_value(v) >= -CSN__TIME_MAX &&
+      json_integer_value(v) <= CSN__TIME_MAX)
+    *ms = (int64_t)json_integer_value(v);
+  else if (json_is_real(v) && json_real_value(v) >= -(double)CSN__TIME_MAX &&
+           json_real_value(v) <= (double)CSN__TIME_MAX)
+    *ms = (int64_t)json_real_value(v);
+  else
+    return CSN_ENOENT;
+  return CSN_OK;
 }
 
 int csn_session_to_json(const csn_session *s, char **out) {

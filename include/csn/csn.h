@@ -213,9 +213,9 @@ typedef void (*csn_log_fn)(int err, const char *message, void *userdata);
 /* A clock in epoch milliseconds (tests freeze time with it). */
 typedef int64_t (*csn_clock_fn)(void *userdata);
 
-/* 1: 0.1's fields; 2 (0.2): adds last_write_wins; 3 (0.3): adds
- * lifetime_ms and touch_after_ms. */
-#define CSN_OPTIONS_VERSION 3
+/* 1: 0.1's fields; 2 (0.2): adds last_write_wins, lifetime_ms and
+ * touch_after_ms. */
+#define CSN_OPTIONS_VERSION 2
 
 typedef struct csn_options {
   int version; /* CSN_OPTIONS_VERSION; set by csn_options_init() */
@@ -259,7 +259,7 @@ typedef struct csn_options {
    * express-session's last write wins: the whole record is overwritten. */
   int last_write_wins;
 
-  /* Since 0.3 (version >= 3). Absolute timeout: a session older than this
+  /* Since 0.2. Absolute timeout: a session older than this
    * since it was created (or regenerated) is expired when a request loads
    * it, however active it was: the old record is destroyed and a fresh
    * session starts. 0 (default): off, as in express-session. The creation
@@ -270,7 +270,7 @@ typedef struct csn_options {
    * the option was on, or by a Node app that regenerated the session) is
    * stamped with the time it is first loaded, and saved once. */
   int64_t lifetime_ms;
-  /* Since 0.3. Lazy touch (connect-mongo's touchAfter, for every store): a
+  /* Since 0.2. Lazy touch (connect-mongo's touchAfter, for every store): a
    * request that changes nothing skips the store write that would only
    * refresh the expiry (the touch, or with resave the save of unchanged
    * data) when the stored expiry was refreshed less than this long ago -
@@ -492,7 +492,7 @@ CSN_API int csn_session_regenerate(csn_session *s);
  * sent. Use regenerate() when the data must not survive (a login that
  * starts from nothing, as Express apps do), rotate() to change the id on a
  * privilege change without losing the data (a cart, preferences), or
- * periodically to bound how long one id is exposed. Since 0.3. */
+ * periodically to bound how long one id is exposed. Since 0.2. */
 CSN_API int csn_session_rotate(csn_session *s);
 /* Remove the session from the store; csn_request_session() becomes NULL and
  * no cookie is sent. `s` stays a valid pointer whose getters answer

@@ -116,7 +116,7 @@ int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
                 "proxy option must be CSN_PROXY_DEFAULT, _TRUST or _NONE");
   if ((rc = csn__cookie_options_check(&o->cookie, &msg)) < 0)
     return fail(errbuf, errlen, rc, msg);
-  if (o->version >= 3 && (o->lifetime_ms < 0 || o->touch_after_ms < 0 ||
+  if (o->version >= 2 && (o->lifetime_ms < 0 || o->touch_after_ms < 0 ||
                           o->lifetime_ms > CSN__TIME_MAX ||
                           o->touch_after_ms > CSN__TIME_MAX))
     return fail(errbuf, errlen, CSN_EINVAL,
@@ -160,8 +160,8 @@ int csn_ctx_new(csn_ctx **out, const csn_options *o, char *errbuf,
   /* Fields added in options version 2 are read only from a struct that
    * has them. */
   ctx->last_write_wins = o->version >= 2 && o->last_write_wins ? 1 : 0;
-  ctx->lifetime_ms = o->version >= 3 ? o->lifetime_ms : 0;
-  ctx->touch_after_ms = o->version >= 3 ? o->touch_after_ms : 0;
+  ctx->lifetime_ms = o->version >= 2 ? o->lifetime_ms : 0;
+  ctx->touch_after_ms = o->version >= 2 ? o->touch_after_ms : 0;
   if (csn__metrics_init(ctx) < 0)
     goto oom;
 

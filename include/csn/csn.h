@@ -277,7 +277,10 @@ typedef struct csn_options {
    * known from the stored cookie as expires - originalMaxAge. The cookie
    * sent to the browser is unaffected; the stored expiry may lag it by up
    * to this much, so keep it well below maxAge. 0 (default): off.
-   * Browser-session cookies (no maxAge) are always touched. */
+   * Browser-session cookies (no maxAge) are always touched. With a store
+   * that has compare-and-set, the write that is due is a conditional save
+   * of the unchanged data (a touch need not rewrite the stored cookie: in
+   * Redis it is EXPIRE alone). */
   int64_t touch_after_ms;
 } csn_options;
 

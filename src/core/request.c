@@ -641,6 +641,15 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
 
   if (should_save)
     rc = save_now(r, 0);
+  else if (should_touch && ctx->touch_after_ms > 0 &&
+           r->refreshed_at != CSN_TIME_NONE && csn__request_can_merge(r))
+    /* touch_after reads the last refresh from the stored cookie, and not
+     * every store's touch rewrites it (Redis only sends EXPIRE, PostgreSQL
+     * and MongoDB only move their expiry column): the refresh that is due
+     * is a save of the unchanged data instead, conditional like every
+     * save of a loaded session, so that it merges with concurrent writers
+     * and never revives a destroyed session. */
+    rc = save_now(r, 0);
   else if (should_touch && ctx->store->m->touch != NULL)
     rc = touch_now(r);
   else

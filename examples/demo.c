@@ -13,6 +13,7 @@
  *                         member NAME: the probe for concurrent updates
  *   GET /session          the session record as JSON ({} when none)
  *   GET /health           "ok" (no session)
+ *   GET /metrics          the counters, Prometheus text format (no session)
  *
  * The routes, flags and start-up are shared with the Ulfius and CivetWeb
  * demos (demo_app.h); this file is what libmicrohttpd needs. A server with
@@ -61,14 +62,19 @@ static csn_mhd_result demo_dispatch(csn_ctx *ctx, struct MHD_Connection *conn,
   demo_reply r;
   int rc;
 
-  /* A health check must not create sessions. */
-  if (demo_is_health(url)) {
-    demo_health(&r);
+  /* A health check or a metrics scrape must not create sessions. */
+  if (demo_is_sessionless(url)) {
+    rc = demo_sessionless(ctx, url, &r);
+    if (rc < 0)
+      return csn_mhd_error(ctx, conn, rc);
     resp = text_response(r.body, r.body_len, r.content_type);
-    if (resp == NULL)
+    if (resp == NULL) {
+      demo_reply_free(&r);
       return MHD_NO;
+    }
     ret = MHD_queue_response(conn, r.status, resp);
     MHD_destroy_response(resp);
+    demo_reply_free(&r);
     return ret;
   }
 

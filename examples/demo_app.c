@@ -72,7 +72,9 @@ void demo_usage(const char *prog, FILE *f) {
       "                         wait MS ms (0..60000, default 0), then add 1\n"
       "                         to the integer member NAME\n"
       "  GET /session           the session record as JSON\n"
-      "  GET /health            \"ok\" (no session)\n",
+      "  GET /health            \"ok\" (no session)\n"
+      "  GET /metrics           the session counters, Prometheus text format\n"
+      "                         (no session)\n",
       f);
 }
 

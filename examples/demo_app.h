@@ -18,7 +18,8 @@
  *   else        -> commit req and send r.status, r.content_type, r.body
  *   demo_reply_free(&r);
  *
- * /health never opens a session: check demo_is_health() first.
+ * /health and /metrics never open a session: check demo_is_sessionless()
+ * first and answer with demo_sessionless().
  */
 #ifndef CSN_DEMO_APP_H
 #define CSN_DEMO_APP_H
@@ -117,6 +118,15 @@ int demo_is_health(const char *path);
 
 /* Fill `out` with the /health answer. */
 void demo_health(demo_reply *out);
+
+/* Is this a route answered without a session: /health, /metrics? */
+int demo_is_sessionless(const char *path);
+
+/* Answer a route of demo_is_sessionless(): /health "ok\n", /metrics the
+ * context's counters in the Prometheus text format (csn/csn_metrics.h).
+ * Returns 0 with *out filled (free it with demo_reply_free), or a negative
+ * CSN_E* code for the caller's error path (500). */
+int demo_sessionless(csn_ctx *ctx, const char *path, demo_reply *out);
 
 /* Serve the session routes (/, /login, /logout, /inc, /session; anything
  * else is 404 "Not Found\n"). Returns 0 with *out filled (free it with

@@ -41,7 +41,7 @@
 
 static const char prog[] = "csession-civetweb-demo";
 
-/* A reply that carries no session (/health). */
+/* A reply that carries no session (/health, /metrics). */
 static int send_plain(struct mg_connection *conn, const demo_reply *r) {
   char len[24];
   snprintf(len, sizeof len, "%zu", r->body_len);
@@ -100,10 +100,14 @@ static int handler(struct mg_connection *conn, void *cbdata) {
    * absolute-form target too ("GET http://host/inc"); NULL for "*". */
   path = ri->local_uri_raw != NULL ? ri->local_uri_raw : "";
 
-  /* A health check must not create sessions. */
-  if (demo_is_health(path)) {
-    demo_health(&r);
-    return send_plain(conn, &r);
+  /* A health check or a metrics scrape must not create sessions. */
+  if (demo_is_sessionless(path)) {
+    rc = demo_sessionless(ctx, path, &r);
+    if (rc < 0)
+      return csn_civetweb_error(ctx, conn, rc);
+    status = send_plain(conn, &r);
+    demo_reply_free(&r);
+    return status;
   }
 
   rc = csn_civetweb_begin(ctx, conn, &req);

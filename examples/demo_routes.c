@@ -4,6 +4,8 @@
  * demo_app.h. */
 #include "demo_app.h"
 
+#include "csn/csn_metrics.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -151,6 +153,32 @@ int demo_is_health(const char *path) {
 void demo_health(demo_reply *out) {
   memset(out, 0, sizeof *out);
   say(out, 200, "ok\n");
+}
+
+int demo_is_sessionless(const char *path) {
+  return demo_is_health(path) ||
+         (path != NULL && strcmp(path, "/metrics") == 0);
+}
+
+/* GET /metrics: the context's counters for a Prometheus scrape. A scraper
+ * sends no cookie, so serving it through a session would count a created
+ * session on every scrape: the route stays out of the session. */
+int demo_sessionless(csn_ctx *ctx, const char *path, demo_reply *out) {
+  int rc;
+
+  if (demo_is_health(path)) {
+    demo_health(out);
+    return 0;
+  }
+  memset(out, 0, sizeof *out);
+  if (path == NULL || strcmp(path, "/metrics") != 0)
+    return say(out, 404, "Not Found\n");
+  rc = csn_ctx_metrics_prometheus(ctx, NULL, &out->heap);
+  if (rc < 0)
+    return rc;
+  say(out, 200, out->heap);
+  out->content_type = CSN_METRICS_PROMETHEUS_TYPE;
+  return 0;
 }
 
 int demo_route(csn_request *req, const char *path, demo_query_fn query,

@@ -43,10 +43,10 @@ static void send_reply(struct _u_response *resp, const demo_reply *r) {
   u_map_put(resp->map_header, "Content-Type", r->content_type);
 }
 
-/* /health never opens a session. */
+/* /health and /metrics never open a session. */
 static int skip_health(const struct _u_request *req, void *ud) {
   (void)ud;
-  return demo_is_health(req->url_path);
+  return demo_is_sessionless(req->url_path);
 }
 
 /* Every route. The session was loaded by the adapter's first endpoint; it
@@ -59,9 +59,12 @@ static int demo_endpoint(const struct _u_request *ureq,
   demo_reply r;
   int rc;
 
-  if (demo_is_health(ureq->url_path)) {
-    demo_health(&r);
+  if (demo_is_sessionless(ureq->url_path)) {
+    rc = demo_sessionless(ctx, ureq->url_path, &r);
+    if (rc < 0)
+      return csn_ulfius_error(ctx, ureq, resp, rc);
     send_reply(resp, &r);
+    demo_reply_free(&r);
     return U_CALLBACK_CONTINUE;
   }
   req = csn_ulfius_request(ureq);

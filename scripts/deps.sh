@@ -29,14 +29,15 @@ CSN_DEPS_BUILD=(
 # locale data the locale test builds de_DE from, and the MongoDB test
 # server's pieces: Debian ships no mongod, so tests/mongo/mongo_server.py
 # speaks the wire protocol itself over python3-bson (with python3-pymongo,
-# which its own smoke test drives).
+# which its own smoke test drives); and the Prometheus parser the metrics
+# tests check GET /metrics with (tests/metrics_parse.py, /usr/bin/python3).
 CSN_DEPS_TEST=(
   libsqlite3-dev libhiredis-dev libpq-dev libmongoc-dev libbson-dev
   libulfius-dev libcivetweb-dev
   redis-server postgresql
   valgrind wrk openssl locales
   clang libclang-rt-14-dev
-  python3 python3-pymongo
+  python3 python3-pymongo python3-prometheus-client
 )
 
 csn_deps_log() { printf '[deps] %s\n' "$*" >&2; }

@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "csn_int.h"
+#include "metrics.h"
 
 /* Bounded so that a pathological store cannot keep a worker forever, and
  * high enough that starvation is out of reach: with w writers on one
@@ -211,9 +212,12 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
     size_t flen = 0;
     merge_step next;
 
-    rc = csn_store_cas(st, sid, expected, elen, step.record, step.len,
-                       r->sess.cookie.expires);
+    rc = csn__m_store_cas(r->ctx, sid, expected, elen, step.record,
+                          step.len, r->sess.cookie.expires);
     if (rc == CSN_OK) {
+      /* Written over a concurrent change: a conflict resolved. */
+      if (attempt > 0)
+        csn__metrics_event(r->ctx, CSN__EV_MERGED);
       /* What is stored now is the base of this request's next save. */
       csn__free(owned_expected);
       csn__free(r->loaded_text);
@@ -230,7 +234,7 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
     if (rc != CSN_ECONFLICT)
       goto fail;
 
-    rc = csn_store_get(st, sid, &fresh, &flen);
+    rc = csn__m_store_get(r->ctx, sid, &fresh, &flen);
     if (rc == CSN_ENOENT)
       break;
     if (rc < 0)
@@ -266,6 +270,7 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
   if (attempt < MERGE_ATTEMPTS) {
     /* Destroyed (or expired) since this request loaded it: logout wins. */
     *gone = 1;
+    csn__metrics_event(r->ctx, CSN__EV_MERGE_GONE);
     return CSN_OK;
   }
   return csn__set_error(CSN_ECONFLICT,

@@ -161,4 +161,52 @@ static inline void life_cookie_for(const char *sid, const char *secret,
   }
 }
 
+/* A context on a fresh MemoryStore behind the counting store, on the
+ * test's clock (the store's too), and the browser's cookie: what the
+ * lifetime and rotate tests start from. resave and rolling as given,
+ * save_uninitialized off, maxAge max_age. */
+typedef struct life_rig {
+  life_store *ls;
+  csn_ctx *ctx;
+  char cookie[512];
+} life_rig;
+
+static inline void life_rig_open(life_rig *g, csn_clock_fn clock,
+                                 const char *const *secrets, int64_t max_age,
+                                 int64_t lifetime, int rolling, int resave) {
+  csn_memory_options mo = {0};
+  csn_store *mem = NULL;
+  csn_options o;
+  char err[256] = "";
+  memset(g, 0, sizeof *g);
+  mo.clock = clock;
+  mo.prune_interval_ms = -1;
+  assert_int_equal(csn_store_memory_new(&mo, &mem), CSN_OK);
+  g->ls = life_store_new(mem, 1);
+  csn_options_init(&o);
+  o.secrets = secrets;
+  o.n_secrets = 1;
+  o.store = &g->ls->base;
+  o.clock = clock;
+  o.resave = resave;
+  o.save_uninitialized = 0;
+  o.rolling = rolling;
+  o.cookie.max_age_ms = max_age;
+  o.lifetime_ms = lifetime;
+  if (csn_ctx_new(&g->ctx, &o, err, sizeof err) != CSN_OK)
+    fail_msg("csn_ctx_new: %s", err);
+}
+
+static inline void life_rig_close(life_rig *g) {
+  csn_ctx_free(g->ctx);
+  csn_store_free(&g->ls->base);
+}
+
+/* Does the store hold sid? */
+static inline int life_rig_stored(life_rig *g, const char *sid) {
+  char *text = life_stored(g->ls, sid);
+  csn_free(text);
+  return text != NULL;
+}
+
 #endif /* CSN_LIFE_COUNT_STORE_H */

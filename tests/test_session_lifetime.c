@@ -45,42 +45,13 @@ static int64_t fake_clock(void *ud) {
 
 static const char *const SECRETS[] = {SECRET};
 
-/* A context on a fresh MemoryStore (on the same fake clock) and the
- * browser's cookie. */
-typedef struct rig {
-  life_store *ls;
-  csn_ctx *ctx;
-  char cookie[512];
-} rig;
+typedef life_rig rig;
 
 static void rig_open(rig *g, int64_t lifetime, int rolling) {
-  csn_memory_options mo = {0};
-  csn_store *mem = NULL;
-  csn_options o;
-  char err[256] = "";
-  memset(g, 0, sizeof *g);
-  mo.clock = fake_clock;
-  mo.prune_interval_ms = -1;
-  assert_int_equal(csn_store_memory_new(&mo, &mem), CSN_OK);
-  g->ls = life_store_new(mem, 1);
-  csn_options_init(&o);
-  o.secrets = SECRETS;
-  o.n_secrets = 1;
-  o.store = &g->ls->base;
-  o.clock = fake_clock;
-  o.resave = 0;
-  o.save_uninitialized = 0;
-  o.rolling = rolling;
-  o.cookie.max_age_ms = MAX_AGE;
-  o.lifetime_ms = lifetime;
-  if (csn_ctx_new(&g->ctx, &o, err, sizeof err) != CSN_OK)
-    fail_msg("csn_ctx_new: %s", err);
+  life_rig_open(g, fake_clock, SECRETS, MAX_AGE, lifetime, rolling, 0);
 }
 
-static void rig_close(rig *g) {
-  csn_ctx_free(g->ctx);
-  csn_store_free(&g->ls->base);
-}
+static void rig_close(rig *g) { life_rig_close(g); }
 
 typedef void (*handler_fn)(csn_session *s, void *ud);
 
@@ -133,9 +104,7 @@ static int64_t created_of(rig *g, const char *sid) {
 }
 
 static int stored(rig *g, const char *sid) {
-  char *text = life_stored(g->ls, sid);
-  csn_free(text);
-  return text != NULL;
+  return life_rig_stored(g, sid);
 }
 
 /* Requests every 5 minutes from `from` (exclusive) up to `until`

@@ -22,6 +22,11 @@
 # right after the same other one.
 # Prints a Markdown table and writes it to --out (default
 # $BUILD_DIR/bench-results.md). Exits non-zero if any run failed.
+# Beside req/s, every row has the server's CPU microseconds per request
+# (utime + stime of the server process, all threads, from /proc/PID/stat
+# before and after the wrk run, over the requests wrk made) and that figure
+# over bare's: a comparison of servers that holds when wrk is the
+# bottleneck.
 #
 # --targets picks kinds of target: bare, csession, base, express (no
 # session), express-session (default: all). --base-rev REV (or BASE_REV)
@@ -77,7 +82,7 @@ while [ $# -gt 0 ]; do
     --threads) DEMO_THREADS=$2; shift 2 ;;
     --delays) LU_DELAYS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -468,6 +473,12 @@ round_order() {
 
 # ---------------------------------------------------------------------------
 # Measure. results.tsv: target scenario round rps p50 p99 errors ok other quiet
+# cpu_us
+#   cpu_us: the server process's own CPU time (user + system, all its
+#   threads; for Node the node process) during the wrk run, from
+#   /proc/PID/stat, divided by the requests wrk made: microseconds per
+#   request. Unlike req/s it still compares servers when wrk, not the
+#   server, is the bottleneck (the bare server's case).
 # ---------------------------------------------------------------------------
 results=$work/results.tsv
 # One key=value field of the wrk script's done() line (in $line).
@@ -635,7 +646,7 @@ for round in $(seq "$RUNS"); do
     if ! start_target "$t" "$port"; then
       log "round $round: $(label "$t") did not start"
       sed 's/^/  | /' "$work/server.log" | head -5 >&2
-      for sc in $SCENARIOS; do printf '%s\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\n' "$t" "$sc" "$round" >>"$results"; done
+      for sc in $SCENARIOS; do printf '%s\t%s\t%s\t0\t0\t0\t0\t0\t0\t0\t0\n' "$t" "$sc" "$round" >>"$results"; done
       failed=1
       continue
     fi
@@ -643,15 +654,20 @@ for round in $(seq "$RUNS"); do
       url=http://127.0.0.1:$port/
       script=$root/bench/$sc.lua
       taskset -c "$CLIENT_CPU" wrk "${WRK_ARGS[@]}" -d"${WARMUP}s" -s "$script" "$url" >/dev/null 2>&1 || true
-      s0=$(sys_ticks); o0=$(ours_ticks); kids_secs_to k0; t0=$(date +%s.%N)
+      s0=$(sys_ticks); o0=$(ours_ticks); p0=$(pid_ticks "$server_pid"); kids_secs_to k0
+      t0=$(date +%s.%N)
       line=$(taskset -c "$CLIENT_CPU" wrk "${WRK_ARGS[@]}" -d"${DURATION}s" -s "$script" "$url" 2>&1 |
              grep '^CSNBENCH' || true)
-      s1=$(sys_ticks); o1=$(ours_ticks); kids_secs_to k1; t1=$(date +%s.%N)
+      s1=$(sys_ticks); o1=$(ours_ticks); p1=$(pid_ticks "$server_pid"); kids_secs_to k1
+      t1=$(date +%s.%N)
       other=$(awk -v s="$((s1 - s0))" -v o="$((o1 - o0))" -v k0="$(cat "$work/k0")" -v k1="$(cat "$work/k1")" \
         -v hz="$hz" -v t0="$t0" -v t1="$t1" \
         'BEGIN { v = ((s - o) / hz - (k1 - k0)) / (t1 - t0); printf "%.2f", v < 0 ? 0 : v }')
       quiet=$(awk -v v="$other" -v l="$QUIET_LIMIT" 'BEGIN { print (v <= l) ? 1 : 0 }')
       rps=$(field rps); p50=$(field p50_ms); p99=$(field p99_ms); views=$(field max_views)
+      reqs=$(field requests)
+      cpu_us=$(awk -v p="$((p1 - p0))" -v n="${reqs:-0}" -v hz="$hz" \
+        'BEGIN { if (n > 0) printf "%.2f", p / hz * 1e6 / n; else print 0 }')
       sock=$(field socket_errors); non2xx=$(field non2xx)
       errs=$(( ${sock:-0} + ${non2xx:-0} ))
       ok=1
@@ -665,10 +681,10 @@ for round in $(seq "$RUNS"); do
         log "round $round: $(label "$t") returning: counter never rose above 1 (max $views)"
       fi
       [ $ok = 1 ] || failed=1
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$sc" "$round" "$rps" "$p50" "$p99" \
-        "$errs" "$ok" "$other" "$quiet" >>"$results"
-      log "round $round: $(label "$t") $sc: $rps req/s, p99 $p99 ms, errors $errs," \
-          "max views ${views:-0}, other load $other cores"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$sc" "$round" "$rps" "$p50" "$p99" \
+        "$errs" "$ok" "$other" "$quiet" "$cpu_us" >>"$results"
+      log "round $round: $(label "$t") $sc: $rps req/s, server CPU $cpu_us us/req, p99 $p99 ms," \
+          "errors $errs, max views ${views:-0}, other load $other cores"
     done
     stop_target
   done
@@ -726,16 +742,21 @@ round_other() {
   echo
   echo "Medians over the quiet runs (other load at most $QUIET_LIMIT core) of each row, or over all"
   echo "its runs when none was quiet (marked *). errors = socket errors + non-2xx, summed over runs."
+  echo "CPU us/req = the server process's CPU time (user + system, all threads; Node: the node"
+  echo "process) during the run over the requests wrk made; CPU vs bare divides it by bare's, so it"
+  echo "compares servers even when wrk, not the server, limits req/s."
   echo
-  hdr="| target | scenario | req/s (median) | p50 ms | p99 ms | errors | quiet runs | csession/bare | csession/Node | p99 vs bare |"
-  sep="|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  hdr="| target | scenario | req/s (median) | CPU us/req | CPU vs bare | p50 ms | p99 ms | errors | quiet runs | csession/bare | csession/Node | p99 vs bare |"
+  sep="|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   [ -n "$base_bin" ] && { hdr="$hdr now/base |"; sep="$sep---:|"; }
   echo "$hdr"
   echo "$sep"
   for t in "${targets[@]}"; do
     for sc in $SCENARIOS; do
       rps=$(median 4 "$t" "$sc"); p50=$(median 5 "$t" "$sc"); p99=$(median 6 "$t" "$sc")
-      rb=-; rn=-; pb=-; vb=-
+      cpu=$(median 11 "$t" "$sc")
+      rb=-; rn=-; pb=-; vb=-; cb=-
+      [ "$t" != bare:none ] && cb=$(ratio "$cpu" "$(median 11 bare:none "$sc")" '%.2fx')
       case ${t%%:*} in
         csession|base)
           rb=$(ratio "$rps" "$(median 4 bare:none "$sc")" '%.2f')
@@ -748,8 +769,9 @@ round_other() {
       bad=$(bad_runs "$t" "$sc")
       note=; [ "$bad" != 0 ] && note=" ($bad failed)"
       nq=$(quiet_runs "$t" "$sc"); star=; [ "$nq" = 0 ] && star="*"
-      printf '| %s | %s | %s%s | %s | %s | %s%s | %s/%s | %s | %s | %s |' "$(label "$t")" "$sc" \
+      printf '| %s | %s | %s%s | %s | %s | %s | %s | %s%s | %s/%s | %s | %s | %s |' "$(label "$t")" "$sc" \
         "$(awk -v v="$rps" 'BEGIN { if (v == "") print "FAILED"; else printf "%.0f", v }')" "$star" \
+        "$(fmt2 "$cpu")" "$cb" \
         "$(fmt2 "$p50")" "$(fmt2 "$p99")" "$(errors_sum "$t" "$sc")" "$note" "$nq" "$RUNS" "$rb" "$rn" "$pb"
       [ -n "$base_bin" ] && printf ' %s |' "$vb"
       echo

@@ -4,7 +4,14 @@
  * another program, or tampered with): any bytes, so huge numbers, deep
  * nesting, invalid UTF-8, a `cookie` member of the wrong type and so on.
  *
- * Two paths are exercised with every input:
+ * Three paths are exercised with every input:
+ *   0. csn__session_load() - which matches the common record shape and
+ *      reads the cookie member by member without building it - against the
+ *      plain way (csn__json_parse(), then csn__cookie_from_json() on the
+ *      "cookie" member, which is then deleted): the same outcome, error,
+ *      "unreadable" verdict, cookie, and data with the same text; and the
+ *      data text it cuts from the record, when it gives one, is exactly
+ *      what csn__session_data_text() writes.
  *   1. csn__session_from_record() directly. When it accepts the text, the
  *      record it writes back must load again, to the same data and the same
  *      cookie, and writing that second session must give the same bytes
@@ -119,6 +126,121 @@ static int is_clean_error(int rc) {
          rc == CSN_ERANGE || rc == CSN_ESTORE;
 }
 
+/* The plain way of loading a record (what csn__session_load() must give):
+ * CSN_OK with *data and *c filled, or the error and *unreadable. */
+static int reference_load(const char *text, size_t len, json_t **data,
+                          csn__cookie *c, int *unreadable) {
+  json_t *root, *cookie;
+  int rc = CSN_OK;
+  *unreadable = 0;
+  root = csn__json_parse(text, len, &rc);
+  if (root == NULL) {
+    if (rc == CSN_ENOMEM)
+      return rc;
+    *unreadable = 1;
+    return CSN_ECORRUPT;
+  }
+  if (!json_is_object(root)) {
+    json_decref(root);
+    *unreadable = 1;
+    return CSN_ECORRUPT;
+  }
+  cookie = json_object_get(root, "cookie");
+  if (!json_is_object(cookie)) {
+    json_decref(root);
+    return CSN_ECORRUPT;
+  }
+  rc = csn__cookie_from_json(c, cookie);
+  if (rc < 0) {
+    json_decref(root);
+    return rc;
+  }
+  json_object_del(root, "cookie");
+  *data = root;
+  return CSN_OK;
+}
+
+/* Equal values of equal types (an integer is not a real here: both sides
+ * come from the same reader). Keys may hold NUL, so they are looked up
+ * with their length; json_equal() would cut them at the NUL. */
+static int same_value(json_t *a, json_t *b) {
+  if (json_typeof(a) != json_typeof(b))
+    return 0;
+  if (json_is_object(a)) {
+    if (json_object_size(a) != json_object_size(b))
+      return 0;
+    for (void *it = json_object_iter(a); it != NULL;
+         it = json_object_iter_next(a, it)) {
+      json_t *w = json_object_getn(b, json_object_iter_key(it),
+                                   json_object_iter_key_len(it));
+      if (w == NULL || !same_value(json_object_iter_value(it), w))
+        return 0;
+    }
+    return 1;
+  }
+  if (json_is_array(a)) {
+    if (json_array_size(a) != json_array_size(b))
+      return 0;
+    for (size_t i = 0; i < json_array_size(a); i++)
+      if (!same_value(json_array_get(a, i), json_array_get(b, i)))
+        return 0;
+    return 1;
+  }
+  return json_equal(a, b);
+}
+
+static char *dump_text(json_t *j) {
+  csn__buf b;
+  csn__buf_init(&b);
+  csn__json_dump(&b, j);
+  return csn__buf_steal(&b, NULL);
+}
+
+static void differential(const char *text, size_t len) {
+  csn_request r;
+  csn__cookie c = {CSN_TIME_NONE, CSN_TIME_NONE, CSN__ABSENT, CSN__ABSENT,
+                   CSN__ABSENT,   CSN_SAMESITE_UNSET, CSN_PRIORITY_UNSET,
+                   NULL,          NULL};
+  json_t *data = NULL;
+  char *cut = NULL, *a, *b;
+  int un_fast = -1, un_ref = -1, rc_fast, rc_ref;
+
+  memset(&r, 0, sizeof r);
+  csn__session_init(&r.sess, &r);
+  rc_fast = csn__session_load(&r.sess, text, len, &un_fast, &cut);
+  rc_ref = reference_load(text, len, &data, &c, &un_ref);
+  /* Out of memory in one of them only (a failing allocator): no verdict. */
+  if (rc_fast == CSN_ENOMEM || rc_ref == CSN_ENOMEM)
+    goto done;
+  if (rc_fast != rc_ref || (rc_fast != CSN_OK && un_fast != un_ref))
+    abort();
+  if (rc_fast != CSN_OK) {
+    if (cut != NULL)
+      abort();
+    goto done;
+  }
+  if (!same_cookie(&r.sess.cookie, &c) || !same_value(r.sess.data, data))
+    abort();
+  /* The same members in the same order. */
+  a = dump_text(r.sess.data);
+  b = dump_text(data);
+  if (a == NULL || b == NULL || strcmp(a, b) != 0)
+    abort();
+  csn__free(a);
+  csn__free(b);
+  if (cut != NULL) {
+    char *want = csn__session_data_text(&r.sess);
+    if (want == NULL || strcmp(cut, want) != 0)
+      abort();
+    csn__free(want);
+  }
+done:
+  csn__free(cut);
+  json_decref(data);
+  csn__cookie_free(&c);
+  csn__session_reset(&r.sess);
+}
+
 static void direct(const char *text, size_t len) {
   csn_request r1, r2;
   char *rec1, *rec2;
@@ -224,6 +346,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (text == NULL)
     abort();
   memcpy(text, data, size);
+  differential(text, size);
   direct(text, size);
   through_request(text, size);
   free(text);

@@ -293,6 +293,11 @@ int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
  * (express-session's inflate error). */
 int csn__session_from_record(csn_session *s, const char *json, size_t len,
                              int *unreadable);
+/* The same, and when data_text is not NULL: *data_text = the data's
+ * compact text (csn__session_data_text()) when it can be cut from the
+ * record's text without serializing, else left NULL. */
+int csn__session_load(csn_session *s, const char *json, size_t len,
+                      int *unreadable, char **data_text);
 /* Serialize the record ({"cookie":..., data...}). */
 char *csn__session_record(const csn_session *s, size_t *len);
 /* The record built from an already serialized data text. */
@@ -317,6 +322,43 @@ json_t *csn__json_parse(const char *text, size_t len, int *err);
  * JSON nested deeper than max_depth. */
 json_t *csn__json_parse_depth(const char *text, size_t len, int max_depth,
                               int *err);
+/* A stored record, read in one pass without building its "cookie" member:
+ * the members of a root "cookie" object go to `cookie_fn` as scalars (a
+ * call with key NULL first, for each "cookie" member met), and the
+ * returned object lacks "cookie". The text is checked exactly as
+ * csn__json_parse() checks it (same errors). `scan` says where the last
+ * "cookie" value is, and whether the text is canonical (an object, written
+ * exactly as csn__json_dump() writes what was read); with one "cookie"
+ * member, the data's text is then the record's minus [cut_start, cut_end).
+ * cookie_fn returns non-zero for out of memory. */
+enum {
+  CSN__JSON_OTHER, /* an object, array, non-integer or long number, or a
+                      string holding NUL: read the cookie the general way */
+  CSN__JSON_STR,
+  CSN__JSON_INT,
+  CSN__JSON_TRUE,
+  CSN__JSON_FALSE,
+  CSN__JSON_NULL
+};
+typedef struct csn__json_scalar {
+  int type;
+  const char *s; /* CSN__JSON_STR: the decoded bytes (not NUL-terminated) */
+  size_t n;
+  int64_t i; /* CSN__JSON_INT */
+} csn__json_scalar;
+typedef int (*csn__json_member_fn)(void *ud, const char *key, size_t klen,
+                                   const csn__json_scalar *v);
+typedef struct csn__record_scan {
+  int cookies;          /* "cookie" members at the root */
+  int cookie_is_object; /* the last one's value is an object */
+  size_t member_start;  /* its key's opening quote */
+  size_t cookie_start, cookie_end; /* its value */
+  int canonical;
+  size_t cut_start, cut_end;
+} csn__record_scan;
+json_t *csn__json_parse_record(const char *text, size_t len,
+                               csn__json_member_fn cookie_fn, void *ud,
+                               csn__record_scan *scan, int *err);
 int csn__json_dump(csn__buf *b, const json_t *j);
 void csn__buf_put_int(csn__buf *b, int64_t v);
 /* The data without cookie, compact (what express hashes). */

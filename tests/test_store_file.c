@@ -577,9 +577,11 @@ static void store_file_url_options(void **state) {
   static const char *const bad[] = {
       "?ttl=5&ttl=6", "?reap=-2", "?ttl=0",
       "?ext=.12345678901234567890123456789012345678901234567890123456789012345",
-      "?ext=%2Fx", "?secret=hunter2%zz", "?hunter2=1", "?secret", "?reap=0&"};
-  static const char *const named[] = {"ttl", "reap", "ttl", "ext", "ext",
-                                      "secret", NULL, NULL, NULL};
+      "?ext=%2Fx", "?secret=hunter2%zz", "?hunter2=1", "?secret", "?reap=0&",
+      "?fsync=maybe", "?fsync=", "?fsync=0&fsync=1"};
+  static const char *const named[] = {"ttl",    "reap",  "ttl",  "ext",
+                                      "ext",    "secret", NULL,  NULL,
+                                      NULL,     "fsync", "fsync", "fsync"};
   char dir[300], url[1024], err[256];
   csn_store *st = NULL;
   new_dir(dir, sizeof dir);
@@ -593,6 +595,23 @@ static void store_file_url_options(void **state) {
       fail_msg("%s: message '%s' does not name %s", bad[i], err, named[i]);
     assert_null(strstr(err, "hunter2%"));
     assert_null(strstr(csn_last_error(), "hunter2%"));
+  }
+
+  /* The relaxed mode (no fsync) stores and reads like the durable one. */
+  static const char *const relaxed[] = {"?fsync=0", "?fsync=off&reap=0",
+                                        "?fsync=1"};
+  for (size_t i = 0; i < sizeof relaxed / sizeof relaxed[0]; i++) {
+    char d2[300];
+    new_dir(d2, sizeof d2);
+    snprintf(url, sizeof url, "file://%s%s", d2, relaxed[i]);
+    assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_OK);
+    assert_int_equal(
+        csn_store_set(st, "rx", REC, strlen(REC), CSN_TIME_NONE), CSN_OK);
+    get_is(st, "rx", REC);
+    assert_int_equal(csn_store_destroy(st, "rx"), CSN_OK);
+    char *json = NULL;
+    assert_int_equal(csn_store_get(st, "rx", &json, NULL), CSN_ENOENT);
+    csn_store_free(st);
   }
 
   /* "a%26b" is the secret "a&b": a store given it directly reads the

@@ -19,7 +19,9 @@
  *   - Writes are atomic and durable: a temporary file "<id><ext>.<random
  *     u32>" in the same directory, write, fsync, rename, fsync of the
  *     directory. A crash never leaves a torn session file. Files are created
- *     with mode 0600 (sessions hold user data).
+ *     with mode 0600 (sessions hold user data). destroy() fsyncs the
+ *     directory after the unlink too (since 0.2), so a logout survives a
+ *     power cut as well.
  *   - Ids are checked with csn_store_id_valid() before they become a path
  *     (CSN_EINVAL otherwise).
  *   - A corrupt or foreign file (not a JSON object, or larger than 16 MiB)
@@ -72,6 +74,20 @@
  *     (__lastAccess is inside the ciphertext); as in session-file-store,
  *     only a store holding the secret reaps.
  *
+ * Durability (since 0.2). By default set, touch, cas and destroy return
+ * only once their file and directory entry are on disk (fsync of the file,
+ * rename, fsync of the directory). Concurrent writers share the directory
+ * fsync: one fsync covers every rename made before it starts, so a burst of
+ * N saves costs N file fsyncs (which the file system's journal also
+ * batches when they run at once) and a few directory fsyncs, not 2N.
+ * Throughput therefore grows with the number of saves in flight: a server
+ * on this store wants more worker threads than cores (say 8 to 32), since
+ * each blocks for its fsyncs. With fsync=0 (URL) or .no_fsync = 1 no fsync
+ * is made: a write is still atomic (a reader sees the old or the new file,
+ * never a torn one) and survives a crash or kill of the process, but
+ * acknowledged writes may be lost, or come back after a destroy, in a power
+ * cut or OS crash.
+ *
  * Compare-and-set (since 0.2): the store implements csn_store_cas(), so
  * the core merges concurrent requests instead of letting the last save
  * win. It compares `expected` with exactly what get() returns (the record
@@ -119,6 +135,9 @@ typedef struct csn_file_options {
    * `secret` (used as its UTF-8 bytes; copied, so the caller may free it
    * after csn_store_file_new returns); "" is CSN_EINVAL. */
   const char *secret;
+  /* Since 0.2. 0 (the default): every acknowledged write is durable (see
+   * "Durability" above). 1: no fsync at all, fsync=0 in a URL. */
+  int no_fsync;
 } csn_file_options;
 
 /* Open a FileStore. opts may be NULL (all defaults). Fails with CSN_EIO and
@@ -143,6 +162,8 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *             file private to this user (csn_secret_read_file(): mode 600
  *             or stricter, else CSN_EPERM). The way to give the secret in
  *             a URL: the URL may then appear anywhere.
+ *   fsync=1|0 1 (the default): durable writes; 0: no fsync (see
+ *             "Durability" above); also true/false, yes/no, on/off
  *   secret=.. encryption with this secret given inline; or set
  *             csn_file_options.secret. A URL on a command line exposes it
  *             to every local user (/proc/PID/cmdline): pass such a URL

@@ -14,7 +14,6 @@
  * Behaviour (stores.md section 8.1):
  *   set      expired = expires_ms, or now + 1 day for a browser-session
  *            cookie; INSERT OR REPLACE.
- *   get      only rows with now <= expired.
  *   get      only rows with now <= expired; `sess` exactly as stored.
  *   touch    only while the row is still valid: expired = expires_ms (now +
  *            1 day for a browser-session cookie, where connect-sqlite3 does
@@ -39,10 +38,29 @@
  *            do not prune together; the wait uses the monotonic clock.
  *
  * The database runs in WAL mode with a busy timeout; each worker thread
- * borrows a connection from a small pool (prepared statements stay with the
- * connection), so concurrent requests neither share a handle nor surface
- * "database is locked" under normal load, several processes (and Node's
- * connect-sqlite3) may share the file.
+ * borrows a connection from a small pool for reads (prepared statements
+ * stay with the connection), and saves go through one writer connection
+ * (see "Durability and group commit"), so concurrent requests neither
+ * share a handle nor surface "database is locked" under normal load;
+ * several processes (and Node's connect-sqlite3) may share the file.
+ *
+ * Durability and group commit (since 0.2). By default a save (set, touch,
+ * cas, destroy) returns only after the transaction holding it is durable:
+ * the store sets PRAGMA synchronous=FULL on its connections, with which
+ * SQLite fsyncs the WAL at every commit, so an acknowledged save survives
+ * a power cut. Saves that arrive while a commit is in flight are not
+ * committed one by one: they wait, and the next commit takes all of them
+ * (one writer connection, one transaction, one fsync for the batch), each
+ * in a savepoint of its own, in arrival order. A save that fails fails
+ * alone and leaves its row as it was; the others of the batch commit; a
+ * cas sees the writes queued before it. Throughput therefore grows with
+ * the number of saves in flight: give a server on this store more worker
+ * threads than cores (say 8 to 32), since each one blocks for the fsync.
+ * `synchronous=normal` (URL) or .synchronous = "normal" trades that for
+ * speed: commits are no longer fsynced (the WAL is, at checkpoints), so an
+ * acknowledged save survives a crash or kill of the process but may be
+ * lost, with the saves after it, in a power cut or OS crash. The database
+ * stays consistent either way.
  *
  * Thread-safety: every function may be called from several threads at once.
  * Since 0.1.
@@ -62,6 +80,10 @@ typedef struct csn_sqlite_options {
   int64_t prune_interval_ms; /* 0: 600000 (10 min); negative: no thread */
   int64_t busy_timeout_ms;   /* 0: 5000 */
   unsigned pool_size;        /* connections at most; 0: 8 */
+  /* Since 0.2. NULL or "full": every acknowledged save is durable (the
+   * default). "normal": SQLite's synchronous=NORMAL, see "Durability"
+   * above. Anything else is CSN_EINVAL. */
+  const char *synchronous;
 } csn_sqlite_options;
 
 /* Open (creating the file and table if needed). CSN_EIO when the database
@@ -80,7 +102,11 @@ CSN_API int csn_store_sqlite_new(const csn_sqlite_options *opts,
  *   table=NAME  table name (sessions)
  *   prune=S     prune interval in seconds (600); 0 or -1 disables it
  *   busy=MS     busy timeout in milliseconds (5000)
- *   pool=N      connections at most (8)
+ *   pool=N      connections at most (8) for reads and administration;
+ *               saves use one more, the group commit's writer
+ *   synchronous=full|normal
+ *               full (the default): a save is durable before it returns;
+ *               normal: faster, not fsynced (see "Durability" above)
  * Unknown or repeated options and out-of-range values are CSN_EINVAL, with
  * a message naming the option (errbuf, csn_last_error()). Register this
  * opener for the "sqlite" scheme of csn_store_open() with

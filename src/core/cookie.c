@@ -91,13 +91,24 @@ int csn__cookie_header_find(const char *header, size_t hlen, const char *name,
   return 0;
 }
 
-/* RFC 6265 token characters: cookie@0.7.2's cookieNameRegExp. */
-static int is_token_char(unsigned char c) {
-  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-      (c >= '0' && c <= '9'))
-    return 1;
-  return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* RFC 6265 token characters: cookie@0.7.2's cookieNameRegExp, as a table
+ * (the name is checked on every Set-Cookie). */
+#define T1(c) [c] = 1
+static const unsigned char token_table[256] = {
+    T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'), T1('H'),
+    T1('I'), T1('J'), T1('K'), T1('L'), T1('M'), T1('N'), T1('O'), T1('P'),
+    T1('Q'), T1('R'), T1('S'), T1('T'), T1('U'), T1('V'), T1('W'), T1('X'),
+    T1('Y'), T1('Z'), T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'),
+    T1('g'), T1('h'), T1('i'), T1('j'), T1('k'), T1('l'), T1('m'), T1('n'),
+    T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'), T1('u'), T1('v'),
+    T1('w'), T1('x'), T1('y'), T1('z'), T1('0'), T1('1'), T1('2'), T1('3'),
+    T1('4'), T1('5'), T1('6'), T1('7'), T1('8'), T1('9'), T1('!'), T1('#'),
+    T1('$'), T1('%'), T1('&'), T1('\''), T1('*'), T1('+'), T1('-'), T1('.'),
+    T1('^'), T1('_'), T1('`'), T1('|'), T1('~'),
+};
+#undef T1
+
+static int is_token_char(unsigned char c) { return token_table[c]; }
 
 int csn__cookie_name_valid(const char *name) {
   const unsigned char *p = (const unsigned char *)name;
@@ -223,35 +234,46 @@ int csn__set_cookie_serialize(csn__buf *b, const char *name,
     return fail("option sameSite is invalid", errmsg);
   }
 
-  /* Everything is valid: write. The buffer's OOM flag makes the checks
-   * below cheap; the last call reports any failure. */
-  csn__buf_puts(b, name);
-  csn__buf_putc(b, '=');
-  csn__uri_encode(b, value ? value : "", vlen);
-  if (c->domain != NULL && c->domain[0] != '\0') {
-    csn__buf_puts(b, "; Domain=");
-    csn__buf_puts(b, c->domain);
-  }
-  if (c->path != NULL && c->path[0] != '\0') {
-    csn__buf_puts(b, "; Path=");
-    csn__buf_puts(b, c->path);
+  /* Everything is valid: write. One reservation covers the whole header
+   * (the value at its worst, every byte escaped, when that is modest), so
+   * the pieces below are plain copies; the buffer's OOM flag makes the
+   * checks cheap and the last one reports any failure. */
+  {
+    size_t nlen = strlen(name), dlen = 0, plen = 0, extra;
+    if (c->domain != NULL && c->domain[0] != '\0')
+      dlen = strlen(c->domain);
+    if (c->path != NULL && c->path[0] != '\0')
+      plen = strlen(c->path);
+    extra = nlen + 1 + (vlen <= 4096 ? 3 * vlen : 0) + dlen + plen + 160;
+    csn__buf_reserve(b, extra); /* a failure sets b->oom */
+    csn__buf_append(b, name, nlen);
+    csn__buf_putc(b, '=');
+    csn__uri_encode(b, value ? value : "", vlen);
+    if (dlen > 0) {
+      csn__buf_append(b, "; Domain=", 9);
+      csn__buf_append(b, c->domain, dlen);
+    }
+    if (plen > 0) {
+      csn__buf_append(b, "; Path=", 7);
+      csn__buf_append(b, c->path, plen);
+    }
   }
   if (c->expires != CSN_TIME_NONE) {
-    csn__buf_puts(b, "; Expires=");
+    csn__buf_append(b, "; Expires=", 10);
     csn__buf_puts(b, date);
   }
   if (c->http_only > 0)
-    csn__buf_puts(b, "; HttpOnly");
+    csn__buf_append(b, "; HttpOnly", 10);
   if (c->secure > 0)
-    csn__buf_puts(b, "; Secure");
+    csn__buf_append(b, "; Secure", 8);
   if (c->partitioned > 0)
-    csn__buf_puts(b, "; Partitioned");
+    csn__buf_append(b, "; Partitioned", 13);
   if (priority != NULL) {
-    csn__buf_puts(b, "; Priority=");
+    csn__buf_append(b, "; Priority=", 11);
     csn__buf_puts(b, priority);
   }
   if (same_site != NULL) {
-    csn__buf_puts(b, "; SameSite=");
+    csn__buf_append(b, "; SameSite=", 11);
     csn__buf_puts(b, same_site);
   }
   rc = b->oom ? CSN_ENOMEM : CSN_OK;

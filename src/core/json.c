@@ -76,19 +76,34 @@ static double c_strtod(const char *s) {
 }
 
 typedef struct reader {
+  const char *text; /* where the text starts */
   const char *p;
   const char *end;
   int depth;
   int max_depth;
   int too_deep;
   int oom;
+  /* Validate only: values are checked as strictly but not built (every
+   * value read is json_null(), which allocates nothing). */
+  int nobuild;
+  /* Set when the text is not exactly what csn__json_dump() would write for
+   * the values read (whitespace, an escape, a non-integer or long number,
+   * "-0", a duplicate key): see csn__json_parse_record(). */
+  int noncanon;
+  /* csn__json_parse_record() only: the record's "cookie" member. */
+  csn__json_member_fn cookie_fn;
+  void *cookie_ud;
+  csn__record_scan *scan;
   csn__buf scratch; /* decoded string bytes */
 } reader;
 
 static void skip_ws(reader *r) {
+  const char *p = r->p;
   while (r->p < r->end &&
          (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
     r->p++;
+  if (r->p != p)
+    r->noncanon = 1;
 }
 
 static int hex4(const char *p, unsigned *out) {
@@ -134,6 +149,19 @@ static void put_utf8(csn__buf *b, unsigned long cp) {
   csn__buf_append(b, u, n);
 }
 
+/* Bytes a string holds as they are: printable ASCII but '"' and '\\'. */
+#define PLAIN8(c)                                                        \
+  (c) + 0 != '"' && (c) + 0 != '\\', (c) + 1 != '"' && (c) + 1 != '\\',     \
+      (c) + 2 != '"' && (c) + 2 != '\\', (c) + 3 != '"' && (c) + 3 != '\\', \
+      (c) + 4 != '"' && (c) + 4 != '\\', (c) + 5 != '"' && (c) + 5 != '\\', \
+      (c) + 6 != '"' && (c) + 6 != '\\', (c) + 7 != '"' && (c) + 7 != '\\'
+static const unsigned char plain_byte[256] = {
+    [0x20] = PLAIN8(0x20), PLAIN8(0x28), PLAIN8(0x30), PLAIN8(0x38),
+    PLAIN8(0x40),          PLAIN8(0x48), PLAIN8(0x50), PLAIN8(0x58),
+    PLAIN8(0x60),          PLAIN8(0x68), PLAIN8(0x70), PLAIN8(0x78),
+};
+#undef PLAIN8
+
 /* A string token (r->p at the opening quote). On success the decoded bytes
  * are in *s and *n: a slice of the input when there was no escape (the common
  * case, no copy), else of r->scratch. */
@@ -143,8 +171,29 @@ static int read_string(reader *r, const char **s, size_t *n) {
 
   r->scratch.len = 0;
   run = start;
+  /* The bulk of every string, in a local pointer: the plain run up to the
+   * closing quote. Only a string that has no escape and no byte outside
+   * printable ASCII ends here. */
+  {
+    const char *p = start, *end = r->end;
+    while (p < end && plain_byte[(unsigned char)*p])
+      p++;
+    if (p < end && *p == '"') {
+      *s = start;
+      *n = (size_t)(p - start);
+      r->p = p + 1;
+      return 0;
+    }
+    r->p = p;
+  }
   while (r->p < r->end) {
     unsigned char c = (unsigned char)*r->p;
+    if (plain_byte[c]) {
+      r->p++;
+      while (r->p < r->end && plain_byte[(unsigned char)*r->p])
+        r->p++;
+      continue;
+    }
     if (c == '"') {
       if (!escaped) {
         *s = start;
@@ -166,6 +215,7 @@ static int read_string(reader *r, const char **s, size_t *n) {
     if (c == '\\') {
       unsigned cp, lo;
       escaped = 1;
+      r->noncanon = 1;
       csn__buf_append(&r->scratch, run, (size_t)(r->p - run));
       if (r->end - r->p < 2)
         return -1;
@@ -224,51 +274,70 @@ static json_t *oom_check(reader *r, json_t *j) {
   return j;
 }
 
-static json_t *read_number(reader *r) {
+/* The number token at r->p, checked against the JSON grammar and passed
+ * over. Returns its length (0: not a number) and sets *is_int (no fraction,
+ * no exponent). */
+static size_t scan_number(reader *r, int *is_int) {
   const char *s = r->p;
-  int is_int = 1;
-  char tmp[64];
-  size_t n;
-
+  *is_int = 1;
   if (r->p < r->end && *r->p == '-')
     r->p++;
   if (r->p >= r->end)
-    return NULL;
+    return 0;
   if (*r->p == '0') {
     r->p++;
   } else if (*r->p >= '1' && *r->p <= '9') {
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
       r->p++;
   } else {
-    return NULL;
+    return 0;
   }
   if (r->p < r->end && *r->p == '.') {
-    is_int = 0;
+    *is_int = 0;
     r->p++;
     if (r->p >= r->end || *r->p < '0' || *r->p > '9')
-      return NULL;
+      return 0;
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
       r->p++;
   }
   if (r->p < r->end && (*r->p == 'e' || *r->p == 'E')) {
-    is_int = 0;
+    *is_int = 0;
     r->p++;
     if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
       r->p++;
     if (r->p >= r->end || *r->p < '0' || *r->p > '9')
-      return NULL;
+      return 0;
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9')
       r->p++;
   }
-  n = (size_t)(r->p - s);
-  if (is_int && n <= 18) {
-    /* At most 18 digits: fits int64 without overflow checks. */
-    int64_t v = 0;
-    const char *q = s + (*s == '-');
-    for (; q < r->p; q++)
-      v = v * 10 + (*q - '0');
-    return oom_check(r, json_integer(*s == '-' ? -v : v));
-  }
+  return (size_t)(r->p - s);
+}
+
+/* The value of an integer token of at most 18 digits (no overflow). */
+static int64_t short_int(const char *s, size_t n) {
+  int64_t v = 0;
+  const char *q = s + (*s == '-'), *end = s + n;
+  for (; q < end; q++)
+    v = v * 10 + (*q - '0');
+  return *s == '-' ? -v : v;
+}
+
+static json_t *read_number(reader *r) {
+  const char *s = r->p;
+  int is_int;
+  char tmp[64];
+  size_t n = scan_number(r, &is_int);
+
+  if (n == 0)
+    return NULL;
+  /* What the writer prints back differs from this text: a fraction or an
+   * exponent, a long integer, or -0 (written "0"). */
+  if (!is_int || n > 18 || (n == 2 && s[0] == '-' && s[1] == '0'))
+    r->noncanon = 1;
+  if (r->nobuild)
+    return json_null();
+  if (is_int && n <= 18) /* at most 18 digits: fits int64 */
+    return oom_check(r, json_integer(short_int(s, n)));
   if (n >= sizeof tmp) {
     /* Absurdly long numbers: JavaScript still reads them as a double. */
     char *big = csn__strndup(s, n);
@@ -308,10 +377,14 @@ static json_t *read_number(reader *r) {
 }
 
 static json_t *read_value(reader *r);
+static int read_root_cookie(reader *r, const char *kstart);
 
+/* An object. Without r->nobuild it is built (a jansson object), else only
+ * checked (json_null() stands for it). In csn__json_parse_record() the
+ * root's "cookie" member goes to read_root_cookie() instead. */
 static json_t *read_object(reader *r) {
-  json_t *obj = json_object();
-  if (obj == NULL) {
+  json_t *obj = NULL;
+  if (!r->nobuild && (obj = json_object()) == NULL) {
     r->oom = 1;
     return NULL;
   }
@@ -319,25 +392,38 @@ static json_t *read_object(reader *r) {
   skip_ws(r);
   if (r->p < r->end && *r->p == '}') {
     r->p++;
-    return obj;
+    return obj ? obj : json_null();
   }
   for (;;) {
-    const char *k;
+    const char *k, *kstart;
     size_t kn;
     json_t *v;
-    char stackkey[128], *key;
+    char stackkey[128], *key = NULL;
 
     skip_ws(r);
+    kstart = r->p;
     if (r->p >= r->end || *r->p != '"' || read_string(r, &k, &kn) != 0)
       goto fail;
-    /* The key must outlive the value's parse (which reuses scratch). */
-    key = kn < sizeof stackkey ? stackkey : csn__malloc(kn + 1);
-    if (key == NULL) {
-      r->oom = 1;
-      goto fail;
+    if (r->scan != NULL && r->depth == 1 && !r->nobuild && kn == 6 &&
+        memcmp(k, "cookie", 6) == 0) {
+      skip_ws(r);
+      if (r->p >= r->end || *r->p != ':')
+        goto fail;
+      r->p++;
+      if (read_root_cookie(r, kstart) != 0)
+        goto fail;
+      goto next;
     }
-    memcpy(key, k, kn);
-    key[kn] = '\0';
+    if (!r->nobuild) {
+      /* The key must outlive the value's parse (which reuses scratch). */
+      key = kn < sizeof stackkey ? stackkey : csn__malloc(kn + 1);
+      if (key == NULL) {
+        r->oom = 1;
+        goto fail;
+      }
+      memcpy(key, k, kn);
+      key[kn] = '\0';
+    }
     skip_ws(r);
     if (r->p >= r->end || *r->p != ':') {
       if (key != stackkey)
@@ -346,16 +432,27 @@ static json_t *read_object(reader *r) {
     }
     r->p++;
     v = read_value(r);
-    if (v == NULL ||
-        json_object_setn_new_nocheck(obj, key, kn, v) != 0) {
-      if (v != NULL)
-        r->oom = 1;
+    if (v == NULL) {
       if (key != stackkey)
         csn__free(key);
       goto fail;
     }
+    if (!r->nobuild) {
+      size_t before = json_object_size(obj);
+      if (json_object_setn_new_nocheck(obj, key, kn, v) != 0) {
+        r->oom = 1;
+        if (key != stackkey)
+          csn__free(key);
+        goto fail;
+      }
+      /* A duplicate key replaced a value: the text has a member the
+       * object does not. */
+      if (json_object_size(obj) == before)
+        r->noncanon = 1;
+    }
     if (key != stackkey)
       csn__free(key);
+  next:
     skip_ws(r);
     if (r->p < r->end && *r->p == ',') {
       r->p++;
@@ -363,7 +460,7 @@ static json_t *read_object(reader *r) {
     }
     if (r->p < r->end && *r->p == '}') {
       r->p++;
-      return obj;
+      return obj ? obj : json_null();
     }
     goto fail;
   }
@@ -373,8 +470,8 @@ fail:
 }
 
 static json_t *read_array(reader *r) {
-  json_t *arr = json_array();
-  if (arr == NULL) {
+  json_t *arr = NULL;
+  if (!r->nobuild && (arr = json_array()) == NULL) {
     r->oom = 1;
     return NULL;
   }
@@ -382,13 +479,13 @@ static json_t *read_array(reader *r) {
   skip_ws(r);
   if (r->p < r->end && *r->p == ']') {
     r->p++;
-    return arr;
+    return arr ? arr : json_null();
   }
   for (;;) {
     json_t *v = read_value(r);
     if (v == NULL)
       goto fail;
-    if (json_array_append_new(arr, v) != 0) {
+    if (!r->nobuild && json_array_append_new(arr, v) != 0) {
       r->oom = 1;
       goto fail;
     }
@@ -399,7 +496,7 @@ static json_t *read_array(reader *r) {
     }
     if (r->p < r->end && *r->p == ']') {
       r->p++;
-      return arr;
+      return arr ? arr : json_null();
     }
     goto fail;
   }
@@ -436,9 +533,12 @@ static json_t *read_value(reader *r) {
   case '"': {
     const char *s;
     size_t n;
-    if (read_string(r, &s, &n) == 0 &&
-        (v = json_stringn_nocheck(s, n)) == NULL)
-      r->oom = 1;
+    if (read_string(r, &s, &n) == 0) {
+      if (r->nobuild)
+        v = json_null();
+      else if ((v = json_stringn_nocheck(s, n)) == NULL)
+        r->oom = 1;
+    }
     break;
   }
   case 't':
@@ -458,40 +558,227 @@ static json_t *read_value(reader *r) {
   return v;
 }
 
-static json_t *parse(const char *text, size_t len, int max_depth, int *err,
-                     int *too_deep) {
-  reader r;
+/* ------------------------------------------------------------------------ */
+/* Records: the "cookie" member without building it                          */
+/* ------------------------------------------------------------------------ */
+
+/* One member value of the cookie object, as a scalar for the hook: a
+ * string without NUL, an integer of at most 18 digits, true, false or
+ * null. Anything else is checked like any value and reported as
+ * CSN__JSON_OTHER (the caller then reads the cookie the general way). */
+static int read_scalar(reader *r, csn__json_scalar *v) {
+  int ok = 0, is_int;
+  size_t n;
+  const char *s;
+
+  memset(v, 0, sizeof *v);
+  skip_ws(r);
+  if (r->p >= r->end)
+    return -1;
+  if (++r->depth > r->max_depth) {
+    r->too_deep = 1;
+    return -1;
+  }
+  switch (*r->p) {
+  case '"':
+    if (read_string(r, &v->s, &v->n) == 0) {
+      ok = 1;
+      v->type = memchr(v->s, '\0', v->n) ? CSN__JSON_OTHER : CSN__JSON_STR;
+    }
+    break;
+  case 't':
+    ok = literal(r, "true", 4);
+    v->type = CSN__JSON_TRUE;
+    break;
+  case 'f':
+    ok = literal(r, "false", 5);
+    v->type = CSN__JSON_FALSE;
+    break;
+  case 'n':
+    ok = literal(r, "null", 4);
+    v->type = CSN__JSON_NULL;
+    break;
+  case '{':
+  case '[':
+    /* read_value counts this level itself. */
+    r->depth--;
+    r->nobuild++;
+    ok = read_value(r) != NULL;
+    r->nobuild--;
+    r->depth++;
+    v->type = CSN__JSON_OTHER;
+    break;
+  default:
+    s = r->p;
+    n = scan_number(r, &is_int);
+    ok = n > 0;
+    if (ok && is_int && n <= 18) {
+      v->type = CSN__JSON_INT;
+      v->i = short_int(s, n);
+    } else {
+      v->type = CSN__JSON_OTHER;
+    }
+    break;
+  }
+  r->depth--;
+  return ok ? 0 : -1;
+}
+
+/* The members of a cookie object, each handed to the hook (r->p at '{').
+ * Keys of 64 bytes or more are checked but not reported: no member the
+ * hook knows is that long. */
+static int read_cookie_object(reader *r) {
+  r->p++; /* '{' */
+  skip_ws(r);
+  if (r->p < r->end && *r->p == '}') {
+    r->p++;
+    return 0;
+  }
+  for (;;) {
+    const char *k;
+    size_t kn;
+    char key[64];
+    int report;
+    csn__json_scalar v;
+
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != '"' || read_string(r, &k, &kn) != 0)
+      return -1;
+    /* Copied: the value's string may reuse the scratch buffer. */
+    report = kn < sizeof key;
+    if (report) {
+      memcpy(key, k, kn);
+      key[kn] = '\0';
+    }
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != ':')
+      return -1;
+    r->p++;
+    if (read_scalar(r, &v) != 0)
+      return -1;
+    if (report && r->cookie_fn(r->cookie_ud, key, kn, &v) != 0) {
+      r->oom = 1;
+      return -1;
+    }
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ',') {
+      r->p++;
+      continue;
+    }
+    if (r->p < r->end && *r->p == '}') {
+      r->p++;
+      return 0;
+    }
+    return -1;
+  }
+}
+
+/* The root's "cookie" member (r->p after its ':'); kstart is its key's
+ * opening quote. An object value goes member by member to the hook, which
+ * first hears of it by a call with key NULL (a later duplicate "cookie"
+ * replaces an earlier one entirely, as in JSON.parse); any other value is
+ * only checked. Either way the member stays out of the built object, and
+ * the scan records where it is. */
+static int read_root_cookie(reader *r, const char *kstart) {
+  csn__record_scan *sc = r->scan;
+  const char *vstart;
+
+  skip_ws(r);
+  vstart = r->p;
+  if (r->p < r->end && *r->p == '{') {
+    if (++r->depth > r->max_depth) {
+      r->too_deep = 1;
+      return -1;
+    }
+    if (r->cookie_fn(r->cookie_ud, NULL, 0, NULL) != 0) {
+      r->oom = 1;
+      return -1;
+    }
+    if (read_cookie_object(r) != 0)
+      return -1;
+    r->depth--;
+    sc->cookie_is_object = 1;
+  } else {
+    json_t *v;
+    r->nobuild++;
+    v = read_value(r);
+    r->nobuild--;
+    if (v == NULL)
+      return -1;
+    sc->cookie_is_object = 0;
+  }
+  sc->cookies++;
+  sc->member_start = (size_t)(kstart - r->text);
+  sc->cookie_start = (size_t)(vstart - r->text);
+  sc->cookie_end = (size_t)(r->p - r->text);
+  return 0;
+}
+
+static json_t *parse(reader *r, const char *text, size_t len, int max_depth,
+                     int *err, int *too_deep) {
   json_t *v;
 
-  memset(&r, 0, sizeof r);
-  r.p = text;
-  r.end = text + len;
-  r.max_depth = max_depth;
-  csn__buf_init(&r.scratch);
-  v = read_value(&r);
-  skip_ws(&r);
-  if (v != NULL && r.p != r.end) {
+  r->p = r->text = text;
+  r->end = text + len;
+  r->max_depth = max_depth;
+  csn__buf_init(&r->scratch);
+  v = read_value(r);
+  skip_ws(r);
+  if (v != NULL && r->p != r->end) {
     json_decref(v);
     v = NULL;
   }
   if (v == NULL && err)
-    *err = (r.oom || r.scratch.oom) ? CSN_ENOMEM : CSN_ECORRUPT;
+    *err = (r->oom || r->scratch.oom) ? CSN_ENOMEM : CSN_ECORRUPT;
   if (too_deep)
-    *too_deep = v == NULL && r.too_deep && !(r.oom || r.scratch.oom);
-  csn__buf_free(&r.scratch);
+    *too_deep = v == NULL && r->too_deep && !(r->oom || r->scratch.oom);
+  csn__buf_free(&r->scratch);
   return v;
 }
 
 json_t *csn__json_parse(const char *text, size_t len, int *err) {
-  return parse(text, len, CSN__JSON_MAX_DEPTH, err, NULL);
+  reader r;
+  memset(&r, 0, sizeof r);
+  return parse(&r, text, len, CSN__JSON_MAX_DEPTH, err, NULL);
 }
 
 json_t *csn__json_parse_depth(const char *text, size_t len, int max_depth,
                               int *err) {
+  reader r;
   int deep = 0;
-  json_t *v = parse(text, len, max_depth, err, &deep);
+  json_t *v;
+  memset(&r, 0, sizeof r);
+  v = parse(&r, text, len, max_depth, err, &deep);
   if (v == NULL && deep && err)
     *err = CSN_ERANGE;
+  return v;
+}
+
+json_t *csn__json_parse_record(const char *text, size_t len,
+                               csn__json_member_fn cookie_fn, void *ud,
+                               csn__record_scan *scan, int *err) {
+  reader r;
+  json_t *v;
+
+  memset(scan, 0, sizeof *scan);
+  memset(&r, 0, sizeof r);
+  r.cookie_fn = cookie_fn;
+  r.cookie_ud = ud;
+  r.scan = scan;
+  v = parse(&r, text, len, CSN__JSON_MAX_DEPTH, err, NULL);
+  if (v == NULL || !json_is_object(v) || r.noncanon)
+    return v;
+  scan->canonical = 1;
+  if (scan->cookies != 1)
+    return v;
+  /* The text is what the writer prints, so the data's text is the record's
+   * without the cookie member and the comma that joined it. */
+  scan->cut_start = scan->member_start;
+  scan->cut_end = scan->cookie_end;
+  if (text[scan->cut_start - 1] == ',')
+    scan->cut_start--;
+  else if (text[scan->cut_end] == ',')
+    scan->cut_end++;
   return v;
 }
 
@@ -590,10 +877,24 @@ static void put_double(csn__buf *b, double d) {
  * (lowercase) for the other control characters, everything else raw. */
 static void put_string(csn__buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  size_t run = 0;
-  csn__buf_reserve(b, n + 2);
+  size_t run = 0, i = 0;
+  const unsigned char *us = (const unsigned char *)s;
+  while (i < n && us[i] >= 0x20 && us[i] != '"' && us[i] != '\\')
+    i++;
+  if (csn__buf_reserve(b, n + 2) != CSN_OK)
+    return;
+  if (i == n) { /* nothing to escape: the common case, one copy */
+    char *o = b->data + b->len;
+    o[0] = '"';
+    if (n > 0)
+      memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    o[n + 2] = '\0';
+    b->len += n + 2;
+    return;
+  }
   csn__buf_putc(b, '"');
-  for (size_t i = 0; i < n; i++) {
+  for (; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     const char *esc = NULL;
     char u[6];

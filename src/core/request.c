@@ -294,7 +294,11 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
     /* Unreadable, by the store's judgement or ours: no session. */
     unreadable = rc == CSN_ECORRUPT;
     if (rc == CSN_OK) {
-      rc = csn__session_from_record(&r->sess, json, jlen, &unreadable);
+      /* The data's text at load (express's originalHash) comes with it
+       * when it can be cut from the record's text: a first change then
+       * serializes nothing. */
+      rc = csn__session_load(&r->sess, json, jlen, &unreadable,
+                             &r->orig_text);
       if (rc < 0) {
         csn__free(json);
         json = NULL;

@@ -39,8 +39,26 @@ static const char *const priority_names[] = {
 
 static void put_json_string(csn__buf *b, const char *s) {
   /* Cookie strings (domain, path) are validated ASCII, but a record from
-   * another writer may hold anything: let jansson do the escaping. */
-  json_t *j = json_string(s);
+   * another writer may hold anything: let jansson do the escaping. The
+   * common case - printable ASCII without '"' or '\' - is written as it
+   * is, which is what jansson and JSON.stringify write for it too. */
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = 0;
+  json_t *j;
+  while (p[n] >= 0x20 && p[n] < 0x7f && p[n] != '"' && p[n] != '\\')
+    n++;
+  if (p[n] == '\0') {
+    if (csn__buf_reserve(b, n + 2) == CSN_OK) {
+      char *o = b->data + b->len;
+      o[0] = '"';
+      memcpy(o + 1, s, n);
+      o[n + 1] = '"';
+      o[n + 2] = '\0';
+      b->len += n + 2;
+    }
+    return;
+  }
+  j = json_string(s);
   if (j == NULL) {
     b->oom = 1;
     return;
@@ -49,62 +67,96 @@ static void put_json_string(csn__buf *b, const char *s) {
   json_decref(j);
 }
 
-/* `text` is ",\"key\":" - the member's prefix, spelled out by the caller so
- * no formatting happens on this per-request path. */
-static void put_bool_member(csn__buf *b, const char *text, int v) {
+/* Decimal text of v at p; returns the end. */
+static char *put_i64(char *p, int64_t v) {
+  char tmp[24], *q = tmp + sizeof tmp;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  size_t n;
+  do {
+    *--q = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--q = '-';
+  n = (size_t)(tmp + sizeof tmp - q);
+  memcpy(p, q, n);
+  return p + n;
+}
+
+/* Copy a string literal to p and advance p. */
+#define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+
+/* `text` is ",\"key\":" - the member's prefix. */
+static char *put_bool_member(char *p, const char *text, size_t tlen, int v) {
   if (v == CSN__ABSENT)
-    return;
-  csn__buf_puts(b, text);
-  csn__buf_puts(b, v ? "true" : "false");
+    return p;
+  memcpy(p, text, tlen);
+  p += tlen;
+  if (v)
+    PUT_LIT(p, "true");
+  else
+    PUT_LIT(p, "false");
+  return p;
 }
 
 /* express-session's Cookie#toJSON order: originalMaxAge, partitioned,
- * priority, expires, secure, httpOnly, domain, path, sameSite. */
+ * priority, expires, secure, httpOnly, domain, path, sameSite. Every
+ * record written goes through here, so the fixed-size part is assembled
+ * in a local array and appended at once. */
 int csn__cookie_to_json(csn__buf *b, const csn__cookie *c) {
-  char iso[40];
+  /* At most 150 bytes: 18 + 20 (originalMaxAge), 20 (partitioned), 20
+   * (priority), 12 + 27 + 1 (expires), 15 (secure), 17 (httpOnly). */
+  char tmp[200], iso[40], *p = tmp;
 
-  if (c->original_max_age == CSN_TIME_NONE) {
-    csn__buf_puts(b, "{\"originalMaxAge\":null");
-  } else {
-    csn__buf_puts(b, "{\"originalMaxAge\":");
-    csn__buf_put_int(b, c->original_max_age);
-  }
-  put_bool_member(b, ",\"partitioned\":", c->partitioned);
+  PUT_LIT(p, "{\"originalMaxAge\":");
+  if (c->original_max_age == CSN_TIME_NONE)
+    PUT_LIT(p, "null");
+  else
+    p = put_i64(p, c->original_max_age);
+  p = put_bool_member(p, ",\"partitioned\":", 15, c->partitioned);
   if (c->priority > CSN_PRIORITY_UNSET && c->priority <= CSN_PRIORITY_HIGH) {
-    csn__buf_puts(b, ",\"priority\":\"");
-    csn__buf_puts(b, priority_names[c->priority]);
-    csn__buf_putc(b, '"');
+    size_t n = strlen(priority_names[c->priority]);
+    PUT_LIT(p, ",\"priority\":\"");
+    memcpy(p, priority_names[c->priority], n);
+    p += n;
+    *p++ = '"';
   }
   if (c->expires == CSN_TIME_NONE ||
       csn__fmt_iso8601(c->expires, iso, sizeof iso) != CSN_OK) {
-    csn__buf_puts(b, ",\"expires\":null");
+    PUT_LIT(p, ",\"expires\":null");
   } else {
-    csn__buf_puts(b, ",\"expires\":\"");
-    csn__buf_puts(b, iso);
-    csn__buf_putc(b, '"');
+    size_t n = strlen(iso);
+    PUT_LIT(p, ",\"expires\":\"");
+    memcpy(p, iso, n);
+    p += n;
+    *p++ = '"';
   }
-  put_bool_member(b, ",\"secure\":", c->secure);
-  put_bool_member(b, ",\"httpOnly\":", c->http_only);
+  p = put_bool_member(p, ",\"secure\":", 10, c->secure);
+  p = put_bool_member(p, ",\"httpOnly\":", 12, c->http_only);
+  csn__buf_append(b, tmp, (size_t)(p - tmp));
   if (c->domain) {
-    csn__buf_puts(b, ",\"domain\":");
+    csn__buf_append(b, ",\"domain\":", 10);
     put_json_string(b, c->domain);
   }
   if (c->path) {
-    csn__buf_puts(b, ",\"path\":");
+    csn__buf_append(b, ",\"path\":", 8);
     put_json_string(b, c->path);
   }
   if (c->same_site == CSN_SAMESITE_TRUE)
-    csn__buf_puts(b, ",\"sameSite\":true");
+    csn__buf_append(b, ",\"sameSite\":true}", 17);
   else if (c->same_site >= CSN_SAMESITE_STRICT &&
            c->same_site <= CSN_SAMESITE_NONE)
   {
-    csn__buf_puts(b, ",\"sameSite\":\"");
+    csn__buf_append(b, ",\"sameSite\":\"", 13);
     csn__buf_puts(b, same_site_names[c->same_site]);
-    csn__buf_putc(b, '"');
+    csn__buf_append(b, "\"}", 2);
+  } else {
+    csn__buf_putc(b, '}');
   }
-  csn__buf_putc(b, '}');
   return b->oom ? CSN_ENOMEM : CSN_OK;
 }
+
+#undef PUT_LIT
 
 static int json_flag(json_t *obj, const char *key) {
   json_t *v = json_object_get(obj, key);
@@ -149,9 +201,27 @@ static int lookup_name(const char *s, const char *const *names, int lo,
   return 0;
 }
 
+/* The path nearly every cookie has, "/": shared by every session that has
+ * it and never freed (csn__cookie_free() and the path setter know it), so
+ * a request does not allocate and free a copy of it. Nothing writes
+ * through a cookie's path. */
+static char root_path[] = "/";
+
+/* An owned copy of s[0..n), or the shared "/"; NULL when out of memory. */
+static char *path_dup(const char *s, size_t n) {
+  if (n == 1 && s[0] == '/')
+    return root_path;
+  return csn__strndup(s, n);
+}
+
+static void path_free(char *p) {
+  if (p != root_path)
+    csn__free(p);
+}
+
 void csn__cookie_free(csn__cookie *c) {
   csn__free(c->domain);
-  csn__free(c->path);
+  path_free(c->path);
   c->domain = c->path = NULL;
 }
 
@@ -200,7 +270,9 @@ int csn__cookie_from_json(csn__cookie *c, json_t *obj) {
   if (json_is_string(v) && (n.domain = csn__strdup(json_string_value(v))) == NULL)
     goto oom;
   v = json_object_get(obj, "path");
-  if (json_is_string(v) && (n.path = csn__strdup(json_string_value(v))) == NULL)
+  if (json_is_string(v) &&
+      (n.path = path_dup(json_string_value(v),
+                         strlen(json_string_value(v)))) == NULL)
     goto oom;
 
   csn__cookie_free(c);
@@ -268,7 +340,8 @@ int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
   c.path = NULL;
   if (o->domain && (c.domain = csn__strdup(o->domain)) == NULL)
     return CSN_ENOMEM;
-  if ((c.path = csn__strdup(o->path ? o->path : "/")) == NULL) {
+  if ((c.path = o->path ? path_dup(o->path, strlen(o->path)) : root_path) ==
+      NULL) {
     csn__free(c.domain);
     return CSN_ENOMEM;
   }
@@ -277,16 +350,402 @@ int csn__session_new_cookie(csn_session *s, const csn_cookie_options *o,
   return CSN_OK;
 }
 
-/* Parse a stored record (JSON.parse semantics, see json.c). */
-int csn__session_from_record(csn_session *s, const char *json, size_t len,
-                             int *unreadable) {
-  json_t *root, *cookie;
+/* ------------------------------------------------------------------------ */
+/* Loading a record                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* The cookie read member by member from the record's text (the hook of
+ * csn__json_parse_record()), with csn__cookie_from_json()'s rules: `n` is
+ * what that function would produce, as long as `other` stays 0. A member
+ * that is not a plain scalar sets `other`, and the cookie is then read
+ * from its text the general way. */
+typedef struct cookie_reader {
+  csn__cookie n;
+  int other;
+} cookie_reader;
+
+static void cookie_reader_reset(cookie_reader *cr) {
+  csn__cookie_free(&cr->n);
+  cr->n.original_max_age = CSN_TIME_NONE;
+  cr->n.expires = CSN_TIME_NONE;
+  cr->n.http_only = CSN__ABSENT;
+  cr->n.secure = CSN__ABSENT;
+  cr->n.partitioned = CSN__ABSENT;
+  cr->n.same_site = CSN_SAMESITE_UNSET;
+  cr->n.priority = CSN_PRIORITY_UNSET;
+  cr->other = 0;
+}
+
+#define KEY_IS(lit) (klen == sizeof(lit) - 1 && memcmp(key, lit, klen) == 0)
+
+/* json_flag() of a scalar. */
+static int scalar_flag(const csn__json_scalar *v) {
+  switch (v->type) {
+  case CSN__JSON_NULL:
+    return CSN__ABSENT;
+  case CSN__JSON_TRUE:
+    return 1;
+  case CSN__JSON_FALSE:
+    return 0;
+  case CSN__JSON_STR:
+    return v->n > 0;
+  default: /* CSN__JSON_INT */
+    return v->i != 0;
+  }
+}
+
+/* lookup_name() of a string of known length (without NUL). */
+static int scalar_name(const csn__json_scalar *v, const char *const *names,
+                       int lo, int hi) {
+  for (int i = lo; i <= hi; i++)
+    if (strlen(names[i]) == v->n && strncasecmp(v->s, names[i], v->n) == 0)
+      return i;
+  return 0;
+}
+
+static int set_scalar_string(char **slot, const csn__json_scalar *v) {
+  char *copy = NULL;
+  if (v->type == CSN__JSON_STR && (copy = csn__strndup(v->s, v->n)) == NULL)
+    return -1;
+  csn__free(*slot);
+  *slot = copy;
+  return 0;
+}
+
+static int cookie_member(void *ud, const char *key, size_t klen,
+                         const csn__json_scalar *v) {
+  cookie_reader *cr = ud;
+  csn__cookie *n = &cr->n;
+
+  if (key == NULL) { /* a (later) "cookie" object starts: it alone counts */
+    cookie_reader_reset(cr);
+    return 0;
+  }
+  if (cr->other)
+    return 0;
+  /* A member this reader does not interpret is ignored, as
+   * csn__cookie_from_json() ignores it; a value it cannot take as a scalar
+   * sends the cookie the general way. */
+  if (v->type == CSN__JSON_OTHER) {
+    if (KEY_IS("originalMaxAge") || KEY_IS("expires") ||
+        KEY_IS("httpOnly") || KEY_IS("secure") || KEY_IS("partitioned") ||
+        KEY_IS("sameSite") || KEY_IS("priority") || KEY_IS("domain") ||
+        KEY_IS("path"))
+      cr->other = 1;
+    return 0;
+  }
+  if (KEY_IS("originalMaxAge")) {
+    /* json_ms(): an integer in the JS Date range, else null. */
+    n->original_max_age = v->type == CSN__JSON_INT && v->i <= CSN__TIME_MAX &&
+                                  v->i >= -CSN__TIME_MAX
+                              ? v->i
+                              : CSN_TIME_NONE;
+  } else if (KEY_IS("expires")) {
+    if (v->type == CSN__JSON_STR) {
+      if (csn__parse_iso8601(v->s, v->n, &n->expires) != 0)
+        n->expires = CSN_TIME_NONE;
+    } else if (v->type == CSN__JSON_INT && v->i <= CSN__TIME_MAX &&
+               v->i >= -CSN__TIME_MAX) {
+      n->expires = v->i;
+    } else {
+      n->expires = CSN_TIME_NONE;
+    }
+  } else if (KEY_IS("httpOnly")) {
+    n->http_only = scalar_flag(v);
+  } else if (KEY_IS("secure")) {
+    n->secure = scalar_flag(v);
+  } else if (KEY_IS("partitioned")) {
+    n->partitioned = scalar_flag(v);
+  } else if (KEY_IS("sameSite")) {
+    if (v->type == CSN__JSON_TRUE)
+      n->same_site = CSN_SAMESITE_TRUE;
+    else if (v->type == CSN__JSON_STR)
+      n->same_site = scalar_name(v, same_site_names, CSN_SAMESITE_STRICT,
+                                 CSN_SAMESITE_NONE);
+    else
+      n->same_site = CSN_SAMESITE_UNSET;
+  } else if (KEY_IS("priority")) {
+    n->priority = v->type == CSN__JSON_STR
+                      ? scalar_name(v, priority_names, CSN_PRIORITY_LOW,
+                                    CSN_PRIORITY_HIGH)
+                      : CSN_PRIORITY_UNSET;
+  } else if (KEY_IS("domain")) {
+    return set_scalar_string(&n->domain, v);
+  } else if (KEY_IS("path")) {
+    char *copy = NULL;
+    if (v->type == CSN__JSON_STR && (copy = path_dup(v->s, v->n)) == NULL)
+      return -1;
+    path_free(n->path);
+    n->path = copy;
+  }
+  return 0;
+}
+
+#undef KEY_IS
+
+/* ------------------------------------------------------------------------ */
+/* The common record, matched rather than parsed                            */
+/* ------------------------------------------------------------------------ */
+
+/* Nearly every record starts the way csn__cookie_to_json() and express's
+ * Cookie#toJSON write it: {"cookie":{...}, members in a fixed order, no
+ * whitespace, plain strings. match_cookie() checks the text against that
+ * shape piece by piece and reads the values as it goes; anything else
+ * (another order, whitespace, an escape, a fraction, a member it does not
+ * know) is left to the general reader. What it accepts is valid JSON and
+ * gives exactly what csn__cookie_from_json() gives for it. */
+typedef struct matcher {
+  const char *p, *end;
+} matcher;
+
+static int lit(matcher *m, const char *s, size_t n) {
+  if ((size_t)(m->end - m->p) < n || memcmp(m->p, s, n) != 0)
+    return 0;
+  m->p += n;
+  return 1;
+}
+#define LIT(m, s) lit((m), (s), sizeof(s) - 1)
+
+/* A JSON integer of at most 16 digits, ending where the next literal
+ * starts (a fraction or exponent then fails the next literal). */
+static int match_int(matcher *m, int64_t *out) {
+  const char *q = m->p;
+  int neg = 0, nd = 0;
+  int64_t v = 0;
+  if (q < m->end && *q == '-') {
+    neg = 1;
+    q++;
+  }
+  while (q < m->end && *q >= '0' && *q <= '9' && nd <= 16) {
+    v = v * 10 + (*q - '0');
+    q++;
+    nd++;
+  }
+  if (nd == 0 || nd > 16 || (nd > 1 && q[-nd] == '0'))
+    return 0; /* none, too long, or a leading zero */
+  m->p = q;
+  *out = neg ? -v : v;
+  return 1;
+}
+
+/* Bytes a JSON string holds as they are: ASCII from 0x20 on but '"' and
+ * '\\' (a table: the date alone is 24 of them on every load). */
+#define PLAIN8(c)                                                        \
+  (c) + 0 != '"' && (c) + 0 != '\\', (c) + 1 != '"' && (c) + 1 != '\\',     \
+      (c) + 2 != '"' && (c) + 2 != '\\', (c) + 3 != '"' && (c) + 3 != '\\', \
+      (c) + 4 != '"' && (c) + 4 != '\\', (c) + 5 != '"' && (c) + 5 != '\\', \
+      (c) + 6 != '"' && (c) + 6 != '\\', (c) + 7 != '"' && (c) + 7 != '\\'
+static const unsigned char plain_ascii[256] = {
+    [0x20] = PLAIN8(0x20), PLAIN8(0x28), PLAIN8(0x30), PLAIN8(0x38),
+    PLAIN8(0x40),          PLAIN8(0x48), PLAIN8(0x50), PLAIN8(0x58),
+    PLAIN8(0x60),          PLAIN8(0x68), PLAIN8(0x70), PLAIN8(0x78),
+};
+#undef PLAIN8
+
+/* A string of such bytes (r->p after the opening quote); sets the slice
+ * and moves past the closing quote. */
+static int match_plain(matcher *m, const char **s, size_t *n) {
+  const char *q = m->p, *end = m->end;
+  while (q < end && plain_ascii[(unsigned char)*q])
+    q++;
+  if (q >= end || *q != '"')
+    return 0;
+  *s = m->p;
+  *n = (size_t)(q - m->p);
+  m->p = q + 1;
+  return 1;
+}
+
+/* true, false or null as json_flag() reads them. */
+static int match_flag(matcher *m, int *out) {
+  if (LIT(m, "true"))
+    *out = 1;
+  else if (LIT(m, "false"))
+    *out = 0;
+  else if (LIT(m, "null"))
+    *out = CSN__ABSENT;
+  else
+    return 0;
+  return 1;
+}
+
+static int match_name(matcher *m, const char *const *names, int lo, int hi,
+                      int *out) {
+  csn__json_scalar v;
+  if (!match_plain(m, &v.s, &v.n))
+    return 0;
+  *out = scalar_name(&v, names, lo, hi);
+  return 1;
+}
+
+/* The cookie object at the start of the record into *c; returns 1 and
+ * leaves m->p after it, 0 if the text has another shape (c is then to be
+ * freed by the caller), -1 when out of memory. */
+static int match_cookie(matcher *m, csn__cookie *c) {
+  const char *s;
+  size_t n;
+  int64_t v;
+
+  if (!LIT(m, "{\"cookie\":{\"originalMaxAge\":"))
+    return 0;
+  if (!LIT(m, "null")) {
+    if (!match_int(m, &v))
+      return 0;
+    c->original_max_age =
+        v <= CSN__TIME_MAX && v >= -CSN__TIME_MAX ? v : CSN_TIME_NONE;
+  }
+  if (LIT(m, ",\"partitioned\":") && !match_flag(m, &c->partitioned))
+    return 0;
+  if (LIT(m, ",\"priority\":\"") &&
+      !match_name(m, priority_names, CSN_PRIORITY_LOW, CSN_PRIORITY_HIGH,
+                  &c->priority))
+    return 0;
+  if (!LIT(m, ",\"expires\":"))
+    return 0;
+  if (LIT(m, "\"")) {
+    if (!match_plain(m, &s, &n))
+      return 0;
+    if (csn__parse_iso8601(s, n, &c->expires) != 0)
+      c->expires = CSN_TIME_NONE;
+  } else if (!LIT(m, "null")) {
+    return 0;
+  }
+  if (LIT(m, ",\"secure\":") && !match_flag(m, &c->secure))
+    return 0;
+  if (LIT(m, ",\"httpOnly\":") && !match_flag(m, &c->http_only))
+    return 0;
+  if (LIT(m, ",\"domain\":\"")) {
+    if (!match_plain(m, &s, &n))
+      return 0;
+    if ((c->domain = csn__strndup(s, n)) == NULL)
+      return -1;
+  }
+  if (LIT(m, ",\"path\":\"")) {
+    if (!match_plain(m, &s, &n))
+      return 0;
+    if ((c->path = path_dup(s, n)) == NULL)
+      return -1;
+  }
+  if (LIT(m, ",\"sameSite\":")) {
+    if (LIT(m, "true"))
+      c->same_site = CSN_SAMESITE_TRUE;
+    else if (LIT(m, "\"")) {
+      if (!match_name(m, same_site_names, CSN_SAMESITE_STRICT,
+                      CSN_SAMESITE_NONE, &c->same_site))
+        return 0;
+    } else if (!LIT(m, "false") && !LIT(m, "null")) {
+      return 0;
+    }
+  }
+  return LIT(m, "}") ? 1 : 0;
+}
+
+static int no_cookie_hook(void *ud, const char *key, size_t klen,
+                          const csn__json_scalar *v) {
+  (void)ud, (void)key, (void)klen, (void)v;
+  return 0;
+}
+
+/* The record through match_cookie(), the rest as the data object: after
+ * the cookie object the record is either '}' or ',' and more members, so
+ * the data's text is "{" and what follows - valid exactly when the record
+ * is. Returns CSN_OK, CSN_ENOMEM, CSN_ECORRUPT (not JSON; *unreadable
+ * set), or 1 when the record has another shape (nothing changed). */
+static int load_common(csn_session *s, const char *json, size_t len,
+                       int *unreadable, char **data_text) {
+  matcher m = {json, json + len};
+  csn__cookie c = {CSN_TIME_NONE, CSN_TIME_NONE, CSN__ABSENT, CSN__ABSENT,
+                   CSN__ABSENT,   CSN_SAMESITE_UNSET, CSN_PRIORITY_UNSET,
+                   NULL,          NULL};
+  csn__record_scan scan;
+  const char *rest;
+  size_t rlen;
+  char *text;
+  json_t *data;
+  int rc = match_cookie(&m, &c);
+
+  if (rc <= 0) {
+    csn__cookie_free(&c);
+    return rc < 0 ? CSN_ENOMEM : 1;
+  }
+  if (m.p < m.end && *m.p == ',') {
+    /* A member must follow: ",}" is no JSON, though "{}" would be. */
+    const char *q = m.p + 1;
+    while (q < m.end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+      q++;
+    if (q >= m.end || *q != '"') {
+      csn__cookie_free(&c);
+      return 1;
+    }
+    rest = m.p + 1;
+  } else if (m.p < m.end && *m.p == '}') {
+    rest = m.p;
+  } else {
+    csn__cookie_free(&c);
+    return 1;
+  }
+  rlen = (size_t)(m.end - rest);
+  if ((text = csn__malloc(rlen + 2)) == NULL) {
+    csn__cookie_free(&c);
+    return CSN_ENOMEM;
+  }
+  text[0] = '{';
+  memcpy(text + 1, rest, rlen);
+  text[rlen + 1] = '\0';
+  data = csn__json_parse_record(text, rlen + 1, no_cookie_hook, NULL, &scan,
+                                &rc);
+  if (data == NULL) {
+    csn__free(text);
+    csn__cookie_free(&c);
+    if (rc == CSN_ENOMEM)
+      return rc;
+    if (unreadable != NULL)
+      *unreadable = 1;
+    return csn__set_error(CSN_ECORRUPT, "stored session is not JSON");
+  }
+  if (scan.cookies > 0) {
+    /* A second "cookie" member: the last one counts, as in JSON.parse. */
+    json_decref(data);
+    csn__free(text);
+    csn__cookie_free(&c);
+    return 1;
+  }
+  if (data_text != NULL && scan.canonical)
+    *data_text = text;
+  else
+    csn__free(text);
+  csn__cookie_free(&s->cookie);
+  s->cookie = c;
+  json_decref(s->data);
+  s->data = data;
+  return CSN_OK;
+}
+
+#undef LIT
+
+/* Parse a stored record (JSON.parse semantics, see json.c). The cookie is
+ * read straight from the text as it is parsed (cookie_member), and the
+ * data's text, when asked for, is cut from the record's text: a returning
+ * visitor's load builds one small object and no cookie object at all. */
+int csn__session_load(csn_session *s, const char *json, size_t len,
+                      int *unreadable, char **data_text) {
+  json_t *root;
+  csn__record_scan scan;
+  cookie_reader cr;
   int rc = CSN_OK;
 
   if (unreadable != NULL)
     *unreadable = 0;
-  root = csn__json_parse(json, len, &rc);
+  if (data_text != NULL)
+    *data_text = NULL;
+  if ((rc = load_common(s, json, len, unreadable, data_text)) <= 0)
+    return rc;
+  rc = CSN_OK;
+  memset(&cr, 0, sizeof cr);
+  cookie_reader_reset(&cr);
+  root = csn__json_parse_record(json, len, cookie_member, &cr, &scan, &rc);
   if (root == NULL) {
+    csn__cookie_free(&cr.n);
     if (rc == CSN_ENOMEM)
       return rc;
     if (unreadable != NULL)
@@ -295,25 +754,60 @@ int csn__session_from_record(csn_session *s, const char *json, size_t len,
   }
   if (!json_is_object(root)) {
     json_decref(root);
+    csn__cookie_free(&cr.n);
     if (unreadable != NULL)
       *unreadable = 1;
     return csn__set_error(CSN_ECORRUPT, "stored session is not an object");
   }
-  cookie = json_object_get(root, "cookie");
-  if (!json_is_object(cookie)) {
+  if (scan.cookies == 0 || !scan.cookie_is_object) {
     json_decref(root);
+    csn__cookie_free(&cr.n);
     return csn__set_error(CSN_ECORRUPT,
                           "stored session has no cookie object");
   }
-  rc = csn__cookie_from_json(&s->cookie, cookie);
-  if (rc < 0) {
-    json_decref(root);
-    return rc;
+  if (cr.other) {
+    /* A member the scalar reader cannot take: the cookie object's own
+     * text, read the general way (it was checked with the record). */
+    json_t *cobj = csn__json_parse(json + scan.cookie_start,
+                                   scan.cookie_end - scan.cookie_start, &rc);
+    csn__cookie_free(&cr.n);
+    if (cobj == NULL) {
+      json_decref(root);
+      return rc == CSN_ENOMEM ? CSN_ENOMEM : CSN_ECORRUPT;
+    }
+    rc = csn__cookie_from_json(&cr.n, cobj);
+    json_decref(cobj);
+    if (rc < 0) {
+      json_decref(root);
+      return rc;
+    }
   }
-  json_object_del(root, "cookie");
+  if (data_text != NULL) {
+    *data_text = NULL;
+    if (scan.canonical && scan.cookies == 1) {
+      size_t head = scan.cut_start, tail = len - scan.cut_end;
+      char *t = csn__malloc(head + tail + 1);
+      if (t == NULL) {
+        json_decref(root);
+        csn__cookie_free(&cr.n);
+        return CSN_ENOMEM;
+      }
+      memcpy(t, json, head);
+      memcpy(t + head, json + scan.cut_end, tail);
+      t[head + tail] = '\0';
+      *data_text = t;
+    }
+  }
+  csn__cookie_free(&s->cookie);
+  s->cookie = cr.n;
   json_decref(s->data);
   s->data = root;
   return CSN_OK;
+}
+
+int csn__session_from_record(csn_session *s, const char *json, size_t len,
+                             int *unreadable) {
+  return csn__session_load(s, json, len, unreadable, NULL);
 }
 
 char *csn__session_data_text(const csn_session *s) {
@@ -332,6 +826,7 @@ static char *session_record(const csn_session *s, const char *data_text,
                             size_t *len) {
   csn__buf b;
   char *owned = NULL;
+  size_t dlen;
 
   if (data_text == NULL) {
     owned = csn__session_data_text(s);
@@ -339,16 +834,19 @@ static char *session_record(const csn_session *s, const char *data_text,
       return NULL;
     data_text = owned;
   }
+  dlen = strlen(data_text);
   csn__buf_init(&b);
-  csn__buf_reserve(&b, strlen(data_text) + 200);
-  csn__buf_puts(&b, "{\"cookie\":");
+  csn__buf_reserve(&b, dlen + 200 +
+                           (s->cookie.domain ? strlen(s->cookie.domain) : 0) +
+                           (s->cookie.path ? strlen(s->cookie.path) : 0));
+  csn__buf_append(&b, "{\"cookie\":", 10);
   csn__cookie_to_json(&b, &s->cookie);
-  if (strcmp(data_text, "{}") == 0) {
+  if (dlen == 2 && data_text[1] == '}') {
     csn__buf_putc(&b, '}');
   } else {
     assert(data_text[0] == '{');
     csn__buf_putc(&b, ',');
-    csn__buf_puts(&b, data_text + 1);
+    csn__buf_append(&b, data_text + 1, dlen - 1);
   }
   csn__free(owned);
   return csn__buf_steal(&b, len);
@@ -560,7 +1058,28 @@ int csn_session_set_json(csn_session *s, const char *key, const char *json) {
 int csn_session_incr(csn_session *s, const char *key, int64_t delta,
                      int64_t *out) {
   int64_t cur = 0;
-  int rc = csn_session_get_int(s, key, &cur);
+  int rc;
+  json_t *v;
+
+  /* The usual case, a counter that is an integer: changed in place, with
+   * no new value, no second look-up and no free. Only when the data alone
+   * holds the value (a merge may share values between objects). */
+  if (live(s) && key != NULL && s->data != NULL &&
+      (v = json_object_get(s->data, key)) != NULL && json_is_integer(v) &&
+      v->refcount == 1) {
+    cur = (int64_t)json_integer_value(v);
+    if ((delta > 0 && cur > INT64_MAX - delta) ||
+        (delta < 0 && cur < INT64_MIN - delta))
+      return CSN_ERANGE;
+    if ((rc = csn__session_will_change(s)) < 0)
+      return rc;
+    cur += delta;
+    json_integer_set(v, (json_int_t)cur);
+    if (out)
+      *out = cur;
+    return CSN_OK;
+  }
+  rc = csn_session_get_int(s, key, &cur);
   if (rc == CSN_ETYPE) {
     double d;
     if (csn_session_get_double(s, key, &d) != CSN_OK)
@@ -792,7 +1311,7 @@ static int set_cookie_string(csn_session *s, char **slot, const char *v,
     if ((copy = csn__strdup(v)) == NULL)
       return CSN_ENOMEM;
   }
-  csn__free(*slot);
+  path_free(*slot); /* the shared "/" is not freed */
   *slot = copy;
   return CSN_OK;
 }

@@ -63,18 +63,53 @@ typedef struct {
   int mon, day, hour, min, sec, ms, wday;
 } civil_time;
 
+/* The last day converted, per thread: every record and Set-Cookie written
+ * formats an expiry, and nearly all of them fall on the same day as the
+ * one before. */
+static _Thread_local struct {
+  int valid;
+  int64_t days, year;
+  int mon, day;
+} last_day;
+
+/* And the last instant split: a Set-Cookie and the record it goes with
+ * format the same expiry, one as toUTCString, one as toISOString. */
+static _Thread_local struct {
+  int valid;
+  int64_t ms;
+  civil_time t;
+} last_split;
+
 static int split_ms(int64_t ms, civil_time *t) {
   int64_t days, rem;
   if (ms < -CSN__TIME_MAX || ms > CSN__TIME_MAX)
     return CSN_ERANGE;
+  if (last_split.valid && last_split.ms == ms) {
+    *t = last_split.t;
+    return CSN_OK;
+  }
   days = floor_div(ms, MS_PER_DAY);
-  rem = floor_mod(ms, MS_PER_DAY);
-  civil_from_days(days, &t->year, &t->mon, &t->day);
+  rem = ms - days * MS_PER_DAY;
+  if (last_day.valid && last_day.days == days) {
+    t->year = last_day.year;
+    t->mon = last_day.mon;
+    t->day = last_day.day;
+  } else {
+    civil_from_days(days, &t->year, &t->mon, &t->day);
+    last_day.days = days;
+    last_day.year = t->year;
+    last_day.mon = t->mon;
+    last_day.day = t->day;
+    last_day.valid = 1;
+  }
   t->hour = (int)(rem / 3600000);
   t->min = (int)(rem / 60000 % 60);
   t->sec = (int)(rem / 1000 % 60);
   t->ms = (int)(rem % 1000);
   t->wday = (int)floor_mod(days + 4, 7); /* 1970-01-01 was a Thursday */
+  last_split.t = *t;
+  last_split.ms = ms;
+  last_split.valid = 1;
   return CSN_OK;
 }
 
@@ -220,6 +255,39 @@ static int digits(const char *s, size_t n, size_t *i, int count,
  * A date-only form is UTC. A date-time without an offset is local time in
  * JavaScript; we refuse it rather than depend on the machine's time zone
  * (toISOString never writes it). "-000000" is invalid by the spec. */
+/* What toISOString writes for years 0..9999, "YYYY-MM-DDTHH:MM:SS.mmmZ":
+ * every stored record holds one, read on every load. 1 and *ms on
+ * success; 0 when s has another shape (the general parser decides). */
+static int parse_iso_common(const char *s, size_t n, int64_t *ms) {
+#define D(i) ((unsigned)((unsigned char)s[i] - '0'))
+  unsigned y, mon, day, hour, min, sec, msec;
+  if (n != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+      s[16] != ':' || s[19] != '.' || s[23] != 'Z')
+    return 0;
+  /* Each D() is below 10 exactly when its byte is a digit. */
+  if ((D(0) > 9) | (D(1) > 9) | (D(2) > 9) | (D(3) > 9) | (D(5) > 9) |
+      (D(6) > 9) | (D(8) > 9) | (D(9) > 9) | (D(11) > 9) | (D(12) > 9) |
+      (D(14) > 9) | (D(15) > 9) | (D(17) > 9) | (D(18) > 9) | (D(20) > 9) |
+      (D(21) > 9) | (D(22) > 9))
+    return 0;
+  y = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3);
+  mon = D(5) * 10 + D(6);
+  day = D(8) * 10 + D(9);
+  hour = D(11) * 10 + D(12);
+  min = D(14) * 10 + D(15);
+  sec = D(17) * 10 + D(18);
+  msec = D(20) * 100 + D(21) * 10 + D(22);
+#undef D
+  /* The general parser's range rules; 24:00 is left to it. */
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
+      sec > 59)
+    return 0;
+  *ms = days_from_civil((int64_t)y, (int)mon, (int)day) * MS_PER_DAY +
+        (int64_t)hour * 3600000 + (int64_t)min * 60000 +
+        (int64_t)sec * 1000 + (int64_t)msec;
+  return 1;
+}
+
 int csn__parse_iso8601(const char *s, size_t n, int64_t *ms) {
   size_t i = 0;
   int64_t year, v, mon = 1, day = 1, hour = 0, min = 0, sec = 0, frac = 0;
@@ -227,6 +295,8 @@ int csn__parse_iso8601(const char *s, size_t n, int64_t *ms) {
 
   if (s == NULL)
     return -1;
+  if (parse_iso_common(s, n, ms))
+    return 0;
   if (n > 0 && (s[0] == '+' || s[0] == '-')) {
     int neg = s[0] == '-';
     i = 1;

@@ -15,6 +15,22 @@
  * directory descriptor opened once (openat and friends), so a validated id
  * is the only thing ever joined to it.
  *
+ * Shared directory fsyncs. A save pays two fsyncs: its own file's (which
+ * no other save can do for it) and the directory's (which any later one
+ * can). The file fsyncs of concurrent saves already share the file
+ * system's journal commits when they run at the same time, so each thread
+ * does its own. The directory fsync is shared explicitly, as a group
+ * commit (dir_sync()): a writer whose rename is done queues itself; the
+ * first to find no directory fsync in flight takes the whole queue, makes
+ * one fsync (which covers every rename made before it started) and wakes
+ * the others with its result; those queued meanwhile make the next group.
+ * A writer waits for it after releasing the id's lock, so the next writer
+ * of the same id does not wait for our directory fsync; it is still
+ * acknowledged only once its rename is on disk. destroy() makes its unlink
+ * durable the same way (a logout must not come back after a power cut).
+ * With fsync=0 (URL) neither fsync is made: saves stay atomic (rename) and
+ * survive a crash of the process, not a power cut.
+ *
  * Locking essay. Reads need no lock, but touch() and cas() read, decide and
  * write, and several processes may share the directory (two app servers,
  * a deploy overlapping the old and the new one, the admin tool). If a cas
@@ -122,7 +138,21 @@ typedef struct file_store {
   _Atomic int lockfd;
   _Atomic pid_t lockfd_pid;
   csn_sweeper *reaper; /* NULL: no background reaping */
+  int no_fsync;        /* fsync=0: atomic, not durable against power loss */
+  /* The shared directory fsync (see the essay): the queue of writers
+   * waiting for one, and whether one is in flight. */
+  pthread_mutex_t dsync_mu;
+  pthread_cond_t dsync_cv;
+  struct dsync_wait *dsync_q;
+  int dsync_busy;
 } file_store;
+
+/* A writer waiting for a directory fsync, on its own stack. */
+typedef struct dsync_wait {
+  int err; /* errno of the fsync that covered us, 0 for success */
+  int done;
+  struct dsync_wait *next;
+} dsync_wait;
 
 /* ------------------------------------------------------------------------ */
 /* Names and locks                                                          */
@@ -373,7 +403,7 @@ static int write_all(int fd, const char *p, size_t n) {
 
 /* The atomic, durable replace described at the top of the file. */
 static int write_file(file_store *fs, const char *name, const char *data,
-                      size_t len) {
+                      size_t len, int *old) {
   uint32_t rnd;
   int rc = csn__random_bytes(&rnd, sizeof rnd);
   if (rc != CSN_OK) return rc;
@@ -389,21 +419,28 @@ static int write_file(file_store *fs, const char *name, const char *data,
   step = "write";
   if (write_all(fd, data, len) != 0) goto fail_fd;
   step = "fsync";
-  if (fsync(fd) != 0) goto fail_fd;
+  if (!fs->no_fsync && fsync(fd) != 0) goto fail_fd;
   step = "close";
   if (close(fd) != 0) {
     fd = -1;
     goto fail_unlink;
   }
   fd = -1;
+  /* The version being replaced, held open across the rename: a rename
+   * frees the inode it replaces while it still holds the directory's lock,
+   * and freeing blocks can wait on the disk (a synchronous discard on a
+   * file system mounted with -o discard), so every open and rename in the
+   * directory would queue behind it. Held open, the inode is freed at our
+   * close(), outside that lock (put_old()). Without it, nothing changes
+   * but the place of that wait. */
+  if (*old < 0)
+    *old = openat(fs->dirfd, name,
+                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   step = "rename";
   if (renameat(fs->dirfd, tmp, fs->dirfd, name) != 0) goto fail_unlink;
   csn__free(tmp);
-  /* The rename is done; making it durable can still fail (EIO), and the
-   * caller must hear of it because the record might not survive a crash. */
-  if (fsync(fs->dirfd) != 0 && errno != EINVAL)
-    return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
-                               fs->dir, strerror(errno));
+  /* The rename is made; the caller makes it durable (dir_sync()) once it
+   * has released the id's lock. */
   return CSN_OK;
 
 fail_fd: {
@@ -423,6 +460,54 @@ fail: {
   csn__free(tmp);
   return rc;
 }
+}
+
+/* Close the replaced version that write_file() kept open (frees it, see
+ * there), after the id's lock is released. */
+static void put_old(int old) {
+  if (old >= 0) close(old);
+}
+
+/* Make every rename and unlink this thread has made in the directory
+ * durable: the shared directory fsync described at the top of the file.
+ * Call it without holding a name's lock. The fsync covers the renames
+ * made before it starts, so a writer joins only a group whose fsync has
+ * not started yet: the queue is taken by the leader just before its
+ * fsync. */
+static int dir_sync(file_store *fs) {
+  if (fs->no_fsync) return CSN_OK;
+  dsync_wait me = {0, 0, NULL};
+  pthread_mutex_lock(&fs->dsync_mu);
+  me.next = fs->dsync_q;
+  fs->dsync_q = &me;
+  while (!me.done) {
+    if (fs->dsync_busy) {
+      pthread_cond_wait(&fs->dsync_cv, &fs->dsync_mu);
+      continue;
+    }
+    fs->dsync_busy = 1;
+    dsync_wait *group = fs->dsync_q;
+    fs->dsync_q = NULL;
+    pthread_mutex_unlock(&fs->dsync_mu);
+    /* EINVAL: a file system that cannot sync directories (and need not). */
+    int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
+    pthread_mutex_lock(&fs->dsync_mu);
+    while (group != NULL) {
+      dsync_wait *next = group->next; /* before done: it may return */
+      group->err = err;
+      group->done = 1;
+      group = next;
+    }
+    fs->dsync_busy = 0;
+    pthread_cond_broadcast(&fs->dsync_cv);
+  }
+  pthread_mutex_unlock(&fs->dsync_mu);
+  /* The rename is made but may not survive a crash: the caller must hear
+   * of it. */
+  if (me.err != 0)
+    return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
+                               fs->dir, strerror(me.err));
+  return CSN_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -691,7 +776,8 @@ static int finish_record(csn__buf *b, const char *sid, int hashed) {
 
 /* Every record write ends here: the finished text, sealed when a secret
  * is set, then the atomic replace. The caller holds the name's lock. */
-static int write_buf(file_store *fs, const char *name, csn__buf *b) {
+static int write_buf(file_store *fs, const char *name, csn__buf *b,
+                     int *old) {
   size_t n = 0;
   char *out = csn__buf_steal(b, &n);
   if (out == NULL) return CSN_ENOMEM;
@@ -708,7 +794,7 @@ static int write_buf(file_store *fs, const char *name, csn__buf *b) {
     out = sealed;
     n = sn;
   }
-  int rc = write_file(fs, name, out, n);
+  int rc = write_file(fs, name, out, n, old);
   csn__free(out);
   return rc;
 }
@@ -776,10 +862,13 @@ static int file_set(csn_store *st, const char *sid, const char *json,
   if (name == NULL) return CSN_ENOMEM;
   csn__buf b;
   name_lock lk;
+  int old = -1;
   rc = build_record(&b, json, len, sid, hashed);
   if (rc == CSN_OK && (rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
-    rc = write_buf(fs, name, &b);
+    rc = write_buf(fs, name, &b, &old);
     name_lock_release(&lk);
+    if (rc == CSN_OK) rc = dir_sync(fs);
+    put_old(old);
   }
   csn__buf_free(&b);
   csn__free(name);
@@ -802,6 +891,7 @@ static int file_cas(csn_store *st, const char *sid, const char *expected,
   size_t n = 0;
   csn__buf b;
   name_lock lk;
+  int old = -1;
   rc = build_record(&b, json, len, sid, hashed);
   if (rc == CSN_OK && (rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
     rc = load_stripped(fs, name, &cur, &n, &expired);
@@ -809,8 +899,10 @@ static int file_cas(csn_store *st, const char *sid, const char *expected,
     if (rc == CSN_OK &&
         (n != expected_len || memcmp(cur, expected, n) != 0))
       rc = CSN_ECONFLICT;
-    if (rc == CSN_OK) rc = write_buf(fs, name, &b);
+    if (rc == CSN_OK) rc = write_buf(fs, name, &b, &old);
     name_lock_release(&lk);
+    if (rc == CSN_OK) rc = dir_sync(fs);
+    put_old(old);
   }
   csn__free(cur);
   csn__buf_free(&b);
@@ -825,11 +917,15 @@ static int file_destroy(csn_store *st, const char *sid) {
   char *name = file_name(fs, sid, &hashed);
   if (name == NULL) return CSN_ENOMEM;
   name_lock lk;
+  int removed = 0;
   if ((rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
-    if (unlinkat(fs->dirfd, name, 0) != 0 && errno != ENOENT)
+    if (unlinkat(fs->dirfd, name, 0) == 0)
+      removed = 1;
+    else if (errno != ENOENT)
       rc = csn_store_set_error(st, CSN_EIO, "cannot remove %s/%s: %s",
                                fs->dir, name, strerror(errno));
     name_lock_release(&lk);
+    if (removed) rc = dir_sync(fs);
   }
   csn__free(name);
   return rc;
@@ -851,6 +947,7 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
   char *name = file_name(fs, sid, &hashed), *cur = NULL, *out = NULL;
   if (name == NULL) return CSN_ENOMEM;
   size_t n = 0, olen = 0;
+  int wrote = 0, old = -1;
   name_lock lk;
   if ((rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
     rc = load_stripped(fs, name, &cur, &n, &expired);
@@ -862,7 +959,8 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
         csn__buf_init(&b);
         csn__buf_append(&b, out, olen);
         rc = finish_record(&b, sid, hashed);
-        if (rc == CSN_OK) rc = write_buf(fs, name, &b);
+        if (rc == CSN_OK) rc = write_buf(fs, name, &b, &old);
+        wrote = rc == CSN_OK;
         csn__buf_free(&b);
       } else if (rc != CSN_ENOMEM) { /* both texts were checked already */
         rc = csn_store_set_error(st, rc, "touch: cannot splice the cookie");
@@ -871,6 +969,8 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
       rc = CSN_OK; /* nothing to touch */
     }
     name_lock_release(&lk);
+    if (wrote) rc = dir_sync(fs);
+    put_old(old);
   }
   csn__free(out);
   csn__free(cur);
@@ -1132,6 +1232,8 @@ static void file_close(csn_store *st) {
   csn_sweeper_stop(fs->reaper);
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_destroy(&fs->locks[i]);
   pthread_mutex_destroy(&fs->lockfd_mu);
+  pthread_mutex_destroy(&fs->dsync_mu);
+  pthread_cond_destroy(&fs->dsync_cv);
   if (atomic_load(&fs->lockfd) >= 0) close(atomic_load(&fs->lockfd));
   if (fs->dirfd >= 0) close(fs->dirfd);
   csn__fcrypt_free(fs->crypt);
@@ -1260,6 +1362,9 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
                                   : FILE_MAX_RECORD;
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_init(&fs->locks[i], NULL);
   pthread_mutex_init(&fs->lockfd_mu, NULL);
+  pthread_mutex_init(&fs->dsync_mu, NULL);
+  pthread_cond_init(&fs->dsync_cv, NULL);
+  fs->no_fsync = o.no_fsync != 0;
 
   int rc = CSN_OK;
   /* The secret is non-empty, so only memory can fail. */
@@ -1323,6 +1428,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                           "file store: URL must start with file://");
   /* Defaults that say "not given": the options' own zero values. */
   int64_t ttl_s = 0, reap_s = INT64_MIN;
+  int do_fsync = 1;
   char *ext = NULL, *secret = NULL, *secret_file = NULL;
   const csn_url_option opts[] = {
       {"ttl", CSN_URL_INT, 1, INT64_C(9000000000000), &ttl_s},
@@ -1330,6 +1436,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
       {"ext", CSN_URL_STR, 0, 0, &ext},
       {"secret", CSN_URL_STR, 0, 0, &secret},
       {"secret_file", CSN_URL_STR, 0, 0, &secret_file},
+      {"fsync", CSN_URL_BOOL, 0, 0, &do_fsync},
   };
   char *dir = csn__strndup(path, plen);
   if (dir == NULL)
@@ -1361,6 +1468,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
     o.ttl_ms = ttl_s * 1000;
     if (reap_s != INT64_MIN) o.reap_interval_ms = reap_s <= 0 ? -1 : reap_s * 1000;
     o.secret = secret;
+    o.no_fsync = !do_fsync;
     rc = csn_store_file_new(&o, out, errbuf, errlen);
   }
   if (secret != NULL) {

@@ -29,6 +29,30 @@
  * writer, in this process or another. Only when it changes nothing does a
  * second statement tell "no live row" from "another text" (see sq_cas).
  *
+ * Group commit. A durable commit costs one fsync of the WAL, and one writer
+ * commits at a time, so a store committing each save on its own is bound
+ * to one save per fsync however many requests wait. So the saves (set,
+ * destroy, touch, cas) do not commit themselves: each caller queues its
+ * operation and waits. The first caller to find no commit in flight
+ * becomes the leader: it takes every queued operation, runs them in order
+ * in one BEGIN IMMEDIATE transaction on the store's writer connection,
+ * commits once (one WAL fsync for the batch) and wakes their callers; the
+ * operations queued meanwhile make the next batch, led by one of their own
+ * callers. No caller returns before the COMMIT holding its write has
+ * returned, and that COMMIT is durable (synchronous=FULL: SQLite fsyncs
+ * the WAL at every commit). Each operation runs inside a SAVEPOINT of its
+ * own, so one that fails is rolled back alone and fails only its caller;
+ * later operations of the batch see the earlier ones' writes (a cas after
+ * a set of the same id compares against the set's text), exactly as if
+ * they had committed one by one in that order. An error that makes SQLite
+ * roll the whole transaction back (disk full, I/O error) fails the
+ * operation that met it, and the batch runs again without it. Reads keep
+ * using the pool, and the WAL lets them run during a commit.
+ *
+ * With synchronous=normal (URL option) commits are not fsynced (SQLite's
+ * WAL + NORMAL: durable across a crash of the process, not a power cut);
+ * batching still applies.
+ *
  * Memory. Records handed back must be freed with csn_free(), so they are
  * allocated with csn_malloc(): the same allocator hook as the core's.
  */
@@ -70,6 +94,9 @@ enum {
   SQ_BEGIN,
   SQ_COMMIT,
   SQ_ALL_EXPIRED,
+  SQ_SAVEPOINT,
+  SQ_RELEASE,
+  SQ_ROLLBACK_TO,
   SQ_NSTMT
 };
 
@@ -79,11 +106,33 @@ typedef struct sq_conn {
   struct sq_conn *next;
 } sq_conn;
 
+/* A save waiting for (or in) a group commit. It lives on its caller's
+ * stack; the leader writes rc and msg, then sets done under gmu, and never
+ * touches it afterwards (its caller may have returned). */
+enum { OP_SET, OP_DESTROY, OP_TOUCH, OP_CAS };
+#define SQ_MSG_MAX 320
+typedef struct sq_op {
+  int kind;
+  const char *sid;
+  const char *json; /* set, touch, cas */
+  size_t len;
+  const char *expected; /* cas */
+  size_t expected_len;
+  int64_t exp; /* the expiry to write */
+  int64_t now; /* the caller's instant, for liveness tests */
+  int rc;
+  int pending; /* leader only: still to run in this attempt */
+  int done;    /* under gmu: rc and msg are final */
+  char msg[SQ_MSG_MAX]; /* the message for the caller's thread */
+  struct sq_op *next;
+} sq_op;
+
 typedef struct sq_store {
   csn_store base; /* first: the vtable pointer */
   char *path;
   char *sql[SQ_NSTMT];
   int busy_ms;
+  int sync_normal; /* synchronous=NORMAL: commits are not fsynced */
   unsigned pool_max;
   /* The pool: free list, open count, waiters. */
   pthread_mutex_t mu;
@@ -91,6 +140,13 @@ typedef struct sq_store {
   pthread_mutex_t wmu; /* one writer at a time in this process */
   sq_conn *free;
   unsigned n_open;
+  /* Group commit (see the top of the file): queued saves, and whether a
+   * leader is running a batch. wconn is the leader's connection. */
+  pthread_mutex_t gmu;
+  pthread_cond_t gcv;
+  sq_op *q_head, *q_tail;
+  int leading;
+  sq_conn *wconn;
   int64_t prune_ms;
   csn_sweeper *sweeper; /* NULL when pruning is off */
 } sq_store;
@@ -155,6 +211,17 @@ static int conn_open(sq_store *s, sq_conn **out) {
     return err;
   }
   sqlite3_busy_timeout(c->db, s->busy_ms);
+  /* Per connection, and stated rather than left to the library's build
+   * default: FULL makes every WAL commit fsync (durable), NORMAL only
+   * checkpoints. */
+  if (sqlite3_exec(c->db,
+                   s->sync_normal ? "PRAGMA synchronous=NORMAL"
+                                  : "PRAGMA synchronous=FULL",
+                   NULL, NULL, NULL) != SQLITE_OK) {
+    int err = sq_fail(s, c->db, "open");
+    conn_close(c);
+    return err;
+  }
   *out = c;
   return CSN_OK;
 }
@@ -241,25 +308,6 @@ static int run(sq_store *s, sq_conn *c, sqlite3_stmt *st, const char *what,
   return CSN_OK;
 }
 
-/* End a transaction begun with BEGIN IMMEDIATE: commit when rc is CSN_OK,
- * otherwise (or when the commit fails) roll back, so that the connection
- * goes back to the pool in autocommit mode whatever happened. */
-static int tx_end(sq_store *s, sq_conn *c, int rc, const char *what) {
-  if (rc == CSN_OK) {
-    sqlite3_stmt *q = stmt(s, c, SQ_COMMIT);
-    if (q == NULL) {
-      rc = CSN_EIO;
-    } else {
-      if (sqlite3_step(q) != SQLITE_DONE) rc = sq_fail(s, c->db, what);
-      done(q);
-    }
-  }
-  /* Some errors (SQLITE_FULL, IOERR, NOMEM) roll back by themselves. */
-  if (!sqlite3_get_autocommit(c->db))
-    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-  return rc;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Store methods                                                            */
 /* ------------------------------------------------------------------------ */
@@ -307,42 +355,272 @@ static int sq_get(csn_store *st, const char *sid, char **json, size_t *len) {
   return rc;
 }
 
+/* ---- Group commit ------------------------------------------------------ */
+
+/* Record a failure for the op's caller (messages are per thread, so the
+ * leader cannot set them for another thread). Returns err. */
+static int op_fail(sq_store *s, sq_op *op, int err, sqlite3 *db,
+                   const char *what) {
+  snprintf(op->msg, sizeof op->msg, "sqlite %s (%s): %s", what, s->path,
+           db ? sqlite3_errmsg(db) : "no handle");
+  op->rc = err;
+  return err;
+}
+
+static const char *const op_names[] = {
+    [OP_SET] = "set", [OP_DESTROY] = "destroy", [OP_TOUCH] = "touch",
+    [OP_CAS] = "cas"};
+
+/* One save, inside the batch's transaction on the writer connection c.
+ * Sets op->rc (and op->msg on failure); returns it. */
+static int op_exec(sq_store *s, sq_conn *c, sq_op *op) {
+  const char *what = op_names[op->kind];
+  op->rc = CSN_OK;
+  op->msg[0] = '\0';
+  switch (op->kind) {
+  case OP_SET: {
+    sqlite3_stmt *q = stmt(s, c, SQ_SET);
+    if (q == NULL) return op_fail(s, op, CSN_EIO, c->db, what);
+    sqlite3_bind_text(q, 1, op->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, op->exp);
+    sqlite3_bind_text(q, 3, op->json, (int)op->len, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) op_fail(s, op, CSN_EIO, c->db, what);
+    done(q);
+    return op->rc;
+  }
+  case OP_DESTROY: {
+    sqlite3_stmt *q = stmt(s, c, SQ_DESTROY);
+    if (q == NULL) return op_fail(s, op, CSN_EIO, c->db, what);
+    sqlite3_bind_text(q, 1, op->sid, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) op_fail(s, op, CSN_EIO, c->db, what);
+    done(q);
+    return op->rc;
+  }
+  case OP_CAS: {
+    /* See sq_cas for the two statements. Inside the batch's transaction
+     * the second one answers for the same instant as the first. */
+    sqlite3_stmt *q = stmt(s, c, SQ_CAS);
+    if (q == NULL) return op_fail(s, op, CSN_EIO, c->db, what);
+    sqlite3_bind_text(q, 1, op->json, (int)op->len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, op->exp);
+    sqlite3_bind_text(q, 3, op->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, op->expected, (int)op->expected_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, op->now);
+    int step = sqlite3_step(q);
+    int changes = step == SQLITE_DONE ? sqlite3_changes(c->db) : 0;
+    if (step != SQLITE_DONE) op_fail(s, op, CSN_EIO, c->db, what);
+    done(q);
+    if (op->rc != CSN_OK || changes > 0) return op->rc;
+    sqlite3_stmt *live = stmt(s, c, SQ_LIVE);
+    op->rc = CSN_ECONFLICT;
+    if (live != NULL) {
+      sqlite3_bind_text(live, 1, op->sid, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(live, 2, op->now);
+      if (sqlite3_step(live) == SQLITE_DONE) op->rc = CSN_ENOENT;
+      done(live);
+    }
+    return op->rc;
+  }
+  default: /* OP_TOUCH: see sq_touch */
+    break;
+  }
+  sqlite3_stmt *get = stmt(s, c, SQ_GET);
+  sqlite3_stmt *upd = get ? stmt(s, c, SQ_TOUCH) : NULL;
+  if (upd == NULL) return op_fail(s, op, CSN_EIO, c->db, what);
+  char *spliced = NULL;
+  size_t slen = 0;
+  sqlite3_bind_text(get, 1, op->sid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(get, 2, op->now);
+  int step = sqlite3_step(get);
+  if (step == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(get, 0);
+    size_t n = (size_t)sqlite3_column_bytes(get, 0);
+    if (t != NULL && op->json != NULL &&
+        csn_record_splice_cookie(t, n, op->json, op->len, &spliced, &slen) ==
+            CSN_ENOMEM) {
+      op->rc = CSN_ENOMEM;
+      snprintf(op->msg, sizeof op->msg, "%s", csn_strerror(CSN_ENOMEM));
+    }
+    if (slen > (size_t)INT32_MAX) {
+      /* The splice outgrew what one bind can take: keep sess as it is. */
+      sq_free(spliced);
+      spliced = NULL;
+    }
+  } else if (step != SQLITE_DONE) {
+    op_fail(s, op, CSN_EIO, c->db, what);
+  }
+  done(get);
+  if (op->rc == CSN_OK && step == SQLITE_ROW) {
+    sqlite3_bind_int64(upd, 1, op->exp);
+    sqlite3_bind_text(upd, 2, op->sid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 3, op->now);
+    if (spliced != NULL)
+      sqlite3_bind_text(upd, 4, spliced, (int)slen, SQLITE_STATIC);
+    else
+      sqlite3_bind_null(upd, 4);
+    if (sqlite3_step(upd) != SQLITE_DONE) op_fail(s, op, CSN_EIO, c->db, what);
+    done(upd);
+  }
+  sq_free(spliced);
+  return op->rc;
+}
+
+/* Step one of the transaction-control statements; 0 when it is done. */
+static int ctl(sq_store *s, sq_conn *c, int which) {
+  sqlite3_stmt *q = stmt(s, c, which);
+  if (q == NULL) return -1;
+  int rc = which == SQ_BEGIN ? step_write(q) : sqlite3_step(q);
+  done(q);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Fail every op still pending with the writer connection's error. */
+static void fail_pending(sq_store *s, sq_op *batch, sqlite3 *db,
+                         const char *what) {
+  for (sq_op *op = batch; op != NULL; op = op->next)
+    if (op->pending) {
+      op_fail(s, op, CSN_EIO, db, what);
+      op->pending = 0;
+    }
+}
+
+/* Run one batch in one transaction and commit it (leader only; ops are
+ * in arrival order). Every op leaves with rc (and msg) final. */
+static void run_batch(sq_store *s, sq_op *batch) {
+  for (sq_op *op = batch; op != NULL; op = op->next) op->pending = 1;
+  if (s->wconn == NULL) {
+    /* Open here (not in the pool): only the leader ever uses it. */
+    int rc = conn_open(s, &s->wconn);
+    if (rc != CSN_OK) {
+      for (sq_op *op = batch; op != NULL; op = op->next) {
+        op->rc = rc;
+        snprintf(op->msg, sizeof op->msg, "%s", csn_store_errmsg(&s->base));
+      }
+      return;
+    }
+  }
+  sq_conn *c = s->wconn;
+  pthread_mutex_lock(&s->wmu);
+  for (;;) {
+    if (ctl(s, c, SQ_BEGIN) != 0) {
+      fail_pending(s, batch, c->db, "begin");
+      break;
+    }
+    int aborted = 0;
+    for (sq_op *op = batch; op != NULL && !aborted; op = op->next) {
+      if (!op->pending) continue;
+      if (ctl(s, c, SQ_SAVEPOINT) != 0) {
+        /* Cannot isolate it: fail it alone, let the rest go on. */
+        op_fail(s, op, CSN_EIO, c->db, op_names[op->kind]);
+        op->pending = 0;
+        continue;
+      }
+      int rc = op_exec(s, c, op);
+      if (sqlite3_get_autocommit(c->db)) {
+        /* The error rolled the whole transaction back (SQLITE_FULL,
+         * IOERR, NOMEM): this op has its answer, the others run again
+         * in a new transaction. */
+        if (rc == CSN_OK)
+          op_fail(s, op, CSN_EIO, c->db, op_names[op->kind]);
+        op->pending = 0;
+        aborted = 1;
+        break;
+      }
+      /* ECONFLICT and ENOENT wrote nothing; a failure may have. */
+      if (rc != CSN_OK && rc != CSN_ECONFLICT && rc != CSN_ENOENT)
+        (void)ctl(s, c, SQ_ROLLBACK_TO);
+      if (ctl(s, c, SQ_RELEASE) != 0 && rc == CSN_OK) {
+        op_fail(s, op, CSN_EIO, c->db, op_names[op->kind]);
+        (void)ctl(s, c, SQ_ROLLBACK_TO);
+        (void)ctl(s, c, SQ_RELEASE);
+      }
+      if (sqlite3_get_autocommit(c->db)) { /* as above */
+        if (op->rc == CSN_OK)
+          op_fail(s, op, CSN_EIO, c->db, op_names[op->kind]);
+        op->pending = 0;
+        aborted = 1;
+      }
+    }
+    if (aborted) {
+      /* Nothing of this attempt was kept: the ops still pending (those
+       * before the failure and those after it) run again. Each attempt
+       * settles at least one op, so this ends. */
+      int left = 0;
+      for (sq_op *op = batch; op != NULL; op = op->next) left |= op->pending;
+      if (left) continue;
+      break;
+    }
+    /* The ops are decided; the COMMIT makes the successful ones durable.
+     * If it fails, none of them happened. */
+    if (ctl(s, c, SQ_COMMIT) != 0) {
+      for (sq_op *op = batch; op != NULL; op = op->next)
+        if (op->pending && op->rc == CSN_OK)
+          op_fail(s, op, CSN_EIO, c->db, "commit");
+    }
+    break;
+  }
+  /* Whatever happened, the writer goes back to autocommit mode. */
+  if (!sqlite3_get_autocommit(c->db))
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  pthread_mutex_unlock(&s->wmu);
+}
+
+/* Queue a save and return once the commit holding it is done: either as
+ * a follower (a leader ran it) or as the leader of the next batch. */
+static int submit(sq_store *s, sq_op *op) {
+  op->rc = CSN_OK;
+  op->msg[0] = '\0';
+  op->done = 0;
+  op->pending = 0;
+  op->next = NULL;
+  pthread_mutex_lock(&s->gmu);
+  if (s->q_tail != NULL)
+    s->q_tail->next = op;
+  else
+    s->q_head = op;
+  s->q_tail = op;
+  while (!op->done) {
+    if (s->leading) {
+      pthread_cond_wait(&s->gcv, &s->gmu);
+      continue;
+    }
+    /* No commit in flight: lead the batch of everything queued (ours
+     * included), then hand over to whoever queued meanwhile. */
+    s->leading = 1;
+    sq_op *batch = s->q_head;
+    s->q_head = s->q_tail = NULL;
+    pthread_mutex_unlock(&s->gmu);
+    run_batch(s, batch);
+    pthread_mutex_lock(&s->gmu);
+    while (batch != NULL) {
+      sq_op *next = batch->next; /* before done: its owner may return */
+      batch->done = 1;
+      batch = next;
+    }
+    s->leading = 0;
+    pthread_cond_broadcast(&s->gcv);
+  }
+  pthread_mutex_unlock(&s->gmu);
+  if (op->rc != CSN_OK && op->msg[0] != '\0')
+    csn_store_set_error(&s->base, op->rc, "%s", op->msg);
+  return op->rc;
+}
+
 static int sq_set(csn_store *st, const char *sid, const char *json,
                   size_t len, int64_t expires_ms) {
-  sq_store *s = (sq_store *)st;
-  sq_conn *c;
   if (len > (size_t)INT32_MAX)
     return csn_store_set_error(st, CSN_EINVAL, "set: record too large");
-  int64_t exp = expiry_for(expires_ms, csn_now_ms());
-  int rc = conn_get(s, &c);
-  if (rc != CSN_OK) return rc;
-  sqlite3_stmt *q = stmt(s, c, SQ_SET);
-  if (q == NULL) {
-    rc = CSN_EIO;
-  } else {
-    sqlite3_bind_text(q, 1, sid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, exp);
-    sqlite3_bind_text(q, 3, json, (int)len, SQLITE_STATIC);
-    rc = run(s, c, q, "set", NULL);
-  }
-  conn_put(s, c);
-  return rc;
+  sq_op op = {.kind = OP_SET, .sid = sid, .json = json, .len = len};
+  op.now = csn_now_ms();
+  op.exp = expiry_for(expires_ms, op.now);
+  return submit((sq_store *)st, &op);
 }
 
 static int sq_destroy(csn_store *st, const char *sid) {
-  sq_store *s = (sq_store *)st;
-  sq_conn *c;
-  int rc = conn_get(s, &c);
-  if (rc != CSN_OK) return rc;
-  sqlite3_stmt *q = stmt(s, c, SQ_DESTROY);
-  if (q == NULL) {
-    rc = CSN_EIO;
-  } else {
-    sqlite3_bind_text(q, 1, sid, -1, SQLITE_STATIC);
-    rc = run(s, c, q, "destroy", NULL);
-  }
-  conn_put(s, c);
-  return rc;
+  sq_op op = {.kind = OP_DESTROY, .sid = sid};
+  op.now = csn_now_ms();
+  return submit((sq_store *)st, &op);
 }
 
 /* touch: the new expiry, and the stored record with only its "cookie"
@@ -350,73 +628,19 @@ static int sq_destroy(csn_store *st, const char *sid) {
  * statement, but it re-serialises the whole record ("a": 0.1 comes back as
  * "a":0.1), so a record written by Node would not keep its text; the kit's
  * splice keeps every other byte. Read, splice and write therefore run in
- * one BEGIN IMMEDIATE transaction, so that no other writer (a cas from
- * another process) slips in between. A stored text that is not a JSON
- * object, or a caller's text without a cookie, leaves sess as it is; the
- * expiry still moves, as connect-sqlite3's touch does. */
+ * the batch's transaction (BEGIN IMMEDIATE: the write lock is taken first),
+ * so that no other writer (a cas from another process) slips in between.
+ * A stored text that is not a JSON object, or a caller's text without a
+ * cookie, leaves sess as it is; the expiry still moves, as
+ * connect-sqlite3's touch does. */
 static int sq_touch(csn_store *st, const char *sid, const char *json,
                     size_t len, int64_t expires_ms) {
-  sq_store *s = (sq_store *)st;
-  sq_conn *c;
-  char *spliced = NULL;
-  size_t slen = 0;
   if (len > (size_t)INT32_MAX)
     return csn_store_set_error(st, CSN_EINVAL, "touch: record too large");
-  int64_t now = csn_now_ms();
-  int64_t exp = expiry_for(expires_ms, now);
-  int rc = conn_get(s, &c);
-  if (rc != CSN_OK) return rc;
-  sqlite3_stmt *begin = stmt(s, c, SQ_BEGIN);
-  sqlite3_stmt *get = begin ? stmt(s, c, SQ_GET) : NULL;
-  sqlite3_stmt *upd = get ? stmt(s, c, SQ_TOUCH) : NULL;
-  if (upd == NULL) {
-    conn_put(s, c);
-    return CSN_EIO;
-  }
-  pthread_mutex_lock(&s->wmu);
-  int step = step_write(begin);
-  done(begin);
-  if (step != SQLITE_DONE) {
-    rc = sq_fail(s, c->db, "touch");
-    pthread_mutex_unlock(&s->wmu);
-    conn_put(s, c);
-    return rc;
-  }
-  sqlite3_bind_text(get, 1, sid, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(get, 2, now);
-  step = sqlite3_step(get);
-  if (step == SQLITE_ROW) {
-    const char *t = (const char *)sqlite3_column_text(get, 0);
-    size_t n = (size_t)sqlite3_column_bytes(get, 0);
-    if (t != NULL && json != NULL &&
-        csn_record_splice_cookie(t, n, json, len, &spliced, &slen) ==
-            CSN_ENOMEM)
-      rc = csn_store_set_error(st, CSN_ENOMEM, NULL);
-    if (slen > (size_t)INT32_MAX) {
-      /* The splice outgrew what one bind can take: keep sess as it is. */
-      sq_free(spliced);
-      spliced = NULL;
-    }
-  } else if (step != SQLITE_DONE) {
-    rc = sq_fail(s, c->db, "touch");
-  }
-  done(get);
-  if (rc == CSN_OK && step == SQLITE_ROW) {
-    sqlite3_bind_int64(upd, 1, exp);
-    sqlite3_bind_text(upd, 2, sid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(upd, 3, now);
-    if (spliced != NULL)
-      sqlite3_bind_text(upd, 4, spliced, (int)slen, SQLITE_STATIC);
-    else
-      sqlite3_bind_null(upd, 4);
-    if (sqlite3_step(upd) != SQLITE_DONE) rc = sq_fail(s, c->db, "touch");
-    done(upd);
-  }
-  rc = tx_end(s, c, rc, "touch");
-  pthread_mutex_unlock(&s->wmu);
-  conn_put(s, c);
-  sq_free(spliced);
-  return rc;
+  sq_op op = {.kind = OP_TOUCH, .sid = sid, .json = json, .len = len};
+  op.now = csn_now_ms();
+  op.exp = expiry_for(expires_ms, op.now);
+  return submit((sq_store *)st, &op);
 }
 
 /* Compare-and-set is one conditional UPDATE: it writes only a live row
@@ -424,49 +648,23 @@ static int sq_touch(csn_store *st, const char *sid, const char *json,
  * BINARY collation (memcmp), and get() hands back the column's bytes, so
  * "exactly" means byte for byte.
  *
- * When it changes nothing, a second statement asks whether a live row
- * exists: yes means another writer changed it (ECONFLICT), no means it was
- * destroyed or has expired (ENOENT). The two statements are not one
- * transaction, and need not be: the answer is true at the instant of the
- * second one, and no write was made. The core acts very differently on the
- * two answers - on ECONFLICT it re-reads and merges, on ENOENT it drops the
- * save (logout wins) - so when the second statement cannot answer, the
- * answer is ECONFLICT: a needless re-read costs a round trip, a wrong
- * ENOENT would lose the request's changes. */
+ * When it changes nothing, a second statement in the same transaction asks
+ * whether a live row exists: yes means another writer changed it
+ * (ECONFLICT), no means it was destroyed or has expired (ENOENT). The core
+ * acts very differently on the two answers - on ECONFLICT it re-reads and
+ * merges, on ENOENT it drops the save (logout wins) - so when the second
+ * statement cannot answer, the answer is ECONFLICT: a needless re-read
+ * costs a round trip, a wrong ENOENT would lose the request's changes. */
 static int sq_cas(csn_store *st, const char *sid, const char *expected,
                   size_t expected_len, const char *json, size_t len,
                   int64_t expires_ms) {
-  sq_store *s = (sq_store *)st;
-  sq_conn *c;
-  int changes = 0;
   if (len > (size_t)INT32_MAX || expected_len > (size_t)INT32_MAX)
     return csn_store_set_error(st, CSN_EINVAL, "cas: record too large");
-  int64_t now = csn_now_ms();
-  int rc = conn_get(s, &c);
-  if (rc != CSN_OK) return rc;
-  sqlite3_stmt *q = stmt(s, c, SQ_CAS);
-  if (q == NULL) {
-    conn_put(s, c);
-    return CSN_EIO;
-  }
-  sqlite3_bind_text(q, 1, json, (int)len, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 2, expiry_for(expires_ms, now));
-  sqlite3_bind_text(q, 3, sid, -1, SQLITE_STATIC);
-  sqlite3_bind_text(q, 4, expected, (int)expected_len, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 5, now);
-  rc = run(s, c, q, "cas", &changes);
-  if (rc == CSN_OK && changes == 0) {
-    sqlite3_stmt *live = stmt(s, c, SQ_LIVE);
-    rc = CSN_ECONFLICT;
-    if (live != NULL) {
-      sqlite3_bind_text(live, 1, sid, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(live, 2, now);
-      if (sqlite3_step(live) == SQLITE_DONE) rc = CSN_ENOENT;
-      done(live);
-    }
-  }
-  conn_put(s, c);
-  return rc;
+  sq_op op = {.kind = OP_CAS, .sid = sid, .json = json, .len = len,
+              .expected = expected, .expected_len = expected_len};
+  op.now = csn_now_ms();
+  op.exp = expiry_for(expires_ms, op.now);
+  return submit((sq_store *)st, &op);
 }
 
 static int sq_clear(csn_store *st) {
@@ -585,6 +783,7 @@ static void sq_close(csn_store *st) {
   sq_store *s = (sq_store *)st;
   csn_sweeper_stop(s->sweeper);
   /* Closing the last connection checkpoints the WAL. */
+  conn_close(s->wconn);
   while (s->free != NULL) {
     sq_conn *c = s->free;
     s->free = c->next;
@@ -593,6 +792,8 @@ static void sq_close(csn_store *st) {
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->wmu);
   pthread_cond_destroy(&s->cv);
+  pthread_mutex_destroy(&s->gmu);
+  pthread_cond_destroy(&s->gcv);
   for (int i = 0; i < SQ_NSTMT; i++) sq_free(s->sql[i]);
   sq_free(s->path);
   sq_free(s);
@@ -641,6 +842,10 @@ static const char *const sq_templates[SQ_NSTMT] = {
     [SQ_COMMIT] = "COMMIT",
     /* prune's test: what it shows is what prune would delete now */
     [SQ_ALL_EXPIRED] = "SELECT sid, sess FROM \"%s\" WHERE ?1 > expired",
+    /* one per save in a group commit */
+    [SQ_SAVEPOINT] = "SAVEPOINT csn_op",
+    [SQ_RELEASE] = "RELEASE csn_op",
+    [SQ_ROLLBACK_TO] = "ROLLBACK TO csn_op",
 };
 
 /* Create the schema and switch to WAL (a property of the file, so once). */
@@ -708,6 +913,14 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
       o.busy_timeout_ms > INT32_MAX)
     return csn_store_fail(errbuf, errlen, CSN_EINVAL,
                           "sqlite store: bad table name or busy timeout");
+  /* Durable unless asked otherwise, and only in words we know. */
+  int sync_normal = 0;
+  if (o.synchronous != NULL && strcmp(o.synchronous, "normal") == 0)
+    sync_normal = 1;
+  else if (o.synchronous != NULL && strcmp(o.synchronous, "full") != 0)
+    return csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                          "sqlite store: synchronous must be \"full\" "
+                          "(durable, the default) or \"normal\"");
   if (!sqlite3_threadsafe())
     return csn_store_fail(errbuf, errlen, CSN_ENOTSUP,
                           "sqlite store: libsqlite3 is not threadsafe");
@@ -719,11 +932,14 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   memset(s, 0, sizeof *s);
   s->base.m = &sq_methods;
   s->busy_ms = (int)o.busy_timeout_ms;
+  s->sync_normal = sync_normal;
   s->pool_max = o.pool_size;
   s->prune_ms = o.prune_interval_ms;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_cond_init(&s->cv, NULL);
+  pthread_mutex_init(&s->gmu, NULL);
+  pthread_cond_init(&s->gcv, NULL);
   s->path = csn_strdup(o.path);
   int rc = s->path ? CSN_OK : CSN_ENOMEM;
   for (int i = 0; i < SQ_NSTMT && rc == CSN_OK; i++) {
@@ -761,9 +977,10 @@ int csn_store_sqlite_open(const char *url, csn_store **out, char *errbuf,
    * csn_store_sqlite_new, and INT64_MIN tells an absent prune from
    * prune=0. */
   int64_t prune_s = INT64_MIN, busy = 0, pool = 0;
-  char *table = NULL;
+  char *table = NULL, *sync = NULL;
   const csn_url_option opts[] = {
       {.key = "table", .type = CSN_URL_STR, .out = &table},
+      {.key = "synchronous", .type = CSN_URL_STR, .out = &sync},
       {.key = "prune", .type = CSN_URL_INT, .min = -1,
        .max = INT64_C(9000000000000), .out = &prune_s},
       {.key = "busy", .type = CSN_URL_INT, .min = 1, .max = INT32_MAX,
@@ -795,9 +1012,11 @@ int csn_store_sqlite_open(const char *url, csn_store **out, char *errbuf,
       o.prune_interval_ms = prune_s <= 0 ? -1 : prune_s * 1000;
     o.busy_timeout_ms = busy;
     o.pool_size = (unsigned)pool;
+    o.synchronous = sync;
     rc = csn_store_sqlite_new(&o, out, errbuf, errlen);
   }
   sq_free(p0);
   sq_free(table);
+  sq_free(sync);
   return rc;
 }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "csn/csn_store.h"  /* csn_free_secret */
 #include "csn/csn_stores.h" /* every store this build has, by URL */
@@ -55,7 +56,10 @@ void demo_usage(const char *prog, FILE *f) {
       "  --save-uninitialized   save new sessions that were not modified\n"
       "  --proxy                trust X-Forwarded-Proto\n"
       "  --secure               send the cookie over HTTPS only\n"
-      "  --threads N            worker threads (default 2)\n"
+      "  --threads N            worker threads (default: one per core for\n"
+      "                         memory://, eight per core and at least 16\n"
+      "                         for the stores that block on a disk or a\n"
+      "                         server)\n"
       "  --conn-memory KB       memory per connection, which bounds the\n"
       "                         request headers (default 32)\n"
       "  --per-ip N             connections one client address may hold\n"
@@ -117,6 +121,25 @@ void demo_config_free(demo_config *c) {
   c->n_secrets = 0;
 }
 
+unsigned int demo_default_threads(const char *store_url) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned int n;
+  if (cores < 1) cores = 1;
+  if (cores > 64) cores = 64;
+  /* The MemoryStore never waits, so a worker per core keeps every core
+   * busy and more would only take turns. Every other store blocks its
+   * worker for an fsync or a network round trip; the durable stores
+   * share one fsync among the saves that wait at once (group commit), so
+   * they need many more requests in flight than cores to batch at all
+   * (docs/BENCHMARKS.md, "Durable stores": 2 workers against 16). */
+  if (store_url != NULL && strncmp(store_url, "memory:", 7) == 0) {
+    n = (unsigned int)cores;
+    return n < 2 ? 2 : n;
+  }
+  n = (unsigned int)cores * 8;
+  return n < 16 ? 16 : n;
+}
+
 /* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
 int demo_parse_args(const char *prog, int argc, char **argv,
                     demo_config *c) {
@@ -130,7 +153,7 @@ int demo_parse_args(const char *prog, int argc, char **argv,
    * demo keeps its visitors' sessions. */
   c->store_url = DEMO_DEFAULT_STORE;
   c->max_age_ms = 86400000;
-  c->threads = 2;
+  c->threads = 0; /* chosen from the store once it is known */
   c->conn_memory_kb = 32;
   /* A client that opens connections and trickles its headers (slowloris)
    * must not hold every slot: 1,100 such connections from one address
@@ -261,6 +284,8 @@ int demo_parse_args(const char *prog, int argc, char **argv,
     if (env != NULL && *env != '\0')
       c->store_url = env;
   }
+  if (c->threads == 0)
+    c->threads = demo_default_threads(c->store_url);
   if (c->n_secrets == 0) {
     const char *env = getenv("CSN_SECRET_FILE");
     if (env != NULL && *env != '\0' && add_secret_file(prog, c, env) != 0)

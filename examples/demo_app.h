@@ -66,6 +66,11 @@ void demo_usage(const char *prog, FILE *f);
  * on stderr). Whatever the result, release it with demo_config_free(). */
 int demo_parse_args(const char *prog, int argc, char **argv, demo_config *c);
 
+/* The worker threads a demo runs when --threads is not given: one per core
+ * for memory://, eight per core (at least 16) for the stores that block a
+ * worker on an fsync or a server round trip. */
+unsigned int demo_default_threads(const char *store_url);
+
 /* Wipe and free the secrets read from files. */
 void demo_config_free(demo_config *c);
 

@@ -26,13 +26,12 @@ static inline csn_request *rig_begin(csn_ctx *ctx, const char *cookie) {
 /* Commit and free; returns the commit's code. *sc (when sc is not NULL)
  * gets the Set-Cookie value (csn_free), else it is dropped. */
 static inline int rig_commit(csn_request *r, char **sc) {
-  char *tmp = NULL;
-  int rc = csn_request_commit(r, &tmp);
+  /* Straight into *sc: copying a local into it made gcc 12 at -O2 report
+   * the caller's cookie as a dangling pointer to that local. */
+  char *dropped = NULL;
+  int rc = csn_request_commit(r, sc != NULL ? sc : &dropped);
   csn_request_free(r);
-  if (sc != NULL)
-    *sc = tmp;
-  else
-    csn_free(tmp);
+  csn_free(dropped);
   return rc;
 }
 

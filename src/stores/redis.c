@@ -474,7 +474,7 @@ static int rd_keyed(rd_store *s, const char *verb, const char *sid,
 
 static int rd_get(csn_store *st, const char *sid, char **json, size_t *len) {
   rd_store *s = (rd_store *)st;
-  redisReply *r;
+  redisReply *r = NULL; /* set by rd_keyed on success; gcc -O2 cannot see it */
   int rc = rd_keyed(s, "GET", sid, NULL, 0, 0, &r);
   if (rc != CSN_OK) return rc;
   if (r->type == REDIS_REPLY_NIL ||

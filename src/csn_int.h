@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -54,9 +55,31 @@ typedef struct csn__buf {
 
 void csn__buf_init(csn__buf *b);
 int csn__buf_reserve(csn__buf *b, size_t extra);
-int csn__buf_append(csn__buf *b, const char *s, size_t n);
+/* Out of line: the growth and OOM paths of the two below. */
+int csn__buf_append_slow(csn__buf *b, const char *s, size_t n);
+int csn__buf_putc_slow(csn__buf *b, char c);
+/* Appends are the builders' inner loop (JSON records, Set-Cookie), so the
+ * case with room enough is inline; cap > len whenever data is set, and an
+ * OOM buffer always takes the slow path. */
+static inline int csn__buf_append(csn__buf *b, const char *s, size_t n) {
+  if (!b->oom && b->cap - b->len > n) {
+    if (n > 0) /* s may be NULL for an empty piece */
+      memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return CSN_OK;
+  }
+  return csn__buf_append_slow(b, s, n);
+}
+static inline int csn__buf_putc(csn__buf *b, char c) {
+  if (!b->oom && b->cap - b->len > 1) {
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+    return CSN_OK;
+  }
+  return csn__buf_putc_slow(b, c);
+}
 int csn__buf_puts(csn__buf *b, const char *s);
-int csn__buf_putc(csn__buf *b, char c);
 int csn__buf_printf(csn__buf *b, const char *fmt, ...) CSN__PRINTF(2, 3);
 /* Hand over the NUL-terminated contents (csn__free); NULL after OOM. The
  * buffer is reset. */
@@ -177,6 +200,24 @@ void csn__store_set_fault(csn__store_fault_fn fn, void *ud);
 /* Is the method table usable (version known, required methods present)?
  * CSN_OK, CSN_ENOTSUP (newer version) or CSN_EINVAL. */
 int csn__store_check(const csn_store *st);
+/* csn_store_id_valid() of sid[0..n) (no NUL needed): the core knows its
+ * ids' lengths and skips the strlen. */
+int csn__id_valid_n(const char *sid, size_t n);
+/* csn_store_get() & co. without the id's validation, for callers whose id
+ * is known valid: the core's ids come from a verified cookie (checked
+ * once, in request.c), from genid (checked) or from the built-in
+ * generator. Everything else those functions check, they still check.
+ * Users' calls go through the public, validating functions. */
+int csn__store_get_valid(csn_store *st, const char *sid, char **json,
+                         size_t *len);
+int csn__store_set_valid(csn_store *st, const char *sid, const char *json,
+                         size_t len, int64_t expires_ms);
+int csn__store_cas_valid(csn_store *st, const char *sid, const char *expected,
+                         size_t expected_len, const char *json, size_t len,
+                         int64_t expires_ms);
+int csn__store_touch_valid(csn_store *st, const char *sid, const char *json,
+                           size_t len, int64_t expires_ms);
+int csn__store_destroy_valid(csn_store *st, const char *sid);
 
 /* The stores built into this library (src/stores/builtin.c), ending with
  * a NULL scheme: csn_store_open() knows them without registration. */
@@ -233,28 +274,37 @@ struct csn_ctx {
 
 struct csn_session {
   struct csn_request *req;
-  char id[CSN_ID_MAX + 1];
   json_t *data; /* the user's members (an object, never "cookie") */
   csn__cookie cookie;
+  /* Last: csn__session_init() zeroes the members before it and only the
+   * first byte of the id (a string; nothing reads past its NUL). */
+  char id[CSN_ID_MAX + 1];
 };
 
 struct csn_request {
   csn_ctx *ctx;
-  csn_session sess;
   int has_session;  /* req.session is set */
   int destroyed;    /* destroy() or unset */
   int has_sid;      /* req.sessionID is set */
   int secure;       /* issecure(req), computed once */
   int has_cookie_id;
-  char cookie_id[CSN_ID_MAX + 1]; /* id from a verified cookie */
   /* Its signature, when the signing secret (keys[0]) verified it: the
    * Set-Cookie for the same id reuses it instead of computing it again. */
   char cookie_sig[CSN__SIG_LEN + 1];
-  char original_id[CSN_ID_MAX + 1];
   /* Modification tracking (express hashes the data without "cookie"): the
    * data's text before the first change, the change count, and the text
    * at the last save(). */
   char *orig_text;
+  /* Or, while orig_text is NULL: the text at load is "{" followed by
+   * orig_tail[0..orig_tail_len), a piece of load_buf (csn__session_load_
+   * tail()). Compared in place at commit; copied into orig_text only when
+   * a merge has to parse it (csn__request_own_orig()). */
+  const char *orig_tail;
+  size_t orig_tail_len;
+  /* The record the store returned at load, owned here while loaded_text
+   * may move on to other texts (a save replaces it) and orig_tail still
+   * points into it. loaded_text is either this or a text of its own. */
+  char *load_buf;
   unsigned long mut_gen;
   int has_saved;
   unsigned long saved_gen;
@@ -271,12 +321,24 @@ struct csn_request {
    * originalMaxAge), for touch_after; CSN_TIME_NONE when unknown. */
   int64_t refreshed_at;
   int64_t loaded_max_age; /* the loaded cookie's originalMaxAge */
-  /* rotate(): the id whose record is destroyed once the record under the
-   * new id is saved; "" when none is pending. */
-  char rotated_from[CSN_ID_MAX + 1];
   int touched;
   int committed;
   csn_cookie_options cookie_opts; /* effective for this request */
+  /* The id at begin: sess.id itself until the id changes (regenerate,
+   * rotate), then original_own, a copy made just before. Saves a 256-byte
+   * buffer per request, the one that kept this struct out of the C
+   * library's per-thread cache of small blocks (<= 1032 bytes with glibc),
+   * and the comparison while they are one. */
+  const char *original_id;
+  char *original_own;
+  /* rotate(): the id whose record is destroyed once the record under the
+   * new id is saved (owned); NULL when none is pending. */
+  char *rotated_from;
+  /* The id strings come last (sess.id last in sess): csn_request_begin()
+   * zeroes only the members before `sess` and the first byte of each id,
+   * not the id buffers behind them. Nothing reads an id past its NUL. */
+  csn_session sess;
+  char cookie_id[CSN_ID_MAX + 1]; /* id from a verified cookie */
 };
 
 int64_t csn__ctx_now(const csn_ctx *ctx);
@@ -298,6 +360,13 @@ int csn__session_from_record(csn_session *s, const char *json, size_t len,
  * record's text without serializing, else left NULL. */
 int csn__session_load(csn_session *s, const char *json, size_t len,
                       int *unreadable, char **data_text);
+/* The same, where the data's text may come as a tail instead: when
+ * *data_tail is set (and *data_text left NULL), the data's text is "{"
+ * followed by the *tail_len bytes at *data_tail, which point into json
+ * (so json must outlive their use). Saves the copy on every load. */
+int csn__session_load_tail(csn_session *s, const char *json, size_t len,
+                           int *unreadable, char **data_text,
+                           const char **data_tail, size_t *tail_len);
 /* Serialize the record ({"cookie":..., data...}). */
 char *csn__session_record(const csn_session *s, size_t *len);
 /* The record built from an already serialized data text. */
@@ -359,6 +428,14 @@ typedef struct csn__record_scan {
 json_t *csn__json_parse_record(const char *text, size_t len,
                                csn__json_member_fn cookie_fn, void *ud,
                                csn__record_scan *scan, int *err);
+/* The object "{" + text (the opening brace implied: text starts at its
+ * first member, or at its "}"), read as csn__json_parse_record() reads a
+ * record with a hook that ignores the cookie: scan->cookies counts root
+ * "cookie" members, scan->canonical says whether "{" + text is exactly what
+ * csn__json_dump() writes for the result. Lets a loaded record's data be
+ * read in place, without first copying it behind a "{". */
+json_t *csn__json_parse_members(const char *text, size_t len,
+                                csn__record_scan *scan, int *err);
 int csn__json_dump(csn__buf *b, const json_t *j);
 void csn__buf_put_int(csn__buf *b, int64_t v);
 /* The data without cookie, compact (what express hashes). */
@@ -366,6 +443,13 @@ char *csn__session_data_text(const csn_session *s);
 /* Call before any change to the data (captures the original text). */
 int csn__session_will_change(csn_session *s);
 void csn__session_touch_cookie(csn_session *s, int64_t now);
+
+/* request.c: free loaded_text (unless it is load_buf, freed with the
+ * request) and set it NULL. */
+void csn__request_drop_loaded(csn_request *r);
+/* request.c: make orig_text an owned string when it is still a tail
+ * (before something needs it NUL-terminated). CSN_OK or CSN_ENOMEM. */
+int csn__request_own_orig(csn_request *r);
 
 /* merge.c: may this request's save be a compare-and-set with merge? */
 int csn__request_can_merge(const csn_request *r);

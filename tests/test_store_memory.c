@@ -1048,6 +1048,50 @@ static void test_id_valid(void **state) {
   assert_false(csn_store_id_valid(id));
 }
 
+/* The validation reads an id a word or sixteen bytes at a time; this is
+ * the rule byte by byte, for every byte value at every position of ids of
+ * the lengths where the block and tail handling change (below 8, 8 to 16,
+ * 16 to 32 with overlapping last blocks, and near CSN_ID_MAX). */
+static int id_valid_reference(const char *s) {
+  size_t n = strlen(s), i;
+  if (n == 0 || n > CSN_ID_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+    return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f || c == '/' || c == '\\')
+      return 0;
+  }
+  return 1;
+}
+
+static void test_id_valid_every_byte(void **state) {
+  static const size_t lens[] = {1,  2,  3,  7,  8,  9,  15, 16,  17,  24,
+                                31, 32, 33, 40, 47, 48, 49, 250, 254, 255};
+  char id[CSN_ID_MAX + 2];
+  size_t li, pos;
+  int c, refused = 0;
+  (void)state;
+  for (li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+    size_t n = lens[li];
+    for (pos = 0; pos < n; pos++) {
+      for (c = 1; c < 256; c++) {
+        memset(id, 'a', n);
+        id[n] = '\0';
+        id[pos] = (char)c;
+        if (csn_store_id_valid(id) != id_valid_reference(id))
+          fail_msg("id of %zu bytes with 0x%02x at %zu", n, c, pos);
+        refused += !id_valid_reference(id);
+      }
+    }
+  }
+  /* Not vacuous: 36 refused byte values per position were met. */
+  assert_true(refused > 1000);
+  /* Ids that differ only past CSN_ID_MAX: refused for their length. */
+  memset(id, 'a', CSN_ID_MAX + 1);
+  id[CSN_ID_MAX + 1] = '\0';
+  assert_false(csn_store_id_valid(id));
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
@@ -1089,6 +1133,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_all_expired_needs_v3),
       cmocka_unit_test(test_free_null),
       cmocka_unit_test(test_id_valid),
+      cmocka_unit_test(test_id_valid_every_byte),
   };
   const char *g = argc > 1 ? argv[1] : "all";
   int all = strcmp(g, "all") == 0, failed = 0, ran = 0;

@@ -51,39 +51,26 @@ int csn__buf_reserve(csn__buf *b, size_t extra) {
   return CSN_OK;
 }
 
-int csn__buf_append(csn__buf *b, const char *s, size_t n) {
-  /* The common case first: room enough (cap > len whenever data is set,
-   * and an OOM buffer keeps cap at 0 or fails below). */
-  if (!b->oom && b->cap - b->len > n) {
-    if (n > 0) /* s may be NULL for an empty piece */
-      memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return CSN_OK;
-  }
-  {
-    int rc = csn__buf_reserve(b, n);
-    if (rc != CSN_OK)
-      return rc;
-  }
-  if (n > 0)
+/* csn__buf_append() and csn__buf_putc() (csn_int.h) handle the case with
+ * room inline and call these for the rest: growing, or failing once the
+ * buffer is out of memory. */
+int csn__buf_append_slow(csn__buf *b, const char *s, size_t n) {
+  int rc = csn__buf_reserve(b, n);
+  if (rc != CSN_OK)
+    return rc;
+  if (n > 0) /* s may be NULL for an empty piece */
     memcpy(b->data + b->len, s, n);
   b->len += n;
   b->data[b->len] = '\0';
   return CSN_OK;
 }
 
-int csn__buf_puts(csn__buf *b, const char *s) {
-  return csn__buf_append(b, s, strlen(s));
+int csn__buf_putc_slow(csn__buf *b, char c) {
+  return csn__buf_append_slow(b, &c, 1);
 }
 
-int csn__buf_putc(csn__buf *b, char c) {
-  if (!b->oom && b->cap - b->len > 1) {
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-    return CSN_OK;
-  }
-  return csn__buf_append(b, &c, 1);
+int csn__buf_puts(csn__buf *b, const char *s) {
+  return csn__buf_append(b, s, strlen(s));
 }
 
 int csn__buf_printf(csn__buf *b, const char *fmt, ...) {

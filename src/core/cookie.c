@@ -110,6 +110,17 @@ static const unsigned char token_table[256] = {
 
 static int is_token_char(unsigned char c) { return token_table[c]; }
 
+/* The length of name when it is a valid cookie name, else 0: the check
+ * and the strlen() the serializer needs, in one pass. */
+static size_t token_len(const char *name) {
+  const unsigned char *p = (const unsigned char *)name;
+  if (name == NULL)
+    return 0;
+  for (; is_token_char(*p); p++)
+    ;
+  return *p == '\0' ? (size_t)(p - (const unsigned char *)name) : 0;
+}
+
 int csn__cookie_name_valid(const char *name) {
   const unsigned char *p = (const unsigned char *)name;
   if (name == NULL || *p == '\0')
@@ -184,9 +195,10 @@ int csn__set_cookie_serialize(csn__buf *b, const char *name,
   size_t mark = b->len;
   const char *priority = NULL, *same_site = NULL;
   char date[48];
+  size_t nlen;
   int rc;
 
-  if (!csn__cookie_name_valid(name))
+  if ((nlen = token_len(name)) == 0)
     return fail("argument name is invalid", errmsg);
   if (value == NULL && vlen > 0)
     return fail("argument val is invalid", errmsg);
@@ -236,46 +248,70 @@ int csn__set_cookie_serialize(csn__buf *b, const char *name,
 
   /* Everything is valid: write. One reservation covers the whole header
    * (the value at its worst, every byte escaped, when that is modest), so
-   * the pieces below are plain copies; the buffer's OOM flag makes the
-   * checks cheap and the last one reports any failure. */
+   * the pieces below are plain copies into the buffer, with no call and
+   * no room check each; a longer value is encoded first and the room for
+   * the attributes after it reserved again. On failure b->oom is set and
+   * nothing is written. */
   {
-    size_t nlen = strlen(name), dlen = 0, plen = 0, extra;
+    size_t dlen = 0, plen = 0, tlen = 0, tail;
+    char *o;
     if (c->domain != NULL && c->domain[0] != '\0')
       dlen = strlen(c->domain);
     if (c->path != NULL && c->path[0] != '\0')
       plen = strlen(c->path);
-    extra = nlen + 1 + (vlen <= 4096 ? 3 * vlen : 0) + dlen + plen + 160;
-    csn__buf_reserve(b, extra); /* a failure sets b->oom */
-    csn__buf_append(b, name, nlen);
-    csn__buf_putc(b, '=');
-    csn__uri_encode(b, value ? value : "", vlen);
+    if (c->expires != CSN_TIME_NONE)
+      tlen = strlen(date);
+    /* The attributes: at most 9 + dlen + 7 + plen + 10 + tlen, then 10 + 8
+     * + 13 + 17 + 17 for the flags, Priority and SameSite. */
+    tail = dlen + plen + tlen + 96;
+    if (csn__buf_reserve(b, nlen + 1 + (vlen <= 4096 ? 3 * vlen : 0) +
+                                tail) != CSN_OK)
+      goto out;
+    o = b->data + b->len;
+    memcpy(o, name, nlen);
+    o[nlen] = '=';
+    b->len += nlen + 1;
+    if (csn__uri_encode(b, value ? value : "", vlen) != CSN_OK ||
+        (vlen > 4096 && csn__buf_reserve(b, tail) != CSN_OK))
+      goto out;
+    o = b->data + b->len;
+#define PUT(s, n) (memcpy(o, (s), (n)), o += (n))
     if (dlen > 0) {
-      csn__buf_append(b, "; Domain=", 9);
-      csn__buf_append(b, c->domain, dlen);
+      PUT("; Domain=", 9);
+      PUT(c->domain, dlen);
     }
     if (plen > 0) {
-      csn__buf_append(b, "; Path=", 7);
-      csn__buf_append(b, c->path, plen);
+      PUT("; Path=", 7);
+      PUT(c->path, plen);
     }
+    if (c->expires != CSN_TIME_NONE) {
+      PUT("; Expires=", 10);
+      /* Years 0..9999 always give 29 characters: a copy of known size is
+       * a few moves instead of a byte loop. */
+      if (tlen == 29)
+        PUT(date, 29);
+      else
+        PUT(date, tlen);
+    }
+    if (c->http_only > 0)
+      PUT("; HttpOnly", 10);
+    if (c->secure > 0)
+      PUT("; Secure", 8);
+    if (c->partitioned > 0)
+      PUT("; Partitioned", 13);
+    if (priority != NULL) {
+      PUT("; Priority=", 11);
+      PUT(priority, strlen(priority));
+    }
+    if (same_site != NULL) {
+      PUT("; SameSite=", 11);
+      PUT(same_site, strlen(same_site));
+    }
+#undef PUT
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
   }
-  if (c->expires != CSN_TIME_NONE) {
-    csn__buf_append(b, "; Expires=", 10);
-    csn__buf_puts(b, date);
-  }
-  if (c->http_only > 0)
-    csn__buf_append(b, "; HttpOnly", 10);
-  if (c->secure > 0)
-    csn__buf_append(b, "; Secure", 8);
-  if (c->partitioned > 0)
-    csn__buf_append(b, "; Partitioned", 13);
-  if (priority != NULL) {
-    csn__buf_append(b, "; Priority=", 11);
-    csn__buf_puts(b, priority);
-  }
-  if (same_site != NULL) {
-    csn__buf_append(b, "; SameSite=", 11);
-    csn__buf_puts(b, same_site);
-  }
+out:
   rc = b->oom ? CSN_ENOMEM : CSN_OK;
   if (rc != CSN_OK && b->data != NULL) {
     /* Leave the buffer as it was before the call (it stays in OOM state). */

@@ -16,18 +16,84 @@ static const char b64_std[] =
 static const char b64_url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/* Both alphabets again, two characters per 12 bits: every cookie verified
+ * re-encodes a 32-byte HMAC with the standard one, every new session id is
+ * 24 random bytes in the URL-safe one, and a lookup per 12 bits halves the
+ * work of one per 6. The tables are written out by the preprocessor from
+ * B64_CHAR (an arithmetic form of the alphabets, so it is a constant
+ * expression); tests/test_encode_fast.c checks the output against a plain
+ * encoder. 8 KiB each, of which one signature touches 22 entries. */
+#define B64_CHAR(v, c62, c63)                                               \
+  ((v) < 26 ? 'A' + (v)                                                     \
+            : (v) < 52 ? 'a' + ((v)-26)                                     \
+                       : (v) < 62 ? '0' + ((v)-52) : (v) == 62 ? (c62) : (c63))
+#define B64_P1(i, a, b)                                                     \
+  {(char)B64_CHAR((i) >> 6, a, b), (char)B64_CHAR((i)&63, a, b)}
+#define B64_P4(i, a, b)                                                     \
+  B64_P1(i, a, b), B64_P1((i) + 1, a, b), B64_P1((i) + 2, a, b),            \
+      B64_P1((i) + 3, a, b)
+#define B64_P16(i, a, b)                                                    \
+  B64_P4(i, a, b), B64_P4((i) + 4, a, b), B64_P4((i) + 8, a, b),            \
+      B64_P4((i) + 12, a, b)
+#define B64_P64(i, a, b)                                                    \
+  B64_P16(i, a, b), B64_P16((i) + 16, a, b), B64_P16((i) + 32, a, b),       \
+      B64_P16((i) + 48, a, b)
+#define B64_P256(i, a, b)                                                   \
+  B64_P64(i, a, b), B64_P64((i) + 64, a, b), B64_P64((i) + 128, a, b),      \
+      B64_P64((i) + 192, a, b)
+#define B64_P1024(i, a, b)                                                  \
+  B64_P256(i, a, b), B64_P256((i) + 256, a, b), B64_P256((i) + 512, a, b),  \
+      B64_P256((i) + 768, a, b)
+#define B64_TABLE(a, b)                                                     \
+  {B64_P1024(0, a, b), B64_P1024(1024, a, b), B64_P1024(2048, a, b),        \
+   B64_P1024(3072, a, b)}
+static const char b64_pairs[2][4096][2] = {B64_TABLE('+', '/'),
+                                           B64_TABLE('-', '_')};
+#undef B64_TABLE
+#undef B64_P1024
+#undef B64_P256
+#undef B64_P64
+#undef B64_P16
+#undef B64_P4
+#undef B64_P1
+#undef B64_CHAR
+
+/* Eight bytes at p as a big-endian number. */
+static inline uint64_t load_be64(const unsigned char *p) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                         \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return __builtin_bswap64(v);
+#else
+  uint64_t v = 0;
+  int k;
+  for (k = 0; k < 8; k++)
+    v = (v << 8) | p[k];
+  return v;
+#endif
+}
+
 size_t csn__b64_encode(const unsigned char *in, size_t n, char *out, int url) {
   const char *alpha = url ? b64_url : b64_std;
+  const char(*pairs)[2] = b64_pairs[url ? 1 : 0];
   size_t i = 0, o = 0;
 
-  /* Whole 3-byte groups become 4 characters. */
-  for (; i + 3 <= n; i += 3) {
+  /* Six bytes (the top 48 bits of an 8-byte load, so while 8 remain)
+   * become 8 characters in four pair lookups. */
+  for (; n - i >= 8; i += 6, o += 8) {
+    uint64_t v = load_be64(in + i);
+    memcpy(out + o, pairs[(v >> 52) & 0xFFF], 2);
+    memcpy(out + o + 2, pairs[(v >> 40) & 0xFFF], 2);
+    memcpy(out + o + 4, pairs[(v >> 28) & 0xFFF], 2);
+    memcpy(out + o + 6, pairs[(v >> 16) & 0xFFF], 2);
+  }
+  /* Whole 3-byte groups become 4 characters, two lookups. */
+  for (; n - i >= 3; i += 3, o += 4) {
     unsigned long v = ((unsigned long)in[i] << 16) |
                       ((unsigned long)in[i + 1] << 8) | in[i + 2];
-    out[o++] = alpha[(v >> 18) & 63];
-    out[o++] = alpha[(v >> 12) & 63];
-    out[o++] = alpha[(v >> 6) & 63];
-    out[o++] = alpha[v & 63];
+    memcpy(out + o, pairs[v >> 12], 2);
+    memcpy(out + o + 2, pairs[v & 0xFFF], 2);
   }
   /* A tail of 1 or 2 bytes becomes 2 or 3 characters; the '=' padding that
    * would follow is never written (cookie-signature strips it, uid-safe
@@ -64,46 +130,150 @@ static const unsigned char uri_unreserved[256] = {
 };
 #undef U1
 
+#if defined(__SSE2__) && defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CSN__URI_SSE2 1
+#include <emmintrin.h>
+
+/* The unreserved bytes among the 16 in x, one bit each (bit k: byte k),
+ * by range compares; SSE2 is part of x86-64 itself, so no CPU check is
+ * needed. The compares are signed, which puts every byte >= 0x80 below
+ * every bound: those are escaped, as they must be. Letters are folded to
+ * lower case first (x | 0x20 is in 'a'..'z' exactly for A-Z and a-z).
+ * A byte wrongly called unreserved here would be copied unescaped, so
+ * tests/test_encode_fast.c runs every byte value through every lane
+ * against a reference encoder. */
+static inline unsigned unreserved16(__m128i x) {
+  __m128i l = _mm_or_si128(x, _mm_set1_epi8(0x20));
+  __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8(0x60)),
+                                _mm_cmplt_epi8(l, _mm_set1_epi8(0x7B)));
+  __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x2F)),
+                                _mm_cmplt_epi8(x, _mm_set1_epi8(0x3A)));
+  /* ' ( ) * are 0x27-0x2A, - . are 0x2D-0x2E. */
+  __m128i r1 = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x26)),
+                             _mm_cmplt_epi8(x, _mm_set1_epi8(0x2B)));
+  __m128i r2 = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x2C)),
+                             _mm_cmplt_epi8(x, _mm_set1_epi8(0x2F)));
+  __m128i one = _mm_or_si128(
+      _mm_cmpeq_epi8(x, _mm_set1_epi8('!')),
+      _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('_')),
+                   _mm_cmpeq_epi8(x, _mm_set1_epi8('~'))));
+  __m128i all = _mm_or_si128(_mm_or_si128(alpha, digit),
+                             _mm_or_si128(_mm_or_si128(r1, r2), one));
+  return (unsigned)_mm_movemask_epi8(all);
+}
+#endif
+
+static const char hex_upper[] = "0123456789ABCDEF";
+
+/* One byte, escaped or not, at o; returns the next output position. */
+static inline char *put_uri_byte(char *o, unsigned char c) {
+  if (uri_unreserved[c]) {
+    *o++ = (char)c;
+  } else {
+    o[0] = '%';
+    o[1] = hex_upper[c >> 4];
+    o[2] = hex_upper[c & 15];
+    o += 3;
+  }
+  return o;
+}
+
 int csn__uri_encode(csn__buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789ABCDEF";
   const unsigned char *p = (const unsigned char *)s;
-  size_t i;
+  size_t i = 0;
   char *o;
   int rc;
 
-  /* One reservation for the worst case (every byte escaped) when it is
-   * modest, so the loop below writes straight into the buffer; a huge
-   * value is encoded in pieces instead of reserving 3x its size. */
+  /* One reservation for the worst case (every byte escaped, plus 16 for
+   * the whole-word stores below) when it is modest, so the loops write
+   * straight into the buffer; a huge value is encoded in pieces instead of
+   * reserving 3x its size. */
   if (n <= 4096) {
-    if ((rc = csn__buf_reserve(b, 3 * n)) != CSN_OK)
+    if ((rc = csn__buf_reserve(b, 3 * n + 16)) != CSN_OK)
       return rc;
     o = b->data + b->len;
-    for (i = 0; i < n;) {
-      size_t k, m = n - i >= 8 ? 8 : n - i;
+#ifdef CSN__URI_SSE2
+    /* Sixteen bytes a step. A step without a byte to escape is one load
+     * and one store; one with an escape stores the 16 bytes (the part
+     * before the escape is kept, the rest overwritten later) and writes
+     * the escape. The signed cookie value has only a few escapes (':' and
+     * the odd '+' or '/' of the signature). The store stays inside the
+     * reservation: o is at most 3i past the start and i + 16 <= n. */
+    while (n - i >= 16) {
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+      unsigned esc = ~unreserved16(x) & 0xFFFFu;
+      unsigned j;
+      _mm_storeu_si128((__m128i *)(void *)o, x);
+      if (esc == 0) {
+        o += 16;
+        i += 16;
+        continue;
+      }
+      j = (unsigned)__builtin_ctz(esc);
+      o = put_uri_byte(o + j, p[i + j]);
+      if ((esc & (esc - 1)) == 0) {
+        /* The only escape here: the next step starts right after it. */
+        i += j + 1;
+        continue;
+      }
+      {
+        /* More escapes in these 16 bytes: the runs between them are
+         * copied as the 16 bytes shifted right by the run's start (two
+         * 64-bit words, little-endian, as SSE2 implies), so each costs a
+         * few operations rather than a step of its own. A store may write
+         * up to 16 bytes past o: room that the extra 16 of the reservation
+         * provides. */
+        uint64_t lo, hi;
+        unsigned k = j + 1;
+        memcpy(&lo, p + i, 8);
+        memcpy(&hi, p + i + 8, 8);
+        esc &= esc - 1;
+        for (;;) {
+          unsigned e = esc ? (unsigned)__builtin_ctz(esc) : 16;
+          if (e > k) {
+            uint64_t w0, w1;
+            if (k < 8) { /* 1 <= k: both shifts are in range */
+              w0 = lo >> (8 * k) | hi << (64 - 8 * k);
+              w1 = hi >> (8 * k);
+            } else {
+              w0 = hi >> (8 * (k - 8));
+              w1 = 0;
+            }
+            memcpy(o, &w0, 8);
+            memcpy(o + 8, &w1, 8);
+            o += e - k;
+          }
+          if (esc == 0)
+            break;
+          o = put_uri_byte(o, p[i + e]);
+          k = e + 1;
+          esc &= esc - 1;
+        }
+        i += 16;
+      }
+    }
+#endif
+    while (n - i >= 8) {
       /* Eight unreserved bytes (most of an id and a signature) at once;
        * a group with something to escape goes byte by byte. */
-      if (m == 8 && (uri_unreserved[p[i]] & uri_unreserved[p[i + 1]] &
-                     uri_unreserved[p[i + 2]] & uri_unreserved[p[i + 3]] &
-                     uri_unreserved[p[i + 4]] & uri_unreserved[p[i + 5]] &
-                     uri_unreserved[p[i + 6]] & uri_unreserved[p[i + 7]])) {
+      if (uri_unreserved[p[i]] & uri_unreserved[p[i + 1]] &
+          uri_unreserved[p[i + 2]] & uri_unreserved[p[i + 3]] &
+          uri_unreserved[p[i + 4]] & uri_unreserved[p[i + 5]] &
+          uri_unreserved[p[i + 6]] & uri_unreserved[p[i + 7]]) {
         memcpy(o, p + i, 8);
         o += 8;
         i += 8;
         continue;
       }
-      for (k = 0; k < m; k++) {
-        unsigned char c = p[i + k];
-        if (uri_unreserved[c]) {
-          *o++ = (char)c;
-        } else {
-          o[0] = '%';
-          o[1] = hex[c >> 4];
-          o[2] = hex[c & 15];
-          o += 3;
-        }
+      {
+        size_t end = i + 8;
+        for (; i < end; i++)
+          o = put_uri_byte(o, p[i]);
       }
-      i += m;
     }
+    for (; i < n; i++)
+      o = put_uri_byte(o, p[i]);
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';
     return CSN_OK;
@@ -120,8 +290,8 @@ int csn__uri_encode(csn__buf *b, const char *s, size_t n) {
       if ((rc = csn__buf_append(b, s + start, i - start)) != CSN_OK)
         return rc;
       esc[0] = '%';
-      esc[1] = hex[c >> 4];
-      esc[2] = hex[c & 15];
+      esc[1] = hex_upper[c >> 4];
+      esc[2] = hex_upper[c & 15];
       if ((rc = csn__buf_append(b, esc, 3)) != CSN_OK)
         return rc;
       start = i + 1;
@@ -130,15 +300,19 @@ int csn__uri_encode(csn__buf *b, const char *s, size_t n) {
   }
 }
 
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
+/* Hex digit values plus one (0: not a hex digit), so that the two digits
+ * of an escape are two lookups rather than two chains of range tests. */
+#define H1(c, v) [c] = (v) + 1
+static const unsigned char hex_plus1[256] = {
+    H1('0', 0),  H1('1', 1),  H1('2', 2),  H1('3', 3),  H1('4', 4),
+    H1('5', 5),  H1('6', 6),  H1('7', 7),  H1('8', 8),  H1('9', 9),
+    H1('a', 10), H1('b', 11), H1('c', 12), H1('d', 13), H1('e', 14),
+    H1('f', 15), H1('A', 10), H1('B', 11), H1('C', 12), H1('D', 13),
+    H1('E', 14), H1('F', 15),
+};
+#undef H1
+
+static int hexval(unsigned char c) { return (int)hex_plus1[c] - 1; }
 
 /* The byte encoded by "%XX" at in[i], or -1 when in[i..] is not one. */
 static int escaped_byte(const char *in, size_t n, size_t i) {
@@ -164,12 +338,47 @@ static int escaped_byte(const char *in, size_t n, size_t i) {
  * value; we return -1 and let the caller do the same. */
 int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn) {
   size_t i = 0, o = 0;
+#ifdef CSN__URI_SSE2
+  /* Whether out and in are separate, so that a 16-byte store at out + o
+   * cannot overwrite input not yet read (with out in in, it could). */
+  int apart = (uintptr_t)out + n <= (uintptr_t)in ||
+              (uintptr_t)in + n <= (uintptr_t)out;
+#endif
 
   while (i < n) {
     int b0, k, len;
     unsigned long cp, min;
 
     if (in[i] != '%') {
+#ifdef CSN__URI_SSE2
+      /* Sixteen bytes a step up to the next '%'. The store of a step that
+       * holds one is kept only for the bytes before it; it stays inside
+       * out, since o <= i and i + 16 <= n. */
+      while (n - i >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+        unsigned pct = (unsigned)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(x, _mm_set1_epi8('%')));
+        unsigned j;
+        if (pct == 0) {
+          _mm_storeu_si128((__m128i *)(void *)(out + o), x);
+          o += 16;
+          i += 16;
+          continue;
+        }
+        j = (unsigned)__builtin_ctz(pct);
+        if (apart) {
+          _mm_storeu_si128((__m128i *)(void *)(out + o), x);
+          o += j;
+          i += j;
+        } else {
+          while (j-- > 0)
+            out[o++] = in[i++];
+        }
+        break;
+      }
+      if (i < n && in[i] == '%')
+        continue;
+#endif
       /* Bytes that are not '%' are copied as they are, eight at a time
        * while none of the eight is a '%' (the word test finds a zero byte
        * in w ^ "%%%%%%%%"). out may be in itself: o <= i always, and each

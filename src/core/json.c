@@ -382,13 +382,21 @@ static int read_root_cookie(reader *r, const char *kstart);
 /* An object. Without r->nobuild it is built (a jansson object), else only
  * checked (json_null() stands for it). In csn__json_parse_record() the
  * root's "cookie" member goes to read_root_cookie() instead. */
+static json_t *read_members(reader *r);
+
 static json_t *read_object(reader *r) {
+  r->p++; /* '{' */
+  return read_members(r);
+}
+
+/* An object's members and its closing brace, the opening one read (or, in
+ * csn__json_parse_members(), implied). */
+static json_t *read_members(reader *r) {
   json_t *obj = NULL;
   if (!r->nobuild && (obj = json_object()) == NULL) {
     r->oom = 1;
     return NULL;
   }
-  r->p++; /* '{' */
   skip_ws(r);
   if (r->p < r->end && *r->p == '}') {
     r->p++;
@@ -779,6 +787,44 @@ json_t *csn__json_parse_record(const char *text, size_t len,
     scan->cut_start--;
   else if (text[scan->cut_end] == ',')
     scan->cut_end++;
+  return v;
+}
+
+/* A root "cookie" member met by csn__json_parse_members() is only counted
+ * (scan->cookies): its caller then reads the record another way. */
+static int ignore_cookie(void *ud, const char *key, size_t klen,
+                         const csn__json_scalar *v) {
+  (void)ud, (void)key, (void)klen, (void)v;
+  return 0;
+}
+
+json_t *csn__json_parse_members(const char *text, size_t len,
+                                csn__record_scan *scan, int *err) {
+  reader r;
+  json_t *v;
+
+  memset(scan, 0, sizeof *scan);
+  memset(&r, 0, sizeof r);
+  r.cookie_fn = ignore_cookie;
+  r.scan = scan;
+  r.p = r.text = text;
+  r.end = text + len;
+  r.max_depth = CSN__JSON_MAX_DEPTH;
+  /* The object is the root: level 1, as read_value() would have counted
+   * it for "{" + text. */
+  r.depth = 1;
+  csn__buf_init(&r.scratch);
+  v = read_members(&r);
+  skip_ws(&r);
+  if (v != NULL && r.p != r.end) {
+    json_decref(v);
+    v = NULL;
+  }
+  if (v == NULL && err)
+    *err = (r.oom || r.scratch.oom) ? CSN_ENOMEM : CSN_ECORRUPT;
+  csn__buf_free(&r.scratch);
+  if (v != NULL && !r.noncanon)
+    scan->canonical = 1;
   return v;
 }
 

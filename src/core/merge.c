@@ -142,7 +142,12 @@ static int merged_record(csn_request *r, const char *fresh, size_t flen,
 
   /* No change since load (a resave, or a touch-like save): nothing to
    * apply, the fresh data is kept as it is. */
-  if (r->mut_gen != 0 && r->orig_text != NULL) {
+  if (r->mut_gen != 0 && (r->orig_text != NULL || r->orig_tail != NULL)) {
+    if (csn__request_own_orig(r) != CSN_OK) {
+      json_decref(froot);
+      step_free(out);
+      return CSN_ENOMEM;
+    }
     orig = csn__json_parse(r->orig_text, strlen(r->orig_text), &rc);
     if (orig == NULL) {
       json_decref(froot);
@@ -180,9 +185,10 @@ static void adopt(csn_request *r, merge_step *m) {
   json_decref(r->sess.data);
   r->sess.data = m->data;
   m->data = NULL;
-  if (r->orig_text != NULL) {
+  if (r->orig_text != NULL || r->orig_tail != NULL) {
     csn__free(r->orig_text);
     r->orig_text = m->base_text;
+    r->orig_tail = NULL;
     m->base_text = NULL;
   }
   csn__free(r->cur_text);
@@ -220,7 +226,7 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
         csn__metrics_event(r->ctx, CSN__EV_MERGED);
       /* What is stored now is the base of this request's next save. */
       csn__free(owned_expected);
-      csn__free(r->loaded_text);
+      csn__request_drop_loaded(r);
       r->loaded_text = step.record;
       r->loaded_len = step.len;
       step.record = NULL;

@@ -27,6 +27,7 @@
  * answers 500, and since the failed write changed nothing, the stored
  * record is as it was.
  */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -71,7 +72,9 @@ static int request_is_secure(const csn_ctx *ctx, const csn_request_info *in) {
 static const char *request_pathname(const char *url, size_t *len) {
   const char *p = url ? url : "/";
   size_t n;
-  if (strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0) {
+  /* Nearly every target is origin-form ("/..."): one byte decides. */
+  if ((p[0] == 'h' || p[0] == 'H') &&
+      (strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0)) {
     const char *slash = strchr(strstr(p, "//") + 2, '/');
     p = slash ? slash : "/";
   }
@@ -84,13 +87,9 @@ static const char *request_pathname(const char *url, size_t *len) {
   return p;
 }
 
+/* A NUL inside is refused too: it is one of the forbidden bytes. */
 static int id_acceptable(const char *id, size_t len) {
-  char tmp[CSN_ID_MAX + 1];
-  if (len == 0 || len > CSN_ID_MAX || memchr(id, '\0', len) != NULL)
-    return 0;
-  memcpy(tmp, id, len);
-  tmp[len] = '\0';
-  return csn_store_id_valid(tmp);
+  return csn__id_valid_n(id, len);
 }
 
 /* The id from the request's cookie, verified against every secret. Only a
@@ -180,6 +179,16 @@ static int new_id(csn_request *r, const csn_request_info *in,
   return CSN_OK;
 }
 
+/* The id is about to change: original_id gets its own copy first. */
+static int keep_original_id(csn_request *r) {
+  if (r->original_id != r->sess.id)
+    return CSN_OK;
+  if ((r->original_own = csn__strdup(r->sess.id)) == NULL)
+    return CSN_ENOMEM;
+  r->original_id = r->original_own;
+  return CSN_OK;
+}
+
 /* A fresh session: new id, empty data (but for the creation stamp when
  * lifetime_ms is on), cookie from the options. */
 static int generate(csn_request *r, const csn_request_info *in) {
@@ -255,11 +264,17 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
   if (ctx == NULL || info == NULL)
     return CSN_EINVAL;
 
-  r = csn__calloc(1, sizeof *r);
+  /* Not calloc: zeroing the id buffers cost more than the rest of the
+   * allocation. Everything before `sess` is zeroed, the ids get their
+   * first byte (csn_int.h). */
+  r = csn__malloc(sizeof *r);
   if (r == NULL)
     return CSN_ENOMEM;
+  memset(r, 0, offsetof(csn_request, sess));
   r->ctx = ctx;
   csn__session_init(&r->sess, r);
+  r->cookie_id[0] = '\0';
+  r->original_id = r->sess.id;
   r->cookie_opts = ctx->cookie;
 
   /* The function form of the cookie option sees the request first. */
@@ -296,9 +311,11 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
     if (rc == CSN_OK) {
       /* The data's text at load (express's originalHash) comes with it
        * when it can be cut from the record's text: a first change then
-       * serializes nothing. */
-      rc = csn__session_load(&r->sess, json, jlen, &unreadable,
-                             &r->orig_text);
+       * serializes nothing, and as a piece of the record nothing is
+       * copied either. */
+      rc = csn__session_load_tail(&r->sess, json, jlen, &unreadable,
+                                  &r->orig_text, &r->orig_tail,
+                                  &r->orig_tail_len);
       if (rc < 0) {
         csn__free(json);
         json = NULL;
@@ -311,7 +328,9 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
     }
     if (rc == CSN_OK) {
       strcpy(r->sess.id, r->cookie_id);
-      /* Kept, not copied: the text a compare-and-set save compares with. */
+      /* Kept, not copied: the text a compare-and-set save compares with,
+       * and what orig_tail points into. */
+      r->load_buf = json;
       r->loaded_text = json;
       r->loaded_len = jlen;
       r->has_sid = 1;
@@ -335,10 +354,10 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
         if ((rc = csn__m_store_destroy(ctx, r->cookie_id)) < 0)
           goto fail;
         csn__metrics_event(ctx, CSN__EV_EXPIRED);
-        csn__free(r->loaded_text);
-        r->loaded_text = NULL;
+        csn__request_drop_loaded(r);
         csn__free(r->orig_text);
         r->orig_text = NULL;
+        r->orig_tail = NULL;
         r->mut_gen = 0;
         r->has_saved = 0;
         if ((rc = generate(r, info)) < 0)
@@ -356,7 +375,7 @@ int csn_request_begin(csn_ctx *ctx, const csn_request_info *info,
     if (rc < 0)
       goto fail;
   }
-  strcpy(r->original_id, r->sess.id);
+  /* original_id is r->sess.id already (set above). */
   *out = r;
   return CSN_OK;
 
@@ -397,6 +416,34 @@ static const char *current_text(csn_request *r) {
   return r->cur_text;
 }
 
+void csn__request_drop_loaded(csn_request *r) {
+  if (r->loaded_text != r->load_buf)
+    csn__free(r->loaded_text);
+  r->loaded_text = NULL;
+}
+
+int csn__request_own_orig(csn_request *r) {
+  char *t;
+  if (r->orig_text != NULL || r->orig_tail == NULL)
+    return CSN_OK;
+  if ((t = csn__malloc(r->orig_tail_len + 2)) == NULL)
+    return CSN_ENOMEM;
+  t[0] = '{';
+  memcpy(t + 1, r->orig_tail, r->orig_tail_len);
+  t[r->orig_tail_len + 1] = '\0';
+  r->orig_text = t;
+  r->orig_tail = NULL;
+  return CSN_OK;
+}
+
+/* Is `cur` the data's text at load? */
+static int is_orig_text(const csn_request *r, const char *cur) {
+  if (r->orig_text != NULL)
+    return strcmp(r->orig_text, cur) == 0;
+  return cur[0] == '{' && strlen(cur) == 1 + r->orig_tail_len &&
+         memcmp(cur + 1, r->orig_tail, r->orig_tail_len) == 0;
+}
+
 /* Has the data changed since load? Returns 1/0, or CSN_ENOMEM. */
 static int data_changed(csn_request *r) {
   const char *cur;
@@ -404,18 +451,20 @@ static int data_changed(csn_request *r) {
     return 0;
   if ((cur = current_text(r)) == NULL)
     return CSN_ENOMEM;
-  return strcmp(r->orig_text, cur) != 0;
+  return !is_orig_text(r, cur);
 }
 
-static int is_modified(csn_request *r) {
-  if (strcmp(r->original_id, r->sess.id) != 0)
+/* same_id: the id is still original_id (strcmp done once by the caller,
+ * which needs it for both predicates). */
+static int is_modified(csn_request *r, int same_id) {
+  if (!same_id)
     return 1;
   return data_changed(r);
 }
 
-static int is_saved(csn_request *r) {
+static int is_saved(csn_request *r, int same_id) {
   const char *cur;
-  if (!r->has_saved || strcmp(r->original_id, r->sess.id) != 0)
+  if (!r->has_saved || !same_id)
     return 0;
   if (r->saved_text == NULL) { /* saved state == loaded state */
     int ch = data_changed(r);
@@ -439,11 +488,13 @@ static int is_new(const csn_request *r) {
 /* Destroy the record a rotate() left behind, once. */
 static int destroy_rotated(csn_request *r) {
   int rc;
-  if (r->rotated_from[0] == '\0' || strcmp(r->rotated_from, r->sess.id) == 0)
+  if (r->rotated_from == NULL || strcmp(r->rotated_from, r->sess.id) == 0)
     return CSN_OK;
   rc = csn__m_store_destroy(r->ctx, r->rotated_from);
-  if (rc == CSN_OK)
-    r->rotated_from[0] = '\0';
+  if (rc == CSN_OK) {
+    csn__free(r->rotated_from);
+    r->rotated_from = NULL;
+  }
   return rc;
 }
 
@@ -485,7 +536,7 @@ static int save_now(csn_request *r, int remember) {
     csn__free(record);
   }
   /* rotate(): the record under the new id is stored, the old one goes. */
-  if (rc == CSN_OK && r->rotated_from[0] != '\0')
+  if (rc == CSN_OK && r->rotated_from != NULL)
     rc = destroy_rotated(r);
   if (rc < 0 || !remember) {
     csn__free(saved);
@@ -514,8 +565,10 @@ static int touch_now(csn_request *r) {
   return rc;
 }
 
-/* "s:" + id + "." + signature, serialized with the cookie's attributes. */
-static int build_set_cookie(csn_request *r, char **out) {
+/* "s:" + id + "." + signature, serialized with the cookie's attributes.
+ * isnew: is_new(r), which commit has computed (not new means the id is the
+ * verified cookie's). */
+static int build_set_cookie(csn_request *r, int isnew, char **out) {
   csn_ctx *ctx = r->ctx;
   csn_session *s = &r->sess;
   char value[2 + CSN_ID_MAX + 1 + CSN__SIG_LEN + 1];
@@ -525,7 +578,7 @@ static int build_set_cookie(csn_request *r, char **out) {
   csn__buf b;
   int rc;
 
-  if (r->cookie_sig[0] != '\0' && strcmp(s->id, r->cookie_id) == 0)
+  if (r->cookie_sig[0] != '\0' && !isnew)
     memcpy(sig, r->cookie_sig, sizeof sig);
   else
     csn__sign(&ctx->keys[0], s->id, idlen, sig);
@@ -559,8 +612,8 @@ static int build_set_cookie(csn_request *r, char **out) {
 int csn_request_commit(csn_request *r, char **set_cookie) {
   csn_ctx *ctx;
   csn_session *s;
-  int isnew, modified, saved, should_save, should_touch, should_cookie;
-  int rc;
+  int isnew, same_id, modified, saved, should_save, should_touch;
+  int should_cookie, rc;
   char *cookie = NULL;
 
   /* As in begin: a failure here must not be told with an older message. */
@@ -601,9 +654,10 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
   }
 
   isnew = is_new(r);
-  if ((modified = is_modified(r)) < 0)
+  same_id = r->original_id == s->id || strcmp(r->original_id, s->id) == 0;
+  if ((modified = is_modified(r, same_id)) < 0)
     return modified;
-  if ((saved = is_saved(r)) < 0)
+  if ((saved = is_saved(r, same_id)) < 0)
     return saved;
 
   if (!ctx->save_uninitialized && !r->has_saved && isnew)
@@ -640,7 +694,7 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
 
   /* The cookie is built before the store is written, so that a failure
    * to build it (out of memory) leaves the stored record as it was. */
-  if (should_cookie && (rc = build_set_cookie(r, &cookie)) < 0)
+  if (should_cookie && (rc = build_set_cookie(r, isnew, &cookie)) < 0)
     return rc;
 
   if (should_save)
@@ -677,7 +731,10 @@ void csn_request_free(csn_request *r) {
   csn__free(r->orig_text);
   csn__free(r->saved_text);
   csn__free(r->cur_text);
-  csn__free(r->loaded_text);
+  csn__request_drop_loaded(r);
+  csn__free(r->load_buf);
+  csn__free(r->original_own);
+  csn__free(r->rotated_from);
   json_decref(r->sess.data);
   csn__cookie_free(&r->sess.cookie);
   csn__free(r);
@@ -699,15 +756,17 @@ int csn_session_regenerate(csn_session *s) {
   /* An id a rotate() left behind goes too: it is the stored one. */
   if (drc == CSN_OK)
     drc = destroy_rotated(r);
-  r->rotated_from[0] = '\0';
+  csn__free(r->rotated_from);
+  r->rotated_from = NULL;
+  if ((rc = keep_original_id(r)) < 0)
+    return rc;
   rc = generate(r, NULL);
   if (rc < 0)
     return rc;
   r->destroyed = 0;
   /* The new id was never loaded: its save is a plain write (a login
    * always writes), whatever happened to the old record. */
-  csn__free(r->loaded_text);
-  r->loaded_text = NULL;
+  csn__request_drop_loaded(r);
   r->gone = 0;
   /* original_id keeps the old id: the new session counts as modified and
    * is always saved with its cookie sent, as in express. */
@@ -746,14 +805,16 @@ int csn_session_rotate(csn_session *s) {
    * rotation still pending keeps its id: the id in between was never
    * stored (a save clears the pending one). A session this request
    * created and never saved has nothing stored. */
-  if (r->rotated_from[0] == '\0' && (!is_new(r) || r->has_saved))
-    strcpy(r->rotated_from, s->id);
+  if ((rc = keep_original_id(r)) < 0)
+    return rc;
+  if (r->rotated_from == NULL && (!is_new(r) || r->has_saved) &&
+      (r->rotated_from = csn__strdup(s->id)) == NULL)
+    return CSN_ENOMEM;
   strcpy(s->id, id);
   /* Like regenerate: the new id was never loaded, its save is a plain
    * write; original_id keeps the old id, so the session counts as
    * modified, is saved and its cookie sent. */
-  csn__free(r->loaded_text);
-  r->loaded_text = NULL;
+  csn__request_drop_loaded(r);
   r->gone = 0;
   csn__metrics_event(r->ctx, CSN__EV_ROTATED);
   return CSN_OK;
@@ -785,7 +846,7 @@ int csn_session_reload(csn_session *s) {
     return rc;
   }
   /* The reloaded text is what a later save builds on. */
-  csn__free(r->loaded_text);
+  csn__request_drop_loaded(r);
   r->loaded_text = json;
   r->loaded_len = len;
   /* Replacing the data is a change relative to the original. */

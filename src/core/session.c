@@ -67,15 +67,35 @@ static void put_json_string(csn__buf *b, const char *s) {
   json_decref(j);
 }
 
-/* Decimal text of v at p; returns the end. */
+/* Decimal text of v at p; returns the end. Two digits per division: every
+ * record written has one or two of these numbers. */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
 static char *put_i64(char *p, int64_t v) {
   char tmp[24], *q = tmp + sizeof tmp;
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
   size_t n;
-  do {
-    *--q = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
+  while (u >= 100) {
+    unsigned d = (unsigned)(u % 100);
+    u /= 100;
+    q -= 2;
+    memcpy(q, digit_pairs + 2 * d, 2);
+  }
+  if (u >= 10) {
+    q -= 2;
+    memcpy(q, digit_pairs + 2 * u, 2);
+  } else {
+    *--q = (char)('0' + u);
+  }
   if (v < 0)
     *--q = '-';
   n = (size_t)(tmp + sizeof tmp - q);
@@ -288,7 +308,9 @@ oom:
 /* ------------------------------------------------------------------------ */
 
 void csn__session_init(csn_session *s, csn_request *r) {
-  memset(s, 0, sizeof *s);
+  /* The id is a string: its first byte is enough (see csn_int.h). */
+  memset(s, 0, offsetof(csn_session, id));
+  s->id[0] = '\0';
   s->req = r;
   s->cookie.original_max_age = CSN_TIME_NONE;
   s->cookie.expires = CSN_TIME_NONE;
@@ -640,19 +662,17 @@ static int match_cookie(matcher *m, csn__cookie *c) {
   return LIT(m, "}") ? 1 : 0;
 }
 
-static int no_cookie_hook(void *ud, const char *key, size_t klen,
-                          const csn__json_scalar *v) {
-  (void)ud, (void)key, (void)klen, (void)v;
-  return 0;
-}
-
 /* The record through match_cookie(), the rest as the data object: after
  * the cookie object the record is either '}' or ',' and more members, so
  * the data's text is "{" and what follows - valid exactly when the record
- * is. Returns CSN_OK, CSN_ENOMEM, CSN_ECORRUPT (not JSON; *unreadable
- * set), or 1 when the record has another shape (nothing changed). */
+ * is, and read in place (csn__json_parse_members()). Returns CSN_OK,
+ * CSN_ENOMEM, CSN_ECORRUPT (not JSON; *unreadable set), or 1 when the
+ * record has another shape (nothing changed). The data's text, when
+ * canonical, goes out as a tail of json (data_tail) or else as a copy
+ * (data_text). */
 static int load_common(csn_session *s, const char *json, size_t len,
-                       int *unreadable, char **data_text) {
+                       int *unreadable, char **data_text,
+                       const char **data_tail, size_t *tail_len) {
   matcher m = {json, json + len};
   csn__cookie c = {CSN_TIME_NONE, CSN_TIME_NONE, CSN__ABSENT, CSN__ABSENT,
                    CSN__ABSENT,   CSN_SAMESITE_UNSET, CSN_PRIORITY_UNSET,
@@ -660,7 +680,6 @@ static int load_common(csn_session *s, const char *json, size_t len,
   csn__record_scan scan;
   const char *rest;
   size_t rlen;
-  char *text;
   json_t *data;
   int rc = match_cookie(&m, &c);
 
@@ -685,17 +704,8 @@ static int load_common(csn_session *s, const char *json, size_t len,
     return 1;
   }
   rlen = (size_t)(m.end - rest);
-  if ((text = csn__malloc(rlen + 2)) == NULL) {
-    csn__cookie_free(&c);
-    return CSN_ENOMEM;
-  }
-  text[0] = '{';
-  memcpy(text + 1, rest, rlen);
-  text[rlen + 1] = '\0';
-  data = csn__json_parse_record(text, rlen + 1, no_cookie_hook, NULL, &scan,
-                                &rc);
+  data = csn__json_parse_members(rest, rlen, &scan, &rc);
   if (data == NULL) {
-    csn__free(text);
     csn__cookie_free(&c);
     if (rc == CSN_ENOMEM)
       return rc;
@@ -706,14 +716,24 @@ static int load_common(csn_session *s, const char *json, size_t len,
   if (scan.cookies > 0) {
     /* A second "cookie" member: the last one counts, as in JSON.parse. */
     json_decref(data);
-    csn__free(text);
     csn__cookie_free(&c);
     return 1;
   }
-  if (data_text != NULL && scan.canonical)
+  if (scan.canonical && data_tail != NULL) {
+    *data_tail = rest;
+    *tail_len = rlen;
+  } else if (scan.canonical && data_text != NULL) {
+    char *text = csn__malloc(rlen + 2);
+    if (text == NULL) {
+      json_decref(data);
+      csn__cookie_free(&c);
+      return CSN_ENOMEM;
+    }
+    text[0] = '{';
+    memcpy(text + 1, rest, rlen);
+    text[rlen + 1] = '\0';
     *data_text = text;
-  else
-    csn__free(text);
+  }
   csn__cookie_free(&s->cookie);
   s->cookie = c;
   json_decref(s->data);
@@ -729,6 +749,13 @@ static int load_common(csn_session *s, const char *json, size_t len,
  * visitor's load builds one small object and no cookie object at all. */
 int csn__session_load(csn_session *s, const char *json, size_t len,
                       int *unreadable, char **data_text) {
+  return csn__session_load_tail(s, json, len, unreadable, data_text, NULL,
+                                NULL);
+}
+
+int csn__session_load_tail(csn_session *s, const char *json, size_t len,
+                           int *unreadable, char **data_text,
+                           const char **data_tail, size_t *tail_len) {
   json_t *root;
   csn__record_scan scan;
   cookie_reader cr;
@@ -738,7 +765,12 @@ int csn__session_load(csn_session *s, const char *json, size_t len,
     *unreadable = 0;
   if (data_text != NULL)
     *data_text = NULL;
-  if ((rc = load_common(s, json, len, unreadable, data_text)) <= 0)
+  if (data_tail != NULL) {
+    *data_tail = NULL;
+    *tail_len = 0;
+  }
+  if ((rc = load_common(s, json, len, unreadable, data_text, data_tail,
+                        tail_len)) <= 0)
     return rc;
   rc = CSN_OK;
   memset(&cr, 0, sizeof cr);
@@ -870,7 +902,7 @@ int csn__session_will_change(csn_session *s) {
     return CSN_ESTATE;
   if (s->data == NULL && (s->data = json_object()) == NULL)
     return CSN_ENOMEM;
-  if (r->mut_gen == 0 && r->orig_text == NULL) {
+  if (r->mut_gen == 0 && r->orig_text == NULL && r->orig_tail == NULL) {
     r->orig_text = csn__session_data_text(s);
     if (r->orig_text == NULL)
       return CSN_ENOMEM;

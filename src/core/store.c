@@ -10,6 +10,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "csn_int.h"
 
@@ -258,8 +261,8 @@ void csn_store_free(csn_store *st) {
 /* ------------------------------------------------------------------------ */
 
 /* Bytes an id may not contain: NUL and the other control characters, DEL,
- * and the path separators. A table, because this runs several times on
- * every request. */
+ * and the path separators. The table serves ids shorter than a word and
+ * the scalar fallback below. */
 static const unsigned char id_forbidden[256] = {
     [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
     [0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
@@ -269,16 +272,75 @@ static const unsigned char id_forbidden[256] = {
     [0x1e] = 1, [0x1f] = 1, [0x7f] = 1, ['/'] = 1, ['\\'] = 1,
 };
 
-int csn_store_id_valid(const char *sid) {
+/* Eight bytes at a time ("SWAR"): a byte-by-byte table walk cost about 200
+ * instructions per 32-byte id, and every request checks at least one id
+ * (each store call checks it again). For a word x,
+ *   (x - ONES * n) & ~x & HIGH  is non-zero iff some byte of x is < n
+ * (n <= 0x80; a borrow only leaves a byte that is itself below n, so the
+ * test as a whole is exact), and a byte equal to c is a byte of x ^ ONES*c
+ * below 1. */
+#define ID_ONES UINT64_C(0x0101010101010101)
+#define ID_HIGH UINT64_C(0x8080808080808080)
+static int id_word_bad(uint64_t x) {
+  uint64_t dl = x ^ (ID_ONES * 0x7f), sl = x ^ (ID_ONES * '/'),
+           bs = x ^ (ID_ONES * '\\');
+  uint64_t t = ((x - ID_ONES * 0x20) & ~x) | ((dl - ID_ONES) & ~dl) |
+               ((sl - ID_ONES) & ~sl) | ((bs - ID_ONES) & ~bs);
+  return (t & ID_HIGH) != 0;
+}
+
+int csn__id_valid_n(const char *sid, size_t n) {
   const unsigned char *p = (const unsigned char *)sid;
   size_t i;
-  if (p == NULL || p[0] == '\0') return 0;
+  if (n == 0 || n > CSN_ID_MAX) return 0;
   /* "." and "..": forbidden as whole ids (they are directory names). */
-  if (p[0] == '.' && (p[1] == '\0' || (p[1] == '.' && p[2] == '\0')))
-    return 0;
-  for (i = 0; p[i] != '\0'; i++)
-    if (id_forbidden[p[i]]) return 0;
-  return i <= CSN_ID_MAX;
+  if (p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.'))) return 0;
+  if (n < 8) {
+    for (i = 0; i < n; i++)
+      if (id_forbidden[p[i]]) return 0;
+    return 1;
+  }
+#ifdef __SSE2__
+  /* Sixteen bytes per step where SSE2 is there (every x86-64): a byte is
+   * at least 0x20 iff the unsigned maximum of it and 0x20 is itself. */
+  if (n >= 16) {
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f),
+                  sl = _mm_set1_epi8('/'), bs = _mm_set1_epi8('\\');
+    __m128i ok = _mm_cmpeq_epi8(sp, sp), bad = _mm_setzero_si128();
+    for (i = 0;; i += 16) {
+      /* The last block overlaps what was checked: in bounds, and a byte
+       * checked twice changes nothing. */
+      __m128i x = _mm_loadu_si128(
+          (const __m128i *)(const void *)(p + (i + 16 <= n ? i : n - 16)));
+      ok = _mm_and_si128(ok, _mm_cmpeq_epi8(_mm_max_epu8(x, sp), x));
+      bad = _mm_or_si128(bad, _mm_cmpeq_epi8(x, del));
+      bad = _mm_or_si128(bad, _mm_cmpeq_epi8(x, sl));
+      bad = _mm_or_si128(bad, _mm_cmpeq_epi8(x, bs));
+      if (i + 16 >= n)
+        break;
+    }
+    return _mm_movemask_epi8(ok) == 0xffff && _mm_movemask_epi8(bad) == 0;
+  }
+#endif
+  for (i = 0; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, p + i, sizeof x);
+    if (id_word_bad(x)) return 0;
+  }
+  if (i < n) {
+    /* The last word, overlapping bytes already checked: still in bounds,
+     * and checking a byte twice changes nothing. */
+    uint64_t x;
+    memcpy(&x, p + n - 8, sizeof x);
+    if (id_word_bad(x)) return 0;
+  }
+  return 1;
+}
+
+int csn_store_id_valid(const char *sid) {
+  /* strnlen: a string longer than CSN_ID_MAX is refused without reading
+   * it to its end. */
+  return sid != NULL && csn__id_valid_n(sid, strnlen(sid, CSN_ID_MAX + 1));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -338,7 +400,11 @@ static int bad_id(csn_store *st, const char *op) {
                         csn_store_name(st), op);
 }
 
-int csn_store_get(csn_store *st, const char *sid, char **json, size_t *len) {
+/* Each checked call below has a body taking `check`: 0 skips the id's
+ * validation, for the core's calls through csn__store_*_valid() with an
+ * id it validated once already (csn_int.h). */
+static int store_get(csn_store *st, const char *sid, char **json,
+                     size_t *len, int check) {
   size_t dummy;
   unsigned long gen;
   int rc;
@@ -349,7 +415,7 @@ int csn_store_get(csn_store *st, const char *sid, char **json, size_t *len) {
   if (json == NULL)
     return csn__set_error(CSN_EINVAL, "%s get: no output pointer",
                           csn_store_name(st));
-  if (!csn_store_id_valid(sid)) return bad_id(st, "get");
+  if (check && !csn_store_id_valid(sid)) return bad_id(st, "get");
   gen = tls_msg.gen;
   rc = st->m->get(st, sid, json, len != NULL ? len : &dummy);
   /* Not found is an answer, not a failure: it must not clobber the
@@ -358,8 +424,8 @@ int csn_store_get(csn_store *st, const char *sid, char **json, size_t *len) {
   return rc;
 }
 
-int csn_store_set(csn_store *st, const char *sid, const char *json,
-                  size_t len, int64_t expires_ms) {
+static int store_set(csn_store *st, const char *sid, const char *json,
+                     size_t len, int64_t expires_ms, int check) {
   unsigned long gen;
   int rc =
       pre_call(st, st != NULL && st->m != NULL && st->m->set != NULL, "set");
@@ -367,27 +433,27 @@ int csn_store_set(csn_store *st, const char *sid, const char *json,
   if (json == NULL)
     return csn__set_error(CSN_EINVAL, "%s set: no record",
                           csn_store_name(st));
-  if (!csn_store_id_valid(sid)) return bad_id(st, "set");
+  if (check && !csn_store_id_valid(sid)) return bad_id(st, "set");
   gen = tls_msg.gen;
   rc = st->m->set(st, sid, json, len, expires_ms);
   if (rc < 0) return post_fail(st, "set", gen, rc);
   return rc;
 }
 
-int csn_store_destroy(csn_store *st, const char *sid) {
+static int store_destroy(csn_store *st, const char *sid, int check) {
   unsigned long gen;
   int rc = pre_call(st, st != NULL && st->m != NULL && st->m->destroy != NULL,
                     "destroy");
   if (rc != CSN_OK) return rc;
-  if (!csn_store_id_valid(sid)) return bad_id(st, "destroy");
+  if (check && !csn_store_id_valid(sid)) return bad_id(st, "destroy");
   gen = tls_msg.gen;
   rc = st->m->destroy(st, sid);
   if (rc < 0) return post_fail(st, "destroy", gen, rc);
   return rc;
 }
 
-int csn_store_touch(csn_store *st, const char *sid, const char *json,
-                    size_t len, int64_t expires_ms) {
+static int store_touch(csn_store *st, const char *sid, const char *json,
+                       size_t len, int64_t expires_ms, int check) {
   unsigned long gen;
   int rc = pre_call(st, st != NULL && st->m != NULL && st->m->touch != NULL,
                     "touch");
@@ -395,11 +461,48 @@ int csn_store_touch(csn_store *st, const char *sid, const char *json,
   if (json == NULL)
     return csn__set_error(CSN_EINVAL, "%s touch: no record",
                           csn_store_name(st));
-  if (!csn_store_id_valid(sid)) return bad_id(st, "touch");
+  if (check && !csn_store_id_valid(sid)) return bad_id(st, "touch");
   gen = tls_msg.gen;
   rc = st->m->touch(st, sid, json, len, expires_ms);
   if (rc < 0) return post_fail(st, "touch", gen, rc);
   return rc;
+}
+
+int csn_store_get(csn_store *st, const char *sid, char **json, size_t *len) {
+  return store_get(st, sid, json, len, 1);
+}
+
+int csn__store_get_valid(csn_store *st, const char *sid, char **json,
+                         size_t *len) {
+  return store_get(st, sid, json, len, 0);
+}
+
+int csn_store_set(csn_store *st, const char *sid, const char *json,
+                  size_t len, int64_t expires_ms) {
+  return store_set(st, sid, json, len, expires_ms, 1);
+}
+
+int csn__store_set_valid(csn_store *st, const char *sid, const char *json,
+                         size_t len, int64_t expires_ms) {
+  return store_set(st, sid, json, len, expires_ms, 0);
+}
+
+int csn_store_destroy(csn_store *st, const char *sid) {
+  return store_destroy(st, sid, 1);
+}
+
+int csn__store_destroy_valid(csn_store *st, const char *sid) {
+  return store_destroy(st, sid, 0);
+}
+
+int csn_store_touch(csn_store *st, const char *sid, const char *json,
+                    size_t len, int64_t expires_ms) {
+  return store_touch(st, sid, json, len, expires_ms, 1);
+}
+
+int csn__store_touch_valid(csn_store *st, const char *sid, const char *json,
+                           size_t len, int64_t expires_ms) {
+  return store_touch(st, sid, json, len, expires_ms, 0);
 }
 
 int csn_store_clear(csn_store *st) {
@@ -482,16 +585,16 @@ int csn_store_has_cas(const csn_store *st) {
          st->m->cas != NULL;
 }
 
-int csn_store_cas(csn_store *st, const char *sid, const char *expected,
-                  size_t expected_len, const char *json, size_t len,
-                  int64_t expires_ms) {
+static int store_cas(csn_store *st, const char *sid, const char *expected,
+                     size_t expected_len, const char *json, size_t len,
+                     int64_t expires_ms, int check) {
   unsigned long gen;
   int rc = pre_call(st, csn_store_has_cas(st), "cas");
   if (rc != CSN_OK) return rc;
   if (json == NULL || expected == NULL)
     return csn__set_error(CSN_EINVAL, "%s cas: no record",
                           csn_store_name(st));
-  if (!csn_store_id_valid(sid)) return bad_id(st, "cas");
+  if (check && !csn_store_id_valid(sid)) return bad_id(st, "cas");
   gen = tls_msg.gen;
   rc = st->m->cas(st, sid, expected, expected_len, json, len, expires_ms);
   /* A conflict and a vanished record are answers the core acts on, not
@@ -499,4 +602,16 @@ int csn_store_cas(csn_store *st, const char *sid, const char *expected,
   if (rc < 0 && rc != CSN_ECONFLICT && rc != CSN_ENOENT)
     return post_fail(st, "cas", gen, rc);
   return rc;
+}
+
+int csn_store_cas(csn_store *st, const char *sid, const char *expected,
+                  size_t expected_len, const char *json, size_t len,
+                  int64_t expires_ms) {
+  return store_cas(st, sid, expected, expected_len, json, len, expires_ms, 1);
+}
+
+int csn__store_cas_valid(csn_store *st, const char *sid, const char *expected,
+                         size_t expected_len, const char *json, size_t len,
+                         int64_t expires_ms) {
+  return store_cas(st, sid, expected, expected_len, json, len, expires_ms, 0);
 }

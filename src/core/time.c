@@ -19,6 +19,8 @@
 #include "csn_int.h"
 
 #define MS_PER_DAY INT64_C(86400000)
+/* "Thu, 01 Jan 1970 00:00:00 GMT": toUTCString for years 0..9999. */
+#define HTTP_DATE_LEN 29
 
 /* Floor division and modulo: JS dates before 1970 round toward the past,
  * so -1 ms is 1969-12-31T23:59:59.999Z, not 1970-01-01T00:00:00. */
@@ -157,14 +159,40 @@ static char *put4(char *p, int64_t v) {
   return put2(p, (int)(v % 100));
 }
 
+/* The last second formatted by each of the two formatters, per thread.
+ * Expiries are "now + maxAge", so one second's worth of responses all
+ * format the same second: toUTCString's text is then copied whole, and
+ * toISOString's is copied up to the '.' with only the milliseconds
+ * written. Only years 0..9999 (the hand-written forms) are kept. */
+static _Thread_local struct {
+  int valid;
+  int64_t sec;
+  char text[HTTP_DATE_LEN + 1];
+} last_http;
+
+static _Thread_local struct {
+  int valid;
+  int64_t sec;
+  char text[20]; /* "YYYY-MM-DDTHH:MM:SS." */
+} last_iso;
+
 int csn__fmt_http_date(int64_t ms, char *out, size_t size) {
   civil_time t;
   int n, rc;
+  int64_t sec;
+  if (ms < -CSN__TIME_MAX || ms > CSN__TIME_MAX)
+    return CSN_ERANGE;
+  sec = floor_div(ms, 1000);
+  if (last_http.valid && last_http.sec == sec &&
+      size > HTTP_DATE_LEN) {
+    memcpy(out, last_http.text, HTTP_DATE_LEN + 1);
+    return CSN_OK;
+  }
   if ((rc = split_ms(ms, &t)) != CSN_OK)
     return rc;
   /* Every Set-Cookie with an expiry formats one of these: years 0..9999
    * are written by hand, the rest (never seen in practice) by snprintf. */
-  if (t.year >= 0 && t.year <= 9999 && size >= 30) {
+  if (t.year >= 0 && t.year <= 9999 && size > HTTP_DATE_LEN) {
     char *p = out;
     memcpy(p, wdays[t.wday], 3);
     p[3] = ',', p[4] = ' ';
@@ -180,6 +208,9 @@ int csn__fmt_http_date(int64_t ms, char *out, size_t size) {
     *p++ = ':';
     p = put2(p, t.sec);
     memcpy(p, " GMT", 5);
+    memcpy(last_http.text, out, HTTP_DATE_LEN + 1);
+    last_http.sec = sec;
+    last_http.valid = 1;
     return CSN_OK;
   }
   /* toUTCString: the year has at least 4 digits and a '-' when negative;
@@ -197,6 +228,18 @@ int csn__fmt_iso8601(int64_t ms, char *out, size_t size) {
   civil_time t;
   int n, rc;
   char year[24];
+  int64_t sec;
+  if (ms < -CSN__TIME_MAX || ms > CSN__TIME_MAX)
+    return CSN_ERANGE;
+  sec = floor_div(ms, 1000);
+  if (last_iso.valid && last_iso.sec == sec && size >= 25) {
+    int m = (int)(ms - sec * 1000);
+    memcpy(out, last_iso.text, 20);
+    out[20] = (char)('0' + m / 100);
+    put2(out + 21, m % 100);
+    memcpy(out + 23, "Z", 2);
+    return CSN_OK;
+  }
   if ((rc = split_ms(ms, &t)) != CSN_OK)
     return rc;
   if (t.year >= 0 && t.year <= 9999 && size >= 25) {
@@ -215,6 +258,9 @@ int csn__fmt_iso8601(int64_t ms, char *out, size_t size) {
     *p++ = (char)('0' + t.ms / 100);
     p = put2(p, t.ms % 100);
     memcpy(p, "Z", 2);
+    memcpy(last_iso.text, out, 20);
+    last_iso.sec = sec;
+    last_iso.valid = 1;
     return CSN_OK;
   }
   /* toISOString: years 0..9999 as 4 digits, others as a sign and 6. */
@@ -258,12 +304,28 @@ static int digits(const char *s, size_t n, size_t *i, int count,
 /* What toISOString writes for years 0..9999, "YYYY-MM-DDTHH:MM:SS.mmmZ":
  * every stored record holds one, read on every load. 1 and *ms on
  * success; 0 when s has another shape (the general parser decides). */
+/* The last such string read, per thread: its text up to the '.', already
+ * checked, and the instant of that second. Records saved within the same
+ * second share it, so most reads only compare it and add the
+ * milliseconds. */
+static _Thread_local struct {
+  int valid;
+  char text[20];
+  int64_t base;
+} last_parse;
+
 static int parse_iso_common(const char *s, size_t n, int64_t *ms) {
 #define D(i) ((unsigned)((unsigned char)s[i] - '0'))
   unsigned y, mon, day, hour, min, sec, msec;
   if (n != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
       s[16] != ':' || s[19] != '.' || s[23] != 'Z')
     return 0;
+  if (last_parse.valid && memcmp(s, last_parse.text, 20) == 0) {
+    if ((D(20) > 9) | (D(21) > 9) | (D(22) > 9))
+      return 0;
+    *ms = last_parse.base + (int64_t)(D(20) * 100 + D(21) * 10 + D(22));
+    return 1;
+  }
   /* Each D() is below 10 exactly when its byte is a digit. */
   if ((D(0) > 9) | (D(1) > 9) | (D(2) > 9) | (D(3) > 9) | (D(5) > 9) |
       (D(6) > 9) | (D(8) > 9) | (D(9) > 9) | (D(11) > 9) | (D(12) > 9) |
@@ -282,9 +344,13 @@ static int parse_iso_common(const char *s, size_t n, int64_t *ms) {
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
       sec > 59)
     return 0;
-  *ms = days_from_civil((int64_t)y, (int)mon, (int)day) * MS_PER_DAY +
-        (int64_t)hour * 3600000 + (int64_t)min * 60000 +
-        (int64_t)sec * 1000 + (int64_t)msec;
+  last_parse.base = days_from_civil((int64_t)y, (int)mon, (int)day) *
+                        MS_PER_DAY +
+                    (int64_t)hour * 3600000 + (int64_t)min * 60000 +
+                    (int64_t)sec * 1000;
+  memcpy(last_parse.text, s, 20);
+  last_parse.valid = 1;
+  *ms = last_parse.base + (int64_t)msec;
   return 1;
 }
 

@@ -51,9 +51,15 @@ typedef struct csn__buf {
   size_t len;
   size_t cap;
   int oom;
+  /* data is the caller's storage (csn__buf_init_fixed), not ours: growing
+   * moves to the heap, free leaves it alone, steal copies it. */
+  int fixed;
 } csn__buf;
 
 void csn__buf_init(csn__buf *b);
+/* Start in the caller's storage[0..cap) (cap >= 1), e.g. a stack array, so
+ * that a short text needs no allocation; csn__buf_free() is still due. */
+void csn__buf_init_fixed(csn__buf *b, char *storage, size_t cap);
 int csn__buf_reserve(csn__buf *b, size_t extra);
 /* Out of line: the growth and OOM paths of the two below. */
 int csn__buf_append_slow(csn__buf *b, const char *s, size_t n);
@@ -100,6 +106,11 @@ int csn__uri_encode(csn__buf *b, const char *s, size_t n);
  * must have room for n bytes), -1 when it would throw (bad escape or the
  * result is not valid UTF-8). */
 int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn);
+/* 1 when s[0..n) is exactly what encodeURIComponent writes for what it
+ * decodes to (every literal byte one it leaves alone, every escape
+ * upper-case hex of a byte it escapes), else 0. For a value that
+ * csn__uri_decode() accepts. */
+int csn__uri_canonical(const char *s, size_t n);
 /* 1 if s[0..n) is well-formed UTF-8, else 0. */
 int csn__utf8_valid(const char *s, size_t n);
 
@@ -183,6 +194,14 @@ int csn__cookie_domain_valid(const char *domain);
 int csn__set_cookie_serialize(csn__buf *b, const char *name,
                               const char *value, size_t vlen,
                               const csn__cookie *c, const char **errmsg);
+/* The same with the value given already encoded (enc must be exactly
+ * encodeURIComponent of the value: it is copied as it is), and name a
+ * cookie name of nlen bytes that the caller has validated (the context's,
+ * checked at csn_ctx_new()). */
+int csn__set_cookie_serialize_encoded(csn__buf *b, const char *name,
+                                      size_t nlen, const char *enc,
+                                      size_t enclen, const csn__cookie *c,
+                                      const char **errmsg);
 
 /* session.c: the cookie as JSON (express key order), and back. */
 int csn__cookie_to_json(csn__buf *b, const csn__cookie *c);
@@ -291,6 +310,8 @@ struct csn_request {
   /* Its signature, when the signing secret (keys[0]) verified it: the
    * Set-Cookie for the same id reuses it instead of computing it again. */
   char cookie_sig[CSN__SIG_LEN + 1];
+  /* The length of cookie_raw, or 0 when it holds nothing. */
+  size_t cookie_raw_len;
   /* Modification tracking (express hashes the data without "cookie"): the
    * data's text before the first change, the change count, and the text
    * at the last save(). */
@@ -310,6 +331,11 @@ struct csn_request {
   unsigned long saved_gen;
   char *saved_text; /* NULL with has_saved: equal to orig_text */
   char *cur_text;   /* cached at commit */
+  size_t cur_len;   /* strlen(cur_text) */
+  /* During csn_request_commit() only: a buffer on its stack that cur_text
+   * may point to (then it is not freed; csn__request_drop_cur()). NULL
+   * otherwise, so that nothing keeps pointing into it after commit. */
+  char *cur_scratch;
   /* The record exactly as the store returned it, for compare-and-set
    * (merge.c); after each successful save of this request, the record it
    * wrote. NULL for a session this request generated (new or
@@ -339,6 +365,15 @@ struct csn_request {
    * not the id buffers behind them. Nothing reads an id past its NUL. */
   csn_session sess;
   char cookie_id[CSN_ID_MAX + 1]; /* id from a verified cookie */
+  /* The cookie's value as the client sent it, when the signing secret
+   * verified it and it is exactly encodeURIComponent of the signed value:
+   * then it is byte for byte the value of the Set-Cookie for the same id,
+   * which copies it instead of encoding the value again. A longer one
+   * (ids up to CSN_ID_MAX are allowed, a default id's value is 80 bytes
+   * and a few more per '+' or '/' in the signature) is not kept; 128
+   * keeps this struct within glibc's per-thread cache of small blocks
+   * (see original_id; the benchmark shows when it does not). */
+  char cookie_raw[128];
 };
 
 int64_t csn__ctx_now(const csn_ctx *ctx);
@@ -440,6 +475,12 @@ int csn__json_dump(csn__buf *b, const json_t *j);
 void csn__buf_put_int(csn__buf *b, int64_t v);
 /* The data without cookie, compact (what express hashes). */
 char *csn__session_data_text(const csn_session *s);
+/* The record of csn__session_record_with() appended to b; data_text is
+ * dlen bytes. */
+int csn__session_record_into(const csn_session *s, const char *data_text,
+                             size_t dlen, csn__buf *b);
+/* The same text appended to b (which may start in fixed storage). */
+int csn__session_data_text_into(const csn_session *s, csn__buf *b);
 /* Call before any change to the data (captures the original text). */
 int csn__session_will_change(csn_session *s);
 void csn__session_touch_cookie(csn_session *s, int64_t now);
@@ -450,14 +491,19 @@ void csn__request_drop_loaded(csn_request *r);
 /* request.c: make orig_text an owned string when it is still a tail
  * (before something needs it NUL-terminated). CSN_OK or CSN_ENOMEM. */
 int csn__request_own_orig(csn_request *r);
+/* Forget the cached current text (freeing it unless it is the commit's
+ * scratch buffer). */
+void csn__request_drop_cur(csn_request *r);
 
 /* merge.c: may this request's save be a compare-and-set with merge? */
 int csn__request_can_merge(const csn_request *r);
-/* Save `record` (owned: consumed) conditionally on the loaded text,
- * merging on conflicts. CSN_OK with *gone = 1 when the record was
- * destroyed meanwhile (nothing written); CSN_ECONFLICT after too many
- * conflicts; a store error. */
+/* Save `record` conditionally on the loaded text, merging on conflicts.
+ * CSN_OK with *gone = 1 when the record was destroyed meanwhile (nothing
+ * written); CSN_ECONFLICT after too many conflicts; a store error. record
+ * is consumed (csn__free), or with `borrowed` left to the caller: that is
+ * for the end-of-request save only, since what was written is then not
+ * kept as the base of a later save (loaded_text becomes NULL). */
 int csn__request_save_merged(csn_request *r, char *record, size_t len,
-                             int *gone);
+                             int borrowed, int *gone);
 
 #endif /* CSN_INT_H */

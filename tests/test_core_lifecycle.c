@@ -543,6 +543,197 @@ static void core_trace_wrong_secret_and_rotation(void **state) {
   fx_close(&f);
 }
 
+/* A returning request's Set-Cookie carries the incoming value back as it
+ * is when that is already what express would write (request.c skips
+ * encoding it again). Every other spelling of the same signed value must
+ * still get express's own, encodeURIComponent("s:" + id + "." + sig). */
+static void h_incr_get(csn_request *r, void *ud) {
+  assert_int_equal(
+      csn_session_incr(csn_request_session(r), "n", 1, (int64_t *)ud),
+      CSN_OK);
+}
+
+static void core_set_cookie_canonical_value(void **state) {
+  static const char *const spellings[] = {
+      /* canonical: sent back as it is */
+      SIGNED_SID,
+      /* quoted */
+      "connect.sid=\"s%3AhrUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf."
+      "G72sFRqPSUWFyPzllyagmSFtTuzmVxJ6%2F%2Fr%2F8WnmJts\"",
+      /* lower-case hex */
+      "connect.sid=s%3ahrUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf."
+      "G72sFRqPSUWFyPzllyagmSFtTuzmVxJ6%2f%2Fr%2F8WnmJts",
+      /* an escape of a byte encodeURIComponent leaves alone ('h', 'A') */
+      "connect.sid=s%3A%68rUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf."
+      "G72sFRqPSUWFyPzllyagmSFtTuzmVxJ6%2F%2Fr%2F8WnmJts",
+      "connect.sid=s%3AhrUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf."
+      "G72sFRqPSUWFyPzllyagmSFtTuzmVxJ6%2F%2Fr%2F8WnmJts%41",
+      /* literal '/' that encodeURIComponent escapes */
+      "connect.sid=s%3AhrUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf."
+      "G72sFRqPSUWFyPzllyagmSFtTuzmVxJ6//r%2F8WnmJts",
+      /* a literal ':' */
+      "connect.sid=s:hrUjCnwaZpmnU9oJmZTfH4rMSdHuVvyf."
+      "G72sFRqPSUWFyPzllyagmSFtTuzmVxJ6%2F%2Fr%2F8WnmJts",
+  };
+  counting_store *cs = counting_store_new(NULL, 1);
+  csn_options o;
+  csn_ctx *ctx;
+  char *sc, want[200];
+  int64_t n = 0, expect = 1;
+  size_t i;
+  (void)state;
+  base_opts(&o, &cs->base);
+  o.genid = fixed_id;
+  o.genid_userdata = (void *)SID;
+  o_lazy_max(&o);
+  assert_int_equal(csn_ctx_new(&ctx, &o, NULL, 0), CSN_OK);
+  snprintf(want, sizeof want, "%s; Path=/; Expires=", SIGNED_SID);
+  sc = run(ctx, NULL, NULL, NULL, h_incr_get, &n, NULL);
+  assert_non_null(sc);
+  assert_true(strncmp(sc, want, strlen(want)) == 0);
+  csn_free(sc);
+  for (i = 0; i < CSN__ARRAY_SIZE(spellings); i++) {
+    const char *value = strchr(spellings[i], '=') + 1;
+    /* The "%41" spelling signs another value ("...JtsA"): it does not
+     * verify, a new session starts and the count starts over. */
+    int verifies = strstr(value, "%41") == NULL;
+    sc = run(ctx, spellings[i], NULL, NULL, h_incr_get, &n, NULL);
+    assert_non_null(sc);
+    expect = verifies ? expect + 1 : 1;
+    if (n != expect)
+      fail_msg("%s: n is %lld, want %lld (not loaded?)", spellings[i],
+               (long long)n, (long long)expect);
+    if (strncmp(sc, want, strlen(want)) != 0)
+      fail_msg("%s: Set-Cookie %s\nwant %s...", spellings[i], sc, want);
+    csn_free(sc);
+  }
+  csn_ctx_free(ctx);
+  csn_store_free(&cs->base);
+}
+
+/* The data's text and the record are built on commit's stack when they
+ * fit (request.c) and on the heap when not: a session grows past both
+ * sizes and shrinks back, and every request reads what the one before
+ * wrote. */
+static void h_grow(csn_request *r, void *ud) {
+  csn_session *s = csn_request_session(r);
+  size_t *want = ud, n;
+  const char *got = NULL;
+  size_t glen = 0;
+  char *v;
+  if (*want > 0) { /* what the previous request stored */
+    assert_int_equal(csn_session_get_str(s, "blob", &got, &glen), CSN_OK);
+    assert_int_equal(glen, *want);
+  }
+  n = *want < 4000 ? *want + 700 : 10;
+  v = malloc(n + 1);
+  assert_non_null(v);
+  memset(v, 'x', n);
+  v[n] = '\0';
+  assert_int_equal(csn_session_set_str(s, "blob", v), CSN_OK);
+  free(v);
+  *want = n;
+}
+
+static void core_big_session_records(void **state) {
+  fixture f;
+  char *sc, *c;
+  size_t want = 0;
+  int i;
+  (void)state;
+  fx_open(&f, o_lazy_max);
+  sc = run(f.ctx, NULL, NULL, NULL, h_grow, &want, NULL);
+  c = cookie_of(sc);
+  csn_free(sc);
+  for (i = 0; i < 8; i++) {
+    sc = run(f.ctx, c, NULL, NULL, h_grow, &want, NULL);
+    assert_non_null(sc);
+    csn_free(sc);
+  }
+  free(c);
+  fx_close(&f);
+}
+
+/* A cookie an older secret verified is signed again with the first one,
+ * even when its value is canonical. */
+/* csn_request_commit() ends the request: a later csn_session_save() is
+ * refused (the request no longer holds the text a conditional save
+ * compares against), and the stored record is what commit wrote. */
+static void core_save_after_commit_refused(void **state) {
+  csn_options o;
+  csn_ctx *ctx;
+  csn_request_info in;
+  csn_request *r = NULL;
+  csn_session *s;
+  char *sc = NULL, *json = NULL;
+  size_t len = 0;
+  (void)state;
+  csn_options_init(&o);
+  static const char *const secrets[] = {"keyboard cat"};
+  o.secrets = secrets;
+  o.n_secrets = 1;
+  o.genid = fixed_id;
+  o.genid_userdata = (void *)SID;
+  assert_int_equal(csn_ctx_new(&ctx, &o, NULL, 0), CSN_OK);
+  memset(&in, 0, sizeof in);
+  in.url = "/";
+  assert_int_equal(csn_request_begin(ctx, &in, &r), CSN_OK);
+  s = csn_request_session(r);
+  assert_int_equal(csn_session_set_int(s, "n", 1), CSN_OK);
+  assert_int_equal(csn_request_commit(r, &sc), CSN_OK);
+  assert_non_null(sc);
+  assert_int_equal(csn_session_set_int(s, "n", 2), CSN_OK);
+  assert_int_equal(csn_session_save(s), CSN_ESTATE);
+  assert_int_equal(csn_store_get(csn_ctx_store(ctx), SID, &json, &len),
+                   CSN_OK);
+  assert_non_null(strstr(json, "\"n\":1"));
+  csn_free(json);
+  csn_free(sc);
+  csn_request_free(r);
+  csn_ctx_free(ctx);
+}
+
+static void core_set_cookie_rotated_secret(void **state) {
+  static const char *const rotated[] = {"new secret", "keyboard cat"};
+  counting_store *cs = counting_store_new(NULL, 1);
+  csn_options o;
+  csn_ctx *ctx;
+  char *sc, sig[CSN__SIG_LEN + 1], want[200];
+  csn__hmac_key k;
+  int64_t n = 0;
+  csn__buf b;
+  (void)state;
+  base_opts(&o, &cs->base);
+  o.genid = fixed_id;
+  o.genid_userdata = (void *)SID;
+  o_lazy_max(&o);
+  assert_int_equal(csn_ctx_new(&ctx, &o, NULL, 0), CSN_OK);
+  sc = run(ctx, NULL, NULL, NULL, h_incr_get, &n, NULL);
+  csn_free(sc);
+  csn_ctx_free(ctx);
+
+  o.secrets = rotated;
+  o.n_secrets = 2;
+  assert_int_equal(csn_ctx_new(&ctx, &o, NULL, 0), CSN_OK);
+  /* What express writes: the id signed with "new secret". */
+  assert_int_equal(csn__hmac_key_init(&k, "new secret", 10), CSN_OK);
+  csn__sign(&k, SID, strlen(SID), sig);
+  csn__hmac_key_clear(&k);
+  csn__buf_init(&b);
+  csn__buf_puts(&b, "connect.sid=s%3A" SID ".");
+  assert_int_equal(csn__uri_encode(&b, sig, strlen(sig)), CSN_OK);
+  snprintf(want, sizeof want, "%s; Path=/; Expires=", b.data);
+  csn__buf_free(&b);
+  sc = run(ctx, SIGNED_SID, NULL, NULL, h_incr_get, &n, NULL);
+  assert_non_null(sc);
+  assert_int_equal(n, 2); /* loaded through the second secret */
+  if (strncmp(sc, want, strlen(want)) != 0)
+    fail_msg("Set-Cookie %s\nwant %s...", sc, want);
+  csn_free(sc);
+  csn_ctx_free(ctx);
+  csn_store_free(&cs->base);
+}
+
 static void core_trace_unknown_sid(void **state) {
   fixture f;
   char *sc, *c;
@@ -1006,6 +1197,10 @@ int main(void) {
       cmocka_unit_test(core_options_validation),
       cmocka_unit_test(core_corrupt_record),
       cmocka_unit_test(core_ctx_ext),
+      cmocka_unit_test(core_set_cookie_canonical_value),
+      cmocka_unit_test(core_big_session_records),
+      cmocka_unit_test(core_set_cookie_rotated_secret),
+      cmocka_unit_test(core_save_after_commit_refused),
   };
   return cmocka_run_group_tests_name("core_lifecycle", tests, NULL, NULL);
 }

@@ -293,6 +293,58 @@ static void test_decode_round_trip(void **state) {
   }
 }
 
+/* csn__uri_canonical() against its definition: a value csn__uri_decode()
+ * accepts is canonical exactly when encoding what it decodes to gives it
+ * back. The request cycle sends such a cookie value back as it is, so a
+ * wrong "yes" would send a Set-Cookie express-session does not. */
+static void check_canonical(const unsigned char *s, size_t n) {
+  unsigned char dec[1200];
+  char enc[3600];
+  size_t dn = 0, en;
+  int want;
+  if (ref_decode(s, n, dec, &dn) != 0)
+    return; /* only decodable values are asked about */
+  en = ref_encode(dec, dn, enc);
+  want = en == n && memcmp(enc, s, n) == 0;
+  if (csn__uri_canonical((const char *)s, n) != want)
+    fail_msg("canonical(%.*s) should be %d", (int)n, (const char *)s, want);
+}
+
+static void test_canonical(void **state) {
+  unsigned char s[400];
+  char enc[1200];
+  int iter;
+  unsigned c;
+  size_t len, pos;
+  (void)state;
+  /* Every byte, literal and as an escape in both cases, in every lane of
+   * the 16-byte steps and of the tail. */
+  for (len = 1; len <= 40; len++)
+    for (pos = 0; pos < len; pos++)
+      for (c = 0; c < 256; c++) {
+        memset(s, 'b', len);
+        s[pos] = (unsigned char)c;
+        check_canonical(s, len);
+        if (pos + 3 <= len) {
+          s[pos] = '%';
+          s[pos + 1] = "0123456789ABCDEF"[c >> 4];
+          s[pos + 2] = "0123456789ABCDEF"[c & 15];
+          check_canonical(s, len);
+          s[pos + 2] = "0123456789abcdef"[c & 15];
+          check_canonical(s, len);
+        }
+      }
+  for (iter = 0; iter < 30000; iter++) {
+    size_t n = rnd() % sizeof s, k;
+    for (k = 0; k < n; k++)
+      s[k] = rnd_byte();
+    check_canonical(s, n);
+    /* And what the encoder writes, which is canonical by definition. */
+    n = ref_encode(s, n % 150, enc);
+    assert_int_equal(csn__uri_canonical(enc, n), 1);
+  }
+}
+
 static void test_b64_against_reference(void **state) {
   unsigned char in[64];
   char want[100], got[100];
@@ -425,6 +477,7 @@ int main(void) {
       cmocka_unit_test(test_decode_every_byte_every_lane),
       cmocka_unit_test(test_decode_random),
       cmocka_unit_test(test_decode_round_trip),
+      cmocka_unit_test(test_canonical),
       cmocka_unit_test(test_b64_against_reference),
       cmocka_unit_test(test_dates_warm_and_cold),
       cmocka_unit_test(test_dates_warm_cache_refusals),

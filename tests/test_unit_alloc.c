@@ -226,6 +226,48 @@ static void test_buf_latch(void **state) {
   assert_int_equal(live, 0);
 }
 
+/* A buffer in the caller's storage: no allocation while the text fits;
+ * growing moves it (contents kept) to the heap, OOM then latches; steal
+ * always hands out a heap copy, and free never frees the storage. */
+static void test_buf_fixed(void **state) {
+  char store[8];
+  csn__buf b;
+  char *s;
+  (void)state;
+  n_allocs = 0;
+  csn__buf_init_fixed(&b, store, sizeof store);
+  assert_int_equal(csn__buf_puts(&b, "abcdefg"), CSN_OK); /* 7 + NUL */
+  assert_ptr_equal(b.data, store);
+  assert_int_equal(n_allocs, 0);
+  s = csn__buf_steal(&b, NULL);
+  assert_non_null(s);
+  assert_true(s != store);
+  assert_string_equal(s, "abcdefg");
+  csn__free(s);
+
+  csn__buf_init_fixed(&b, store, sizeof store);
+  assert_int_equal(csn__buf_puts(&b, "abcd"), CSN_OK);
+  assert_int_equal(csn__buf_puts(&b, "efghij"), CSN_OK);
+  assert_true(b.data != store);
+  assert_int_equal(b.fixed, 0);
+  assert_string_equal(b.data, "abcdefghij");
+  csn__buf_free(&b);
+  assert_int_equal(live, 0);
+
+  /* The move itself fails: the storage keeps what it had, the buffer is
+   * failed, and nothing leaks. */
+  csn__buf_init_fixed(&b, store, sizeof store);
+  assert_int_equal(csn__buf_puts(&b, "abc"), CSN_OK);
+  n_allocs = 0;
+  fail_at = 1;
+  assert_int_equal(csn__buf_puts(&b, "defghijk"), CSN_ENOMEM);
+  fail_at = 0;
+  assert_string_equal(store, "abc");
+  assert_null(csn__buf_steal(&b, NULL));
+  csn__buf_free(&b);
+  assert_int_equal(live, 0);
+}
+
 /* jansson allocates through the hook too. */
 static void test_jansson_hook(void **state) {
   json_t *o;
@@ -309,6 +351,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_oom_set_cookie, setup, teardown),
       cmocka_unit_test_setup_teardown(test_oom_strdup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_buf_latch, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_buf_fixed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_jansson_hook, setup, teardown),
       cmocka_unit_test_setup_teardown(test_calloc_overflow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_set_allocator_invalid, setup,

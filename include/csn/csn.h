@@ -508,7 +508,7 @@ CSN_API int csn_session_reload(csn_session *s);
  * when nothing changed after this call. With a compare-and-set store this
  * merges like csn_request_commit(): afterwards the session's data is what
  * was stored, concurrent requests' members included (CSN_ECONFLICT as
- * there). */
+ * there). CSN_ESTATE after csn_request_commit(): the request is over. */
 CSN_API int csn_session_save(csn_session *s);
 /* Reset the cookie's expiry to now + originalMaxAge (also done once per
  * request automatically). */

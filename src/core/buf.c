@@ -20,6 +20,16 @@ void csn__buf_init(csn__buf *b) {
   b->len = 0;
   b->cap = 0;
   b->oom = 0;
+  b->fixed = 0;
+}
+
+void csn__buf_init_fixed(csn__buf *b, char *storage, size_t cap) {
+  b->data = storage;
+  b->len = 0;
+  b->cap = cap;
+  b->oom = 0;
+  b->fixed = 1;
+  storage[0] = '\0';
 }
 
 /* Make room for `extra` more bytes plus the terminating NUL. */
@@ -41,7 +51,16 @@ int csn__buf_reserve(csn__buf *b, size_t extra) {
   cap = b->cap ? b->cap : CSN__BUF_MIN;
   while (cap < need)
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  p = csn__realloc(b->data, cap);
+  if (b->fixed) {
+    /* Out of the caller's storage: onto the heap, contents and NUL. */
+    p = csn__malloc(cap);
+    if (p != NULL) {
+      memcpy(p, b->data, b->len + 1);
+      b->fixed = 0;
+    }
+  } else {
+    p = csn__realloc(b->data, cap);
+  }
   if (p == NULL) {
     b->oom = 1;
     return CSN_ENOMEM;
@@ -118,6 +137,14 @@ char *csn__buf_steal(csn__buf *b, size_t *len) {
   }
   b->data[b->len] = '\0';
   p = b->data;
+  if (b->fixed) {
+    /* The caller's storage is not ours to hand over: a copy is. */
+    if ((p = csn__malloc(b->len + 1)) == NULL) {
+      csn__buf_init(b);
+      return NULL;
+    }
+    memcpy(p, b->data, b->len + 1);
+  }
   if (len != NULL)
     *len = b->len;
   csn__buf_init(b);
@@ -125,6 +152,7 @@ char *csn__buf_steal(csn__buf *b, size_t *len) {
 }
 
 void csn__buf_free(csn__buf *b) {
-  csn__free(b->data);
+  if (!b->fixed)
+    csn__free(b->data);
   csn__buf_init(b);
 }

@@ -189,16 +189,17 @@ static int fail(const char *msg, const char **errmsg) {
  * are off, as `undefined` is falsy. Attributes are validated in the order
  * cookie checks them, so the same bad option produces the same message. On
  * error nothing is left appended to b. */
-int csn__set_cookie_serialize(csn__buf *b, const char *name,
-                              const char *value, size_t vlen,
-                              const csn__cookie *c, const char **errmsg) {
+/* nlen: the length of a name the caller has checked, or 0 to check it
+ * here. */
+static int serialize(csn__buf *b, const char *name, size_t nlen,
+                     const char *value, size_t vlen, int encoded,
+                     const csn__cookie *c, const char **errmsg) {
   size_t mark = b->len;
   const char *priority = NULL, *same_site = NULL;
   char date[48];
-  size_t nlen;
   int rc;
 
-  if ((nlen = token_len(name)) == 0)
+  if (nlen == 0 && (nlen = token_len(name)) == 0)
     return fail("argument name is invalid", errmsg);
   if (value == NULL && vlen > 0)
     return fail("argument val is invalid", errmsg);
@@ -264,17 +265,30 @@ int csn__set_cookie_serialize(csn__buf *b, const char *name,
     /* The attributes: at most 9 + dlen + 7 + plen + 10 + tlen, then 10 + 8
      * + 13 + 17 + 17 for the flags, Priority and SameSite. */
     tail = dlen + plen + tlen + 96;
-    if (csn__buf_reserve(b, nlen + 1 + (vlen <= 4096 ? 3 * vlen : 0) +
-                                tail) != CSN_OK)
-      goto out;
-    o = b->data + b->len;
-    memcpy(o, name, nlen);
-    o[nlen] = '=';
-    b->len += nlen + 1;
-    if (csn__uri_encode(b, value ? value : "", vlen) != CSN_OK ||
-        (vlen > 4096 && csn__buf_reserve(b, tail) != CSN_OK))
-      goto out;
-    o = b->data + b->len;
+    if (encoded) {
+      /* Already in encodeURIComponent form: copied as it is. */
+      if (csn__buf_reserve(b, nlen + 1 + vlen + tail) != CSN_OK)
+        goto out;
+      o = b->data + b->len;
+      memcpy(o, name, nlen);
+      o[nlen] = '=';
+      o += nlen + 1;
+      if (vlen > 0)
+        memcpy(o, value, vlen);
+      o += vlen;
+    } else {
+      if (csn__buf_reserve(b, nlen + 1 + (vlen <= 4096 ? 3 * vlen : 0) +
+                                  tail) != CSN_OK)
+        goto out;
+      o = b->data + b->len;
+      memcpy(o, name, nlen);
+      o[nlen] = '=';
+      b->len += nlen + 1;
+      if (csn__uri_encode(b, value ? value : "", vlen) != CSN_OK ||
+          (vlen > 4096 && csn__buf_reserve(b, tail) != CSN_OK))
+        goto out;
+      o = b->data + b->len;
+    }
 #define PUT(s, n) (memcpy(o, (s), (n)), o += (n))
     if (dlen > 0) {
       PUT("; Domain=", 9);
@@ -319,4 +333,17 @@ out:
     b->data[mark] = '\0';
   }
   return rc;
+}
+
+int csn__set_cookie_serialize(csn__buf *b, const char *name,
+                              const char *value, size_t vlen,
+                              const csn__cookie *c, const char **errmsg) {
+  return serialize(b, name, 0, value, vlen, 0, c, errmsg);
+}
+
+int csn__set_cookie_serialize_encoded(csn__buf *b, const char *name,
+                                      size_t nlen, const char *enc,
+                                      size_t enclen, const csn__cookie *c,
+                                      const char **errmsg) {
+  return serialize(b, name, nlen, enc, enclen, 1, c, errmsg);
 }

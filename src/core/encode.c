@@ -437,6 +437,95 @@ int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn) {
   return 0;
 }
 
+/* Upper-case hex digit values plus one (0: anything else, lower-case
+ * letters included), for the canonical test below. */
+#define H1(c, v) [c] = (v) + 1
+static const unsigned char upper_hex_plus1[256] = {
+    H1('0', 0),  H1('1', 1),  H1('2', 2),  H1('3', 3),  H1('4', 4),
+    H1('5', 5),  H1('6', 6),  H1('7', 7),  H1('8', 8),  H1('9', 9),
+    H1('A', 10), H1('B', 11), H1('C', 12), H1('D', 13), H1('E', 14),
+    H1('F', 15),
+};
+#undef H1
+
+/* Is the escape "%XY" at in[i] exactly what encodeURIComponent writes for
+ * its byte: two upper-case hex digits, of a byte it does escape? */
+static int escape_canonical(const char *in, size_t n, size_t i) {
+  unsigned hi, lo;
+  if (n - i < 3)
+    return 0;
+  hi = upper_hex_plus1[(unsigned char)in[i + 1]];
+  lo = upper_hex_plus1[(unsigned char)in[i + 2]];
+  return hi != 0 && lo != 0 && !uri_unreserved[(hi - 1) * 16 + (lo - 1)];
+}
+
+/* Every '%' starts a canonical escape and every other byte is one that
+ * encodeURIComponent leaves alone. A hex digit of an escape is a letter or
+ * a digit, which passes as such, and is never a '%', so the escapes are
+ * found without parsing from the start: the blocks below may overlap.
+ *
+ * This runs on every returning request's cookie value, so the 16-byte
+ * step tests only the common bytes (letters, digits, '-', '.', '_' and
+ * '%'), a few operations each, and leaves the rest (the rare ! ' ( ) * ~,
+ * and the reserved bytes that fail) to the table. A separate pass rather
+ * than part of the decoder: there, every escape ends a 16-byte step, and
+ * the full unreserved16() test per step cost nearly what encoding the
+ * value again does. */
+int csn__uri_canonical(const char *s, size_t n) {
+  size_t i = 0;
+#ifdef CSN__URI_SSE2
+  if (n >= 16) {
+    /* x - lo, with the bias 0x80 folded in, is below the signed bound
+     * exactly when x is in [lo, lo + span) as unsigned bytes. */
+    const __m128i case_bit = _mm_set1_epi8(0x20);
+    const __m128i alpha_lo = _mm_set1_epi8((char)(0x61 - 0x80));
+    const __m128i alpha_hi = _mm_set1_epi8((char)(-0x80 + 26));
+    const __m128i digit_lo = _mm_set1_epi8((char)(0x30 - 0x80));
+    const __m128i digit_hi = _mm_set1_epi8((char)(-0x80 + 10));
+    const __m128i dash_lo = _mm_set1_epi8((char)(0x2D - 0x80));
+    const __m128i dash_hi = _mm_set1_epi8((char)(-0x80 + 2)); /* - . */
+    const __m128i under = _mm_set1_epi8('_');
+    const __m128i percent = _mm_set1_epi8('%');
+    for (;;) {
+      /* The last block ends at n, overlapping the one before: a byte seen
+       * twice gives the same answer twice. */
+      size_t at = i + 16 <= n ? i : n - 16;
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + at));
+      __m128i alpha = _mm_cmplt_epi8(
+          _mm_sub_epi8(_mm_or_si128(x, case_bit), alpha_lo), alpha_hi);
+      __m128i digit = _mm_cmplt_epi8(_mm_sub_epi8(x, digit_lo), digit_hi);
+      __m128i dash = _mm_cmplt_epi8(_mm_sub_epi8(x, dash_lo), dash_hi);
+      __m128i pctv = _mm_cmpeq_epi8(x, percent);
+      __m128i common = _mm_or_si128(
+          _mm_or_si128(alpha, digit),
+          _mm_or_si128(dash, _mm_or_si128(_mm_cmpeq_epi8(x, under), pctv)));
+      unsigned other = ~(unsigned)_mm_movemask_epi8(common) & 0xFFFFu;
+      unsigned pct = (unsigned)_mm_movemask_epi8(pctv);
+      for (; other != 0; other &= other - 1)
+        if (!uri_unreserved[(unsigned char)
+                                s[at + (unsigned)__builtin_ctz(other)]])
+          return 0;
+      for (; pct != 0; pct &= pct - 1)
+        if (!escape_canonical(s, n, at + (unsigned)__builtin_ctz(pct)))
+          return 0;
+      i += 16;
+      if (i >= n)
+        return 1;
+    }
+  }
+#endif
+  for (; i < n; i++) {
+    if (s[i] == '%') {
+      if (!escape_canonical(s, n, i))
+        return 0;
+      i += 2;
+    } else if (!uri_unreserved[(unsigned char)s[i]]) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
  * above U+10FFFF. jansson checks the same but answers NULL for both "bad
  * text" and "out of memory"; checking first lets callers tell them apart. */

@@ -191,8 +191,7 @@ static void adopt(csn_request *r, merge_step *m) {
     r->orig_tail = NULL;
     m->base_text = NULL;
   }
-  csn__free(r->cur_text);
-  r->cur_text = NULL;
+  csn__request_drop_cur(r);
 }
 
 int csn__request_can_merge(const csn_request *r) {
@@ -200,8 +199,16 @@ int csn__request_can_merge(const csn_request *r) {
          csn_store_has_cas(r->ctx->store);
 }
 
+/* step_free() for a step whose record may be the caller's. */
+static void step_release(merge_step *m, const char *borrowed) {
+  if (borrowed != NULL && m->record == borrowed)
+    m->record = NULL;
+  step_free(m);
+}
+
 int csn__request_save_merged(csn_request *r, char *record, size_t len,
-                             int *gone) {
+                             int borrowed, int *gone) {
+  const char *mine = borrowed ? record : NULL;
   csn_store *st = r->ctx->store;
   const char *sid = r->sess.id;
   char *expected = r->loaded_text, *owned_expected = NULL;
@@ -227,8 +234,12 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
       /* What is stored now is the base of this request's next save. */
       csn__free(owned_expected);
       csn__request_drop_loaded(r);
-      r->loaded_text = step.record;
-      r->loaded_len = step.len;
+      /* A borrowed record is gone with the caller's frame: nothing is
+       * kept (no later save follows the end-of-request one). */
+      if (step.record != mine) {
+        r->loaded_text = step.record;
+        r->loaded_len = step.len;
+      }
       step.record = NULL;
       if (step.data != NULL)
         adopt(r, &step);
@@ -264,7 +275,7 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
       csn__free(fresh);
       goto fail;
     }
-    step_free(&step);
+    step_release(&step, mine);
     step = next;
     csn__free(owned_expected);
     owned_expected = expected = fresh;
@@ -272,7 +283,7 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
     backoff(attempt);
   }
   csn__free(owned_expected);
-  step_free(&step);
+  step_release(&step, mine);
   if (attempt < MERGE_ATTEMPTS) {
     /* Destroyed (or expired) since this request loaded it: logout wins. */
     *gone = 1;
@@ -286,6 +297,6 @@ int csn__request_save_merged(csn_request *r, char *record, size_t len,
 
 fail:
   csn__free(owned_expected);
-  step_free(&step);
+  step_release(&step, mine);
   return rc;
 }

@@ -97,19 +97,22 @@ static int id_acceptable(const char *id, size_t len) {
  * the client merely claims reaches the store. */
 static int cookie_session_id(csn_request *r, const csn_request_info *in) {
   const csn_ctx *ctx = r->ctx;
-  const char *val;
-  size_t vlen, idlen;
+  const char *val, *raw;
+  size_t vlen, idlen, rawlen;
   char stackbuf[512];
   char *dec = stackbuf;
-  int k, ok = 0;
+  int k, ok = 0, decoded = 0;
 
   if (in->cookie_header == NULL)
     return 0;
   if (!csn__cookie_header_find(in->cookie_header, strlen(in->cookie_header),
                                ctx->name, ctx->name_len, &val, &vlen))
     return 0;
+  raw = val;
+  rawlen = vlen;
   /* decodeURIComponent only when there is a '%', keeping the raw value when
-   * decoding would throw (cookie@0.7.2's tryDecode). */
+   * decoding would throw (cookie@0.7.2's tryDecode). A value without one
+   * is never canonical: the ':' of "s:" would be escaped. */
   if (memchr(val, '%', vlen) != NULL) {
     size_t dlen;
     if (vlen > sizeof stackbuf && (dec = csn__malloc(vlen)) == NULL)
@@ -117,6 +120,7 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
     if (csn__uri_decode(val, vlen, dec, &dlen) == 0) {
       val = dec;
       vlen = dlen;
+      decoded = 1;
     }
   }
   if (vlen >= 2 && val[0] == 's' && val[1] == ':') {
@@ -125,7 +129,14 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
       memcpy(r->cookie_id, val + 2, idlen);
       r->cookie_id[idlen] = '\0';
       r->has_cookie_id = 1;
-      if (k == 0) { /* unsign checked it is exactly CSN__SIG_LEN long */
+      /* Only a value the signing secret verified is what the Set-Cookie
+       * would carry: one an older secret verified is signed again. */
+      if (k == 0 && decoded && rawlen <= sizeof r->cookie_raw &&
+          csn__uri_canonical(raw, rawlen)) {
+        memcpy(r->cookie_raw, raw, rawlen);
+        r->cookie_raw_len = rawlen;
+      } else if (k == 0) {
+        /* unsign checked it is exactly CSN__SIG_LEN long */
         memcpy(r->cookie_sig, val + 2 + idlen + 1, CSN__SIG_LEN);
         r->cookie_sig[CSN__SIG_LEN] = '\0';
       }
@@ -409,11 +420,39 @@ int csn_request_unset(csn_request *r) {
 /* Predicates (spec 5.3)                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* The data's text now; computed at most once per commit. */
+/* Bytes of the commit's scratch buffer for the data's text: a session's
+ * data is mostly small, and one that does not fit moves to the heap. */
+#define CUR_SCRATCH 1024
+/* And for the record of the end-of-request save (save_now()). */
+#define RECORD_SCRATCH 1536
+
+/* The data's text now; computed at most once per commit. Within commit it
+ * is written to the commit's stack buffer when it fits, which saves an
+ * allocation per request. */
 static const char *current_text(csn_request *r) {
-  if (r->cur_text == NULL)
-    r->cur_text = csn__session_data_text(&r->sess);
+  if (r->cur_text == NULL) {
+    if (r->cur_scratch != NULL) {
+      csn__buf b;
+      csn__buf_init_fixed(&b, r->cur_scratch, CUR_SCRATCH);
+      if (csn__session_data_text_into(&r->sess, &b) != CSN_OK) {
+        csn__buf_free(&b);
+        return NULL;
+      }
+      r->cur_len = b.len;
+      r->cur_text = b.fixed ? b.data : csn__buf_steal(&b, NULL);
+    } else {
+      r->cur_text = csn__session_data_text(&r->sess);
+      if (r->cur_text != NULL)
+        r->cur_len = strlen(r->cur_text);
+    }
+  }
   return r->cur_text;
+}
+
+void csn__request_drop_cur(csn_request *r) {
+  if (r->cur_text != r->cur_scratch)
+    csn__free(r->cur_text);
+  r->cur_text = NULL;
 }
 
 void csn__request_drop_loaded(csn_request *r) {
@@ -436,11 +475,11 @@ int csn__request_own_orig(csn_request *r) {
   return CSN_OK;
 }
 
-/* Is `cur` the data's text at load? */
+/* Is `cur` (r->cur_len bytes) the data's text at load? */
 static int is_orig_text(const csn_request *r, const char *cur) {
   if (r->orig_text != NULL)
     return strcmp(r->orig_text, cur) == 0;
-  return cur[0] == '{' && strlen(cur) == 1 + r->orig_tail_len &&
+  return cur[0] == '{' && r->cur_len == 1 + r->orig_tail_len &&
          memcmp(cur + 1, r->orig_tail, r->orig_tail_len) == 0;
 }
 
@@ -462,14 +501,14 @@ static int is_modified(csn_request *r, int same_id) {
   return data_changed(r);
 }
 
-static int is_saved(csn_request *r, int same_id) {
+/* modified: is_modified(r, same_id), which commit has computed: with the
+ * same id it is data_changed(), which is not compared a second time. */
+static int is_saved(csn_request *r, int same_id, int modified) {
   const char *cur;
   if (!r->has_saved || !same_id)
     return 0;
-  if (r->saved_text == NULL) { /* saved state == loaded state */
-    int ch = data_changed(r);
-    return ch < 0 ? ch : !ch;
-  }
+  if (r->saved_text == NULL) /* saved state == loaded state */
+    return !modified;
   if (r->saved_gen == r->mut_gen)
     return 1;
   if ((cur = current_text(r)) == NULL)
@@ -504,16 +543,32 @@ static int save_now(csn_request *r, int remember) {
   csn_session *s = &r->sess;
   const char *txt;
   char *record, *saved = NULL;
+  char stackrec[RECORD_SCRATCH];
   size_t len;
-  int rc, gone = 0;
+  int rc, gone = 0, borrowed = 0;
 
   if ((txt = current_text(r)) == NULL)
     return CSN_ENOMEM;
-  record = csn__session_record_with(s, txt, &len);
-  if (remember)
+  if (!remember) {
+    /* The end-of-request save: the store copies the record and nothing
+     * keeps it afterwards, so a record that fits is built on the stack,
+     * saving an allocation per request. */
+    csn__buf b;
+    csn__buf_init_fixed(&b, stackrec, sizeof stackrec);
+    if (csn__session_record_into(s, txt, r->cur_len, &b) != CSN_OK) {
+      csn__buf_free(&b);
+      return CSN_ENOMEM;
+    }
+    borrowed = b.fixed;
+    len = b.len;
+    record = borrowed ? b.data : csn__buf_steal(&b, NULL);
+  } else {
+    record = csn__session_record_with(s, txt, &len);
     saved = csn__strdup(txt);
+  }
   if (record == NULL || (remember && saved == NULL)) {
-    csn__free(record);
+    if (!borrowed)
+      csn__free(record);
     csn__free(saved);
     return CSN_ENOMEM;
   }
@@ -521,7 +576,7 @@ static int save_now(csn_request *r, int remember) {
     /* Loaded from a store that can compare-and-set: write only on top of
      * what was loaded, merging with concurrent writers (merge.c). A merge
      * replaces the session's data with what was written. */
-    rc = csn__request_save_merged(r, record, len, &gone);
+    rc = csn__request_save_merged(r, record, len, borrowed, &gone);
     if (rc == CSN_OK && gone)
       r->gone = 1;
     /* adopt() (merge.c) dropped the cached text: what was saved is the
@@ -533,7 +588,8 @@ static int save_now(csn_request *r, int remember) {
     }
   } else {
     rc = csn__m_store_set(r->ctx, s->id, record, len, s->cookie.expires);
-    csn__free(record);
+    if (!borrowed)
+      csn__free(record);
   }
   /* rotate(): the record under the new id is stored, the old one goes. */
   if (rc == CSN_OK && r->rotated_from != NULL)
@@ -573,24 +629,33 @@ static int build_set_cookie(csn_request *r, int isnew, char **out) {
   csn_session *s = &r->sess;
   char value[2 + CSN_ID_MAX + 1 + CSN__SIG_LEN + 1];
   char sig[CSN__SIG_LEN + 1];
-  size_t idlen = strlen(s->id);
+  size_t idlen;
   const char *msg = NULL;
   csn__buf b;
   int rc;
 
-  if (r->cookie_sig[0] != '\0' && !isnew)
-    memcpy(sig, r->cookie_sig, sizeof sig);
-  else
-    csn__sign(&ctx->keys[0], s->id, idlen, sig);
-  value[0] = 's';
-  value[1] = ':';
-  memcpy(value + 2, s->id, idlen);
-  value[2 + idlen] = '.';
-  memcpy(value + 3 + idlen, sig, CSN__SIG_LEN + 1);
-
   csn__buf_init(&b);
-  rc = csn__set_cookie_serialize(&b, ctx->name, value,
-                                 3 + idlen + CSN__SIG_LEN, &s->cookie, &msg);
+  if (r->cookie_raw_len > 0 && !isnew) {
+    /* The same id as the verified cookie, whose value was already in
+     * canonical form: signing and encoding would give it back. */
+    rc = csn__set_cookie_serialize_encoded(&b, ctx->name, ctx->name_len,
+                                           r->cookie_raw, r->cookie_raw_len,
+                                           &s->cookie, &msg);
+  } else {
+    idlen = strlen(s->id);
+    if (r->cookie_sig[0] != '\0' && !isnew)
+      memcpy(sig, r->cookie_sig, sizeof sig);
+    else
+      csn__sign(&ctx->keys[0], s->id, idlen, sig);
+    value[0] = 's';
+    value[1] = ':';
+    memcpy(value + 2, s->id, idlen);
+    value[2 + idlen] = '.';
+    memcpy(value + 3 + idlen, sig, CSN__SIG_LEN + 1);
+    rc = csn__set_cookie_serialize(&b, ctx->name, value,
+                                   3 + idlen + CSN__SIG_LEN, &s->cookie,
+                                   &msg);
+  }
   if (rc < 0) {
     csn__buf_free(&b);
     /* Only a record from another writer can hold such values (options are
@@ -609,7 +674,24 @@ static int build_set_cookie(csn_request *r, int isnew, char **out) {
 /* Commit                                                                   */
 /* ------------------------------------------------------------------------ */
 
+static int commit(csn_request *r, char **set_cookie);
+
 int csn_request_commit(csn_request *r, char **set_cookie) {
+  char scratch[CUR_SCRATCH];
+  int rc;
+  if (r == NULL || r->committed)
+    return commit(r, set_cookie);
+  /* The data's text may live on this stack while commit runs (see
+   * current_text()); nothing may point to it once commit returns. */
+  r->cur_scratch = scratch;
+  rc = commit(r, set_cookie);
+  if (r->cur_text == scratch)
+    r->cur_text = NULL;
+  r->cur_scratch = NULL;
+  return rc;
+}
+
+static int commit(csn_request *r, char **set_cookie) {
   csn_ctx *ctx;
   csn_session *s;
   int isnew, same_id, modified, saved, should_save, should_touch;
@@ -657,7 +739,7 @@ int csn_request_commit(csn_request *r, char **set_cookie) {
   same_id = r->original_id == s->id || strcmp(r->original_id, s->id) == 0;
   if ((modified = is_modified(r, same_id)) < 0)
     return modified;
-  if ((saved = is_saved(r, same_id)) < 0)
+  if ((saved = is_saved(r, same_id, modified)) < 0)
     return saved;
 
   if (!ctx->save_uninitialized && !r->has_saved && isnew)
@@ -867,5 +949,11 @@ int csn_session_save(csn_session *s) {
     return CSN_EINVAL;
   if (!s->req->has_session)
     return CSN_ESTATE;
+  /* After commit the request no longer holds the text it wrote, which a
+   * conditional save compares against: a late save could overwrite other
+   * requests' changes, so it is refused. */
+  if (s->req->committed)
+    return csn__set_error(CSN_ESTATE, "csn_session_save after "
+                                      "csn_request_commit");
   return save_now(s->req, 1);
 }

@@ -851,14 +851,36 @@ char *csn__session_data_text(const csn_session *s) {
   return csn__buf_steal(&b, NULL);
 }
 
+int csn__session_data_text_into(const csn_session *s, csn__buf *b) {
+  if (s->data == NULL || json_object_size(s->data) == 0)
+    return csn__buf_append(b, "{}", 2);
+  return csn__json_dump(b, s->data);
+}
+
 /* {"cookie":{...}} followed by the data members, cookie first as
  * express-session writes new sessions. `data_text` may be passed when the
  * caller already has it. */
+int csn__session_record_into(const csn_session *s, const char *data_text,
+                             size_t dlen, csn__buf *b) {
+  csn__buf_reserve(b, dlen + 200 +
+                          (s->cookie.domain ? strlen(s->cookie.domain) : 0) +
+                          (s->cookie.path ? strlen(s->cookie.path) : 0));
+  csn__buf_append(b, "{\"cookie\":", 10);
+  csn__cookie_to_json(b, &s->cookie);
+  if (dlen == 2 && data_text[1] == '}') {
+    csn__buf_putc(b, '}');
+  } else {
+    assert(data_text[0] == '{');
+    csn__buf_putc(b, ',');
+    csn__buf_append(b, data_text + 1, dlen - 1);
+  }
+  return b->oom ? CSN_ENOMEM : CSN_OK;
+}
+
 static char *session_record(const csn_session *s, const char *data_text,
                             size_t *len) {
   csn__buf b;
   char *owned = NULL;
-  size_t dlen;
 
   if (data_text == NULL) {
     owned = csn__session_data_text(s);
@@ -866,20 +888,8 @@ static char *session_record(const csn_session *s, const char *data_text,
       return NULL;
     data_text = owned;
   }
-  dlen = strlen(data_text);
   csn__buf_init(&b);
-  csn__buf_reserve(&b, dlen + 200 +
-                           (s->cookie.domain ? strlen(s->cookie.domain) : 0) +
-                           (s->cookie.path ? strlen(s->cookie.path) : 0));
-  csn__buf_append(&b, "{\"cookie\":", 10);
-  csn__cookie_to_json(&b, &s->cookie);
-  if (dlen == 2 && data_text[1] == '}') {
-    csn__buf_putc(&b, '}');
-  } else {
-    assert(data_text[0] == '{');
-    csn__buf_putc(&b, ',');
-    csn__buf_append(&b, data_text + 1, dlen - 1);
-  }
+  csn__session_record_into(s, data_text, strlen(data_text), &b);
   csn__free(owned);
   return csn__buf_steal(&b, len);
 }
@@ -909,8 +919,7 @@ int csn__session_will_change(csn_session *s) {
   }
   r->mut_gen++;
   /* A cached "current" text (from an explicit save) is stale now. */
-  csn__free(r->cur_text);
-  r->cur_text = NULL;
+  csn__request_drop_cur(r);
   return CSN_OK;
 }
 

@@ -607,14 +607,25 @@ static int submit(sq_store *s, sq_op *op) {
   return op->rc;
 }
 
-static int sq_set(csn_store *st, const char *sid, const char *json,
-                  size_t len, int64_t expires_ms) {
-  if (len > (size_t)INT32_MAX)
-    return csn_store_set_error(st, CSN_EINVAL, "set: record too large");
-  sq_op op = {.kind = OP_SET, .sid = sid, .json = json, .len = len};
+/* set, touch and cas: a record (and for cas the expected one) with its
+ * expiry, queued for the next group commit. SQLite binds text lengths as
+ * int. */
+static int submit_write(csn_store *st, int kind, const char *sid,
+                        const char *expected, size_t expected_len,
+                        const char *json, size_t len, int64_t expires_ms) {
+  if (len > (size_t)INT32_MAX || expected_len > (size_t)INT32_MAX)
+    return csn_store_set_error(st, CSN_EINVAL, "%s: record too large",
+                               op_names[kind]);
+  sq_op op = {.kind = kind, .sid = sid, .json = json, .len = len,
+              .expected = expected, .expected_len = expected_len};
   op.now = csn_now_ms();
   op.exp = expiry_for(expires_ms, op.now);
   return submit((sq_store *)st, &op);
+}
+
+static int sq_set(csn_store *st, const char *sid, const char *json,
+                  size_t len, int64_t expires_ms) {
+  return submit_write(st, OP_SET, sid, NULL, 0, json, len, expires_ms);
 }
 
 static int sq_destroy(csn_store *st, const char *sid) {
@@ -635,12 +646,7 @@ static int sq_destroy(csn_store *st, const char *sid) {
  * connect-sqlite3's touch does. */
 static int sq_touch(csn_store *st, const char *sid, const char *json,
                     size_t len, int64_t expires_ms) {
-  if (len > (size_t)INT32_MAX)
-    return csn_store_set_error(st, CSN_EINVAL, "touch: record too large");
-  sq_op op = {.kind = OP_TOUCH, .sid = sid, .json = json, .len = len};
-  op.now = csn_now_ms();
-  op.exp = expiry_for(expires_ms, op.now);
-  return submit((sq_store *)st, &op);
+  return submit_write(st, OP_TOUCH, sid, NULL, 0, json, len, expires_ms);
 }
 
 /* Compare-and-set is one conditional UPDATE: it writes only a live row
@@ -658,13 +664,8 @@ static int sq_touch(csn_store *st, const char *sid, const char *json,
 static int sq_cas(csn_store *st, const char *sid, const char *expected,
                   size_t expected_len, const char *json, size_t len,
                   int64_t expires_ms) {
-  if (len > (size_t)INT32_MAX || expected_len > (size_t)INT32_MAX)
-    return csn_store_set_error(st, CSN_EINVAL, "cas: record too large");
-  sq_op op = {.kind = OP_CAS, .sid = sid, .json = json, .len = len,
-              .expected = expected, .expected_len = expected_len};
-  op.now = csn_now_ms();
-  op.exp = expiry_for(expires_ms, op.now);
-  return submit((sq_store *)st, &op);
+  return submit_write(st, OP_CAS, sid, expected, expected_len, json, len,
+                      expires_ms);
 }
 
 static int sq_clear(csn_store *st) {

@@ -111,6 +111,11 @@ int csn__uri_decode(const char *in, size_t n, char *out, size_t *outn);
  * upper-case hex of a byte it escapes), else 0. For a value that
  * csn__uri_decode() accepts. */
 int csn__uri_canonical(const char *s, size_t n);
+/* Both of the above at once: csn__uri_decode(in, n, out, outn), and when
+ * it succeeds, *canonical = csn__uri_canonical(in, n). out (room for n
+ * bytes) must not overlap in. */
+int csn__uri_decode_canonical(const char *in, size_t n, char *out,
+                              size_t *outn, int *canonical);
 /* 1 if s[0..n) is well-formed UTF-8, else 0. */
 int csn__utf8_valid(const char *s, size_t n);
 
@@ -473,6 +478,10 @@ json_t *csn__json_parse_members(const char *text, size_t len,
                                 csn__record_scan *scan, int *err);
 int csn__json_dump(csn__buf *b, const json_t *j);
 void csn__buf_put_int(csn__buf *b, int64_t v);
+/* The decimal text of v at p, without NUL (at most CSN__I64_TEXT_MAX
+ * bytes); returns its end. */
+#define CSN__I64_TEXT_MAX 20
+char *csn__i64_text(char *p, int64_t v);
 /* The data without cookie, compact (what express hashes). */
 char *csn__session_data_text(const csn_session *s);
 /* The record of csn__session_record_with() appended to b; data_text is

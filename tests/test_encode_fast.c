@@ -235,25 +235,36 @@ static void test_encode_signed_values(void **state) {
   }
 }
 
-static void test_decode_every_byte_every_lane(void **state) {
+/* check(s, len) for every byte value, literal and as the first byte of an
+ * escape in upper and in lower case, in every lane of the 16-byte steps and
+ * of the overlapping last one; and for a '%' cut short at the end. */
+static void each_byte_each_lane(void (*check)(const unsigned char *, size_t)) {
   unsigned char s[40];
   size_t len, pos;
   unsigned c;
-  (void)state;
   for (len = 1; len <= sizeof s; len++)
     for (pos = 0; pos < len; pos++)
       for (c = 0; c < 256; c++) {
         memset(s, 'b', len);
         s[pos] = (unsigned char)c;
-        check_decode(s, len);
-        /* And as the first byte of an escape, when it fits. */
+        check(s, len);
         if (pos + 3 <= len) {
           s[pos] = '%';
           s[pos + 1] = "0123456789ABCDEF"[c >> 4];
+          s[pos + 2] = "0123456789ABCDEF"[c & 15];
+          check(s, len);
           s[pos + 2] = "0123456789abcdef"[c & 15];
-          check_decode(s, len);
+          check(s, len);
+        } else {
+          s[pos] = '%';
+          check(s, len);
         }
       }
+}
+
+static void test_decode_every_byte_every_lane(void **state) {
+  (void)state;
+  each_byte_each_lane(check_decode);
 }
 
 static void test_decode_random(void **state) {
@@ -314,26 +325,8 @@ static void test_canonical(void **state) {
   unsigned char s[400];
   char enc[1200];
   int iter;
-  unsigned c;
-  size_t len, pos;
   (void)state;
-  /* Every byte, literal and as an escape in both cases, in every lane of
-   * the 16-byte steps and of the tail. */
-  for (len = 1; len <= 40; len++)
-    for (pos = 0; pos < len; pos++)
-      for (c = 0; c < 256; c++) {
-        memset(s, 'b', len);
-        s[pos] = (unsigned char)c;
-        check_canonical(s, len);
-        if (pos + 3 <= len) {
-          s[pos] = '%';
-          s[pos + 1] = "0123456789ABCDEF"[c >> 4];
-          s[pos + 2] = "0123456789ABCDEF"[c & 15];
-          check_canonical(s, len);
-          s[pos + 2] = "0123456789abcdef"[c & 15];
-          check_canonical(s, len);
-        }
-      }
+  each_byte_each_lane(check_canonical);
   for (iter = 0; iter < 30000; iter++) {
     size_t n = rnd() % sizeof s, k;
     for (k = 0; k < n; k++)
@@ -342,6 +335,106 @@ static void test_canonical(void **state) {
     /* And what the encoder writes, which is canonical by definition. */
     n = ref_encode(s, n % 150, enc);
     assert_int_equal(csn__uri_canonical(enc, n), 1);
+  }
+}
+
+/* csn__uri_decode_canonical() must give what the two functions give one
+ * after the other: the same result, the same bytes, the same verdict. Its
+ * output buffer is exactly n bytes (malloc'd, so ASan sees a store past
+ * it), and its input ends at the end of an allocation too. */
+static void check_decode_canonical(const unsigned char *s, size_t n) {
+  /* No NUL after the input: the fast pass must not read past n. */
+  char *in = malloc(n ? n : 1), *out = malloc(n + 1), *got = malloc(n ? n : 1);
+  size_t wn = 0, gn = 0;
+  int wrc, grc, canon = -1;
+  assert_true(in != NULL && out != NULL && got != NULL);
+  memcpy(in, s, n);
+  wrc = csn__uri_decode(in, n, out, &wn);
+  grc = csn__uri_decode_canonical(in, n, got, &gn, &canon);
+  assert_int_equal(grc, wrc);
+  if (wrc == 0) {
+    assert_int_equal(gn, wn);
+    assert_memory_equal(got, out, wn);
+    if (canon != csn__uri_canonical(in, n))
+      fail_msg("decode_canonical(%.*s): canonical %d", (int)n, in, canon);
+  }
+  free(in);
+  free(out);
+  free(got);
+}
+
+static void test_decode_canonical(void **state) {
+  unsigned char s[200], raw[32];
+  char enc[600], id[40], sig[48], value[128];
+  size_t n, k;
+  int iter;
+  (void)state;
+  each_byte_each_lane(check_decode_canonical);
+  for (iter = 0; iter < 30000; iter++) {
+    n = rnd() % sizeof s;
+    for (k = 0; k < n; k++)
+      s[k] = rnd_byte();
+    check_decode_canonical(s, n);
+    /* What the encoder writes: canonical, and mostly on the fast pass. */
+    n = ref_encode(s, n % 120, enc);
+    check_decode_canonical((const unsigned char *)enc, n);
+  }
+  /* The hot path's own shape: encodeURIComponent("s:" + id + "." + sig). */
+  for (iter = 0; iter < 5000; iter++) {
+    size_t dn = 0;
+    char dec[128];
+    int canon = 0;
+    for (k = 0; k < sizeof raw; k++)
+      raw[k] = (unsigned char)rnd();
+    ref_b64(raw, 24, id, 1);
+    ref_b64(raw, 32, sig, 0);
+    snprintf(value, sizeof value, "s:%s.%s", id, sig);
+    n = ref_encode((const unsigned char *)value, strlen(value), enc);
+    check_decode_canonical((const unsigned char *)enc, n);
+    assert_int_equal(csn__uri_decode_canonical(enc, n, dec, &dn, &canon), 0);
+    assert_int_equal(canon, 1);
+    assert_int_equal(dn, strlen(value));
+    assert_memory_equal(dec, value, dn);
+  }
+}
+
+/* csn__i64_text() (digit count from the bit length, two digits a step)
+ * against printf, at every power of ten and its neighbours, both signs,
+ * the extremes, and at random. */
+static void check_i64(int64_t v) {
+  char want[32], got[32];
+  char *end;
+  memset(got, '#', sizeof got);
+  snprintf(want, sizeof want, "%lld", (long long)v);
+  end = csn__i64_text(got + 1, v);
+  assert_int_equal(got[0], '#'); /* nothing written before */
+  assert_int_equal((size_t)(end - (got + 1)), strlen(want));
+  assert_int_equal(*end, '#'); /* nor after */
+  assert_memory_equal(got + 1, want, strlen(want));
+}
+
+static void test_i64_text(void **state) {
+  int64_t p = 1;
+  int k, iter;
+  (void)state;
+  check_i64(0);
+  check_i64(INT64_MAX);
+  check_i64(INT64_MIN);
+  check_i64(INT64_MIN + 1);
+  for (k = 0;; k++) {
+    check_i64(p - 1);
+    check_i64(p);
+    check_i64(p + 1);
+    check_i64(-p + 1);
+    check_i64(-p);
+    check_i64(-p - 1);
+    if (k == 18)
+      break; /* 10^18 is the largest power of ten in an int64 */
+    p *= 10;
+  }
+  for (iter = 0; iter < 100000; iter++) {
+    uint64_t r = rnd();
+    check_i64((int64_t)(r >> (r % 64)));
   }
 }
 
@@ -478,6 +571,8 @@ int main(void) {
       cmocka_unit_test(test_decode_random),
       cmocka_unit_test(test_decode_round_trip),
       cmocka_unit_test(test_canonical),
+      cmocka_unit_test(test_decode_canonical),
+      cmocka_unit_test(test_i64_text),
       cmocka_unit_test(test_b64_against_reference),
       cmocka_unit_test(test_dates_warm_and_cold),
       cmocka_unit_test(test_dates_warm_cache_refusals),

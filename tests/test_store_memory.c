@@ -290,6 +290,48 @@ static void test_cas_bytes(void **state) {
   csn_store_free(st);
 }
 
+/* A record that fits the memory of the one it replaces is written over it;
+ * one that grew past it, or shrank far below it, gets new memory. Every
+ * size on the way - a byte more at a time, then a big jump up and down -
+ * must read back exactly (under ASan: with no write past the memory), with
+ * the new expiry, and the text it replaced must no longer compare equal. */
+static void test_cas_sizes(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t now = atomic_load(&fake_ms);
+  static const size_t jumps[] = {5000, 4999, 20, 21, 3000, 60, 59, 1};
+  char *prev = malloc(6000), *next = malloc(6000);
+  size_t plen, n, k;
+  (void)state;
+  assert_true(prev != NULL && next != NULL);
+  plen = 20;
+  memset(prev, 'a', plen);
+  assert_int_equal(csn_store_set(st, "g", prev, plen, now + 1000), CSN_OK);
+  for (k = 0; k < 200 + sizeof jumps / sizeof jumps[0]; k++) {
+    n = k < 200 ? plen + 1 : jumps[k - 200];
+    memset(next, (int)('b' + k % 20), n);
+    next[0] = (char)('A' + k % 26); /* differs from prev at the start too */
+    assert_int_equal(
+        csn_store_cas(st, "g", prev, plen, next, n, now + 1000 + (int64_t)k),
+        CSN_OK);
+    assert_stored(st, "g", next, n);
+    assert_int_equal(csn_store_cas(st, "g", prev, plen, prev, plen, now),
+                     CSN_ECONFLICT);
+    assert_stored(st, "g", next, n);
+    memcpy(prev, next, n);
+    plen = n;
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 1);
+  /* The expiry of the last write is the one in force. */
+  atomic_fetch_add(&fake_ms, 1000 + 200 + (int64_t)(sizeof jumps /
+                                                    sizeof jumps[0]) - 2);
+  assert_stored(st, "g", prev, plen);
+  atomic_fetch_add(&fake_ms, 1);
+  assert_false(present(st, "g"));
+  free(prev);
+  free(next);
+  csn_store_free(st);
+}
+
 /* cas replaces in place: at capacity it evicts nobody and takes no slot. */
 static void test_cas_capacity(void **state) {
   csn_store *st = open_fake(2, -1);
@@ -1103,6 +1145,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cas_conflict),
       cmocka_unit_test(test_cas_missing),
       cmocka_unit_test(test_cas_bytes),
+      cmocka_unit_test(test_cas_sizes),
       cmocka_unit_test(test_cas_capacity),
       cmocka_unit_test(test_cas_threads),
   };

@@ -456,10 +456,58 @@ static void test_header_junk(void **state) {
   }
 }
 
+/* The cookie's JSON (the stored record's "cookie" member): a short plain
+ * domain or path is written from the local array, any other through the
+ * JSON writer; both must give what JSON.stringify gives, which the JSON
+ * writer's dump of the string is. Each string is tried as domain and as
+ * path, around the 64-byte bound and with every kind of byte that needs
+ * an escape or is not ASCII. */
+static void test_cookie_to_json_strings(void **state) {
+  char a64[66], a65[67], q63[66];
+  const char *strs[] = {"", "/", "/app", a64, a65, q63, "/x\"y", "/x\\y",
+                        "/\x01", "/\x7f", "/caf\xc3\xa9", "/tab\there"};
+  size_t i, j, k;
+  (void)state;
+  memset(a64, 'a', 64);
+  a64[64] = '\0';
+  memset(a65, 'b', 65);
+  a65[65] = '\0';
+  memset(q63, 'c', 63);
+  q63[63] = '"';
+  q63[64] = '\0';
+  for (i = 0; i < sizeof strs / sizeof strs[0]; i++)
+    for (j = 0; j < sizeof strs / sizeof strs[0]; j++)
+      for (k = 0; k < 2; k++) {
+        csn__cookie c = base_cookie();
+        csn__buf got, want;
+        json_t *d = json_string(strs[i]), *p = json_string(strs[j]);
+        assert_true(d != NULL && p != NULL);
+        c.domain = (char *)strs[i];
+        c.path = (char *)strs[j];
+        c.same_site = k ? CSN_SAMESITE_LAX : CSN_SAMESITE_UNSET;
+        csn__buf_init(&got);
+        assert_int_equal(csn__cookie_to_json(&got, &c), CSN_OK);
+        csn__buf_init(&want);
+        csn__buf_puts(&want, "{\"originalMaxAge\":null,\"expires\":null,"
+                             "\"httpOnly\":true,\"domain\":");
+        csn__json_dump(&want, d);
+        csn__buf_puts(&want, ",\"path\":");
+        csn__json_dump(&want, p);
+        csn__buf_puts(&want, k ? ",\"sameSite\":\"lax\"}" : "}");
+        assert_false(want.oom);
+        assert_string_equal(got.data, want.data);
+        csn__buf_free(&got);
+        csn__buf_free(&want);
+        json_decref(d);
+        json_decref(p);
+      }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_set_cookie_vectors),
       cmocka_unit_test(test_serialize_plain),
+      cmocka_unit_test(test_cookie_to_json_strings),
       cmocka_unit_test(test_serialize_errors),
       cmocka_unit_test(test_validators),
       cmocka_unit_test(test_header_find),

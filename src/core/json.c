@@ -832,16 +832,87 @@ json_t *csn__json_parse_members(const char *text, size_t len,
 /* Writer                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void put_int(csn__buf *b, int64_t v) {
-  char tmp[24], *p = tmp + sizeof tmp;
+/* Two digits per division: every record written has two or three
+ * integers (the cookie's maxAge, counters in the data). */
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* 10^k for k = 0..19. */
+static const uint64_t powers_of_ten[20] = {
+    UINT64_C(1),
+    UINT64_C(10),
+    UINT64_C(100),
+    UINT64_C(1000),
+    UINT64_C(10000),
+    UINT64_C(100000),
+    UINT64_C(1000000),
+    UINT64_C(10000000),
+    UINT64_C(100000000),
+    UINT64_C(1000000000),
+    UINT64_C(10000000000),
+    UINT64_C(100000000000),
+    UINT64_C(1000000000000),
+    UINT64_C(10000000000000),
+    UINT64_C(100000000000000),
+    UINT64_C(1000000000000000),
+    UINT64_C(10000000000000000),
+    UINT64_C(100000000000000000),
+    UINT64_C(1000000000000000000),
+    UINT64_C(10000000000000000000),
+};
+
+/* The number of decimal digits of u. */
+static size_t digit_count(uint64_t u) {
+#if defined(__GNUC__)
+  /* log10 from the bit length (1233 / 4096 is just above log10(2)), off by
+   * one at most, which the table settles. u | 1 has the digits of u (a
+   * power of ten above 1 is even) and makes 0 one digit long. */
+  uint64_t w = u | 1;
+  unsigned t = ((64u - (unsigned)__builtin_clzll(w)) * 1233u) >> 12;
+  return (size_t)t + 1 - (w < powers_of_ten[t]);
+#else
+  size_t n = 1;
+  while (n < 20 && u >= powers_of_ten[n])
+    n++;
+  return n;
+#endif
+}
+
+char *csn__i64_text(char *p, int64_t v) {
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
+  char *q, *end;
   if (v < 0)
-    *--p = '-';
-  csn__buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+    *p++ = '-';
+  /* Counted first, so that the digits go straight to their place. */
+  end = q = p + digit_count(u);
+  while (u >= 100) {
+    unsigned d = (unsigned)(u % 100);
+    u /= 100;
+    q -= 2;
+    memcpy(q, digit_pairs + 2 * d, 2);
+  }
+  if (u >= 10) {
+    q -= 2;
+    memcpy(q, digit_pairs + 2 * u, 2);
+  } else {
+    *--q = (char)('0' + u);
+  }
+  return end;
+}
+
+static void put_int(csn__buf *b, int64_t v) {
+  if (csn__buf_reserve(b, CSN__I64_TEXT_MAX) != CSN_OK)
+    return;
+  b->len = (size_t)(csn__i64_text(b->data + b->len, v) - b->data);
+  b->data[b->len] = '\0';
 }
 
 /* Number#toString: the shortest digits that read back to d, placed as

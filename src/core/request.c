@@ -101,7 +101,7 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
   size_t vlen, idlen, rawlen;
   char stackbuf[512];
   char *dec = stackbuf;
-  int k, ok = 0, decoded = 0;
+  int k, ok = 0, decoded = 0, canonical = 0;
 
   if (in->cookie_header == NULL)
     return 0;
@@ -112,12 +112,13 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
   rawlen = vlen;
   /* decodeURIComponent only when there is a '%', keeping the raw value when
    * decoding would throw (cookie@0.7.2's tryDecode). A value without one
-   * is never canonical: the ':' of "s:" would be escaped. */
+   * is never canonical: the ':' of "s:" would be escaped. Whether it is
+   * canonical is found in the same pass as the decoding. */
   if (memchr(val, '%', vlen) != NULL) {
     size_t dlen;
     if (vlen > sizeof stackbuf && (dec = csn__malloc(vlen)) == NULL)
       return CSN_ENOMEM;
-    if (csn__uri_decode(val, vlen, dec, &dlen) == 0) {
+    if (csn__uri_decode_canonical(val, vlen, dec, &dlen, &canonical) == 0) {
       val = dec;
       vlen = dlen;
       decoded = 1;
@@ -131,8 +132,7 @@ static int cookie_session_id(csn_request *r, const csn_request_info *in) {
       r->has_cookie_id = 1;
       /* Only a value the signing secret verified is what the Set-Cookie
        * would carry: one an older secret verified is signed again. */
-      if (k == 0 && decoded && rawlen <= sizeof r->cookie_raw &&
-          csn__uri_canonical(raw, rawlen)) {
+      if (k == 0 && decoded && canonical && rawlen <= sizeof r->cookie_raw) {
         memcpy(r->cookie_raw, raw, rawlen);
         r->cookie_raw_len = rawlen;
       } else if (k == 0) {

@@ -67,42 +67,6 @@ static void put_json_string(csn__buf *b, const char *s) {
   json_decref(j);
 }
 
-/* Decimal text of v at p; returns the end. Two digits per division: every
- * record written has one or two of these numbers. */
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
-
-static char *put_i64(char *p, int64_t v) {
-  char tmp[24], *q = tmp + sizeof tmp;
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  size_t n;
-  while (u >= 100) {
-    unsigned d = (unsigned)(u % 100);
-    u /= 100;
-    q -= 2;
-    memcpy(q, digit_pairs + 2 * d, 2);
-  }
-  if (u >= 10) {
-    q -= 2;
-    memcpy(q, digit_pairs + 2 * u, 2);
-  } else {
-    *--q = (char)('0' + u);
-  }
-  if (v < 0)
-    *--q = '-';
-  n = (size_t)(tmp + sizeof tmp - q);
-  memcpy(p, q, n);
-  return p + n;
-}
-
 /* Copy a string literal to p and advance p. */
 #define PUT_LIT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
 
@@ -119,20 +83,60 @@ static char *put_bool_member(char *p, const char *text, size_t tlen, int v) {
   return p;
 }
 
+/* The member `text` (its ",\"key\":" prefix) with the string s as its
+ * value, at p, when s is at most SHORT_STRING plain bytes - printable ASCII
+ * but '"' and '\\', written as they are, as put_json_string() writes them;
+ * NULL, with nothing written, for any other string. */
+#define SHORT_STRING 64
+static inline char *put_short_string_member(char *p, const char *text,
+                                            size_t tlen, const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t n = 0;
+  while (n <= SHORT_STRING && u[n] >= 0x20 && u[n] < 0x7f && u[n] != '"' &&
+         u[n] != '\\')
+    n++;
+  if (n > SHORT_STRING || u[n] != '\0')
+    return NULL;
+  memcpy(p, text, tlen);
+  p += tlen;
+  *p++ = '"';
+  memcpy(p, s, n);
+  p += n;
+  *p++ = '"';
+  return p;
+}
+
+/* The member `text` with the string s at p, in the local array tmp that
+ * p points into; a long or unusual s goes to b instead, after what tmp
+ * holds so far. Returns where the array goes on. */
+static inline char *put_string_member(csn__buf *b, char *tmp, char *p,
+                                      const char *text, size_t tlen,
+                                      const char *s) {
+  char *q = put_short_string_member(p, text, tlen, s);
+  if (q != NULL)
+    return q;
+  csn__buf_append(b, tmp, (size_t)(p - tmp));
+  csn__buf_append(b, text, tlen);
+  put_json_string(b, s);
+  return tmp;
+}
+
 /* express-session's Cookie#toJSON order: originalMaxAge, partitioned,
  * priority, expires, secure, httpOnly, domain, path, sameSite. Every
- * record written goes through here, so the fixed-size part is assembled
- * in a local array and appended at once. */
+ * record written goes through here, so the text is assembled in a local
+ * array and appended at once; only a long or unusual domain or path goes
+ * to the buffer on its own (after what the array holds so far). */
 int csn__cookie_to_json(csn__buf *b, const csn__cookie *c) {
-  /* At most 150 bytes: 18 + 20 (originalMaxAge), 20 (partitioned), 20
-   * (priority), 12 + 27 + 1 (expires), 15 (secure), 17 (httpOnly). */
-  char tmp[200], iso[40], *p = tmp;
+  /* At most 150 bytes before domain: 18 + 20 (originalMaxAge), 20
+   * (partitioned), 20 (priority), 12 + 27 + 1 (expires), 15 (secure), 17
+   * (httpOnly); then 11 + 66 (domain), 9 + 66 (path), 21 (sameSite). */
+  char tmp[400], *p = tmp;
 
   PUT_LIT(p, "{\"originalMaxAge\":");
   if (c->original_max_age == CSN_TIME_NONE)
     PUT_LIT(p, "null");
   else
-    p = put_i64(p, c->original_max_age);
+    p = csn__i64_text(p, c->original_max_age);
   p = put_bool_member(p, ",\"partitioned\":", 15, c->partitioned);
   if (c->priority > CSN_PRIORITY_UNSET && c->priority <= CSN_PRIORITY_HIGH) {
     size_t n = strlen(priority_names[c->priority]);
@@ -141,38 +145,35 @@ int csn__cookie_to_json(csn__buf *b, const csn__cookie *c) {
     p += n;
     *p++ = '"';
   }
-  if (c->expires == CSN_TIME_NONE ||
-      csn__fmt_iso8601(c->expires, iso, sizeof iso) != CSN_OK) {
-    PUT_LIT(p, ",\"expires\":null");
-  } else {
-    size_t n = strlen(iso);
-    PUT_LIT(p, ",\"expires\":\"");
-    memcpy(p, iso, n);
-    p += n;
+  /* The date is written in place (at most 27 characters and the NUL). */
+  PUT_LIT(p, ",\"expires\":\"");
+  if (c->expires != CSN_TIME_NONE &&
+      csn__fmt_iso8601(c->expires, p, 40) == CSN_OK) {
+    p += strlen(p);
     *p++ = '"';
+  } else {
+    p -= 12; /* back over ",\"expires\":\"": no date */
+    PUT_LIT(p, ",\"expires\":null");
   }
   p = put_bool_member(p, ",\"secure\":", 10, c->secure);
   p = put_bool_member(p, ",\"httpOnly\":", 12, c->http_only);
-  csn__buf_append(b, tmp, (size_t)(p - tmp));
-  if (c->domain) {
-    csn__buf_append(b, ",\"domain\":", 10);
-    put_json_string(b, c->domain);
-  }
-  if (c->path) {
-    csn__buf_append(b, ",\"path\":", 8);
-    put_json_string(b, c->path);
-  }
-  if (c->same_site == CSN_SAMESITE_TRUE)
-    csn__buf_append(b, ",\"sameSite\":true}", 17);
-  else if (c->same_site >= CSN_SAMESITE_STRICT &&
-           c->same_site <= CSN_SAMESITE_NONE)
-  {
-    csn__buf_append(b, ",\"sameSite\":\"", 13);
-    csn__buf_puts(b, same_site_names[c->same_site]);
-    csn__buf_append(b, "\"}", 2);
+  if (c->domain)
+    p = put_string_member(b, tmp, p, ",\"domain\":", 10, c->domain);
+  if (c->path)
+    p = put_string_member(b, tmp, p, ",\"path\":", 8, c->path);
+  if (c->same_site == CSN_SAMESITE_TRUE) {
+    PUT_LIT(p, ",\"sameSite\":true}");
+  } else if (c->same_site >= CSN_SAMESITE_STRICT &&
+             c->same_site <= CSN_SAMESITE_NONE) {
+    size_t n = strlen(same_site_names[c->same_site]);
+    PUT_LIT(p, ",\"sameSite\":\"");
+    memcpy(p, same_site_names[c->same_site], n);
+    p += n;
+    PUT_LIT(p, "\"}");
   } else {
-    csn__buf_putc(b, '}');
+    *p++ = '}';
   }
+  csn__buf_append(b, tmp, (size_t)(p - tmp));
   return b->oom ? CSN_ENOMEM : CSN_OK;
 }
 
@@ -531,19 +532,23 @@ static int lit(matcher *m, const char *s, size_t n) {
 /* A JSON integer of at most 16 digits, ending where the next literal
  * starts (a fraction or exponent then fails the next literal). */
 static int match_int(matcher *m, int64_t *out) {
-  const char *q = m->p;
-  int neg = 0, nd = 0;
+  const char *q = m->p, *first, *stop;
+  int neg = 0;
+  size_t nd;
   int64_t v = 0;
   if (q < m->end && *q == '-') {
     neg = 1;
     q++;
   }
-  while (q < m->end && *q >= '0' && *q <= '9' && nd <= 16) {
+  /* At most 17 digits are read: a 17th one is already too long. */
+  first = q;
+  stop = m->end - q > 17 ? q + 17 : m->end;
+  while (q < stop && (unsigned)(*q - '0') < 10) {
     v = v * 10 + (*q - '0');
     q++;
-    nd++;
   }
-  if (nd == 0 || nd > 16 || (nd > 1 && q[-nd] == '0'))
+  nd = (size_t)(q - first);
+  if (nd == 0 || nd > 16 || (nd > 1 && *first == '0'))
     return 0; /* none, too long, or a leading zero */
   m->p = q;
   *out = neg ? -v : v;
@@ -625,10 +630,18 @@ static int match_cookie(matcher *m, csn__cookie *c) {
   if (!LIT(m, ",\"expires\":"))
     return 0;
   if (LIT(m, "\"")) {
-    if (!match_plain(m, &s, &n))
-      return 0;
-    if (csn__parse_iso8601(s, n, &c->expires) != 0)
-      c->expires = CSN_TIME_NONE;
+    /* toISOString's 24 characters and the closing quote: a date the
+     * parser takes is made of digits and - : T . Z + only, so the string
+     * ends right there and match_plain() would find just this. */
+    if (m->end - m->p > 24 && m->p[24] == '"' &&
+        csn__parse_iso8601(m->p, 24, &c->expires) == 0) {
+      m->p += 25;
+    } else {
+      if (!match_plain(m, &s, &n))
+        return 0;
+      if (csn__parse_iso8601(s, n, &c->expires) != 0)
+        c->expires = CSN_TIME_NONE;
+    }
   } else if (!LIT(m, "null")) {
     return 0;
   }

@@ -121,11 +121,11 @@ static int mem_set(csn_store *st, const char *sid, const char *json,
   return CSN_OK;
 }
 
-/* The compare-and-set itself, taking over `text` (freed whatever the
- * outcome). The compare and the write happen under one lock hold: no other
- * writer of this store can come between them. */
+/* The compare-and-set itself, taking over `text` (cap bytes; freed
+ * whatever the outcome). The compare and the write happen under one lock
+ * hold: no other writer of this store can come between them. */
 static int swap_if(csn_store *st, const char *sid, const char *expected,
-                   size_t expected_len, char *text, size_t len,
+                   size_t expected_len, char *text, size_t len, size_t cap,
                    int64_t expires_ms) {
   mt_table *t = table_of(st);
   mt_ref ref;
@@ -137,7 +137,7 @@ static int swap_if(csn_store *st, const char *sid, const char *expected,
              memcmp(e->json, expected, expected_len) != 0) {
     rc = CSN_ECONFLICT; /* another writer got there first */
   } else {
-    mt_replace(&ref, e, text, len, expires_ms);
+    mt_replace(&ref, e, text, len, cap, expires_ms);
     text = NULL;
     rc = CSN_OK;
   }
@@ -149,12 +149,38 @@ static int swap_if(csn_store *st, const char *sid, const char *expected,
 static int mem_cas(csn_store *st, const char *sid, const char *expected,
                    size_t expected_len, const char *json, size_t len,
                    int64_t expires_ms) {
-  /* Copy before locking, as set() does: the lock covers pointer work. */
-  char *copy = len < SIZE_MAX ? csn_malloc(len + 1) : NULL;
-  if (copy == NULL) return csn_store_set_error(st, CSN_ENOMEM, "out of memory");
+  mt_table *t = table_of(st);
+  mt_ref ref;
+  mt_entry *e;
+  char *copy;
+  size_t cap;
+  int rc = CSN_OK, done = 1;
+  if (len >= SIZE_MAX - 32)
+    return csn_store_set_error(st, CSN_ENOMEM, "out of memory");
+  /* Nearly every save replaces a record with one of about its size (a
+   * counter moved, the expiry pushed out): the new text is written over
+   * the stored one, in its memory, under the lock the compare holds
+   * anyway - no allocation, no free, and the lock covers no more than it
+   * did, since the compare already reads a text of that size. */
+  e = mt_lock(t, sid, mt_now(t), &ref); /* expired: removed */
+  if (e == NULL)
+    rc = CSN_ENOENT; /* destroyed or expired: not re-created */
+  else if (e->len != expected_len ||
+           memcmp(e->json, expected, expected_len) != 0)
+    rc = CSN_ECONFLICT; /* another writer got there first */
+  else if (!mt_overwrite(e, json, len, expires_ms))
+    done = 0;
+  mt_unlock(&ref);
+  if (done)
+    return rc;
+  /* It does not fit: copy with no lock held, as set() does, and compare
+   * again, since another writer may have come meanwhile. */
+  cap = mt_text_cap(len);
+  if ((copy = csn_malloc(cap)) == NULL)
+    return csn_store_set_error(st, CSN_ENOMEM, "out of memory");
   memcpy(copy, json, len);
   copy[len] = '\0';
-  return swap_if(st, sid, expected, expected_len, copy, len, expires_ms);
+  return swap_if(st, sid, expected, expected_len, copy, len, cap, expires_ms);
 }
 
 static int mem_destroy(csn_store *st, const char *sid) {
@@ -184,7 +210,7 @@ static int touch_locked(csn_store *st, const char *sid, const char *json,
   int rc = CSN_OK;
   if (e != NULL) {
     rc = csn_record_splice_cookie(e->json, e->len, json, len, &touched, &tlen);
-    if (rc == CSN_OK) mt_replace(&ref, e, touched, tlen, expires_ms);
+    if (rc == CSN_OK) mt_replace(&ref, e, touched, tlen, tlen + 1, expires_ms);
   }
   mt_unlock(&ref);
   return rc == CSN_OK ? CSN_OK : splice_failed(st, rc);
@@ -208,7 +234,7 @@ static int mem_touch(csn_store *st, const char *sid, const char *json,
       csn_free(stored);
       return splice_failed(st, rc);
     }
-    rc = swap_if(st, sid, stored, slen, touched, tlen, expires_ms);
+    rc = swap_if(st, sid, stored, slen, touched, tlen, tlen + 1, expires_ms);
     csn_free(stored);
     if (rc != CSN_ECONFLICT) return rc == CSN_ENOENT ? CSN_OK : rc;
   }

@@ -320,13 +320,26 @@ mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref) {
   return *ref->slot;
 }
 
-void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len,
+void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len, size_t cap,
                 int64_t expires) {
   csn__free(ref->old); /* a second replace under one lock: rare */
   ref->old = e->json;
   e->json = json;
   e->len = len;
+  e->cap = cap;
   e->expires = expires;
+}
+
+int mt_overwrite(mt_entry *e, const char *json, size_t len, int64_t expires) {
+  /* A text that shrank a lot gets memory of its size instead (the caller
+   * then replaces it), so that an entry does not keep its largest size. */
+  if (len >= e->cap || e->cap - (len + 1) > 64 + (len + 1) / 2)
+    return 0;
+  memcpy(e->json, json, len);
+  e->json[len] = '\0';
+  e->len = len;
+  e->expires = expires;
+  return 1;
 }
 
 void mt_remove(mt_ref *ref) {
@@ -448,10 +461,14 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
   mt_shard *sh;
   mt_entry **pp, *dead = NULL, *e;
   char *copy, *old = NULL;
+  size_t cap;
   int64_t now;
   /* Copy and allocate before locking: the lock then covers pointer work
    * only, whatever the record's size. */
-  if (len == SIZE_MAX || (copy = csn__malloc(len + 1)) == NULL)
+  if (len >= SIZE_MAX - 32)
+    return CSN_ENOMEM;
+  cap = mt_text_cap(len);
+  if ((copy = csn__malloc(cap)) == NULL)
     return CSN_ENOMEM;
   memcpy(copy, json, len);
   copy[len] = '\0';
@@ -469,6 +486,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
   e->expires = expires;
   e->json = copy;
   e->len = len;
+  e->cap = cap;
   e->sid_len = n;
   e->used = 0;
   memcpy(e->sid, sid, n + 1);
@@ -508,6 +526,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
     old = (*pp)->json;
     (*pp)->json = copy;
     (*pp)->len = len;
+    (*pp)->cap = cap;
     (*pp)->expires = expires;
   }
   pthread_mutex_unlock(&sh->lock);

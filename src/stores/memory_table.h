@@ -36,6 +36,7 @@ typedef struct mt_entry {
   int64_t expires; /* epoch ms, CSN_TIME_NONE = never */
   char *json;      /* NUL-terminated copy of the record, as stored */
   size_t len;
+  size_t cap; /* bytes allocated at json: more than len (mt_text_cap) */
   size_t sid_len;
   /* 1 once a later request read the entry back (a returning visitor);
    * eviction spares such entries while any other is left (memory_table.c,
@@ -66,10 +67,23 @@ int64_t mt_now(const mt_table *t);
  * expired by `now` is removed on the way (a read never returns it, and the
  * table should not keep it). Always follow with mt_unlock(). */
 mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref);
-/* Give the locked entry e the text json (taken over: csn_malloc'd,
- * NUL-terminated at len) and the expiry. The count does not change. */
-void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len,
+/* Give the locked entry e the text json (taken over: csn_malloc'd with
+ * cap bytes, NUL-terminated at len) and the expiry. The count does not
+ * change. */
+void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len, size_t cap,
                 int64_t expires);
+/* Write json (len bytes) over the locked entry e's text, in the memory it
+ * has, and set the expiry: returns 1, or 0 when the text does not fit (or
+ * would leave most of the memory unused) and nothing was changed. */
+int mt_overwrite(mt_entry *e, const char *json, size_t len, int64_t expires);
+
+/* Bytes to allocate for a stored text of len bytes (len < SIZE_MAX - 32):
+ * its NUL and a little room, rounded to 16, so that a record that grows by
+ * a few bytes (a counter gaining a digit) can still be written over in
+ * place (mt_overwrite). */
+static inline size_t mt_text_cap(size_t len) {
+  return (len + 1 + 8 + 15) & ~(size_t)15;
+}
 /* Unlink the locked entry that mt_lock() returned. */
 void mt_remove(mt_ref *ref);
 void mt_unlock(mt_ref *ref);

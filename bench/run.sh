@@ -36,7 +36,7 @@
 # "base" beside the working tree's demo, same flags, same rounds, with a
 # "now/base" column and per-round ratios (bench/compare.sh).
 # --threads N passes --threads N to every csession-demo (default: the
-# demo's own default, 2; 8 in lost-update mode).
+# demo's own default by store, see its --help; 8 in lost-update mode).
 #
 # lost-update mode (bench/lost_update.sh): for each store, csession-demo
 # (--threads 8) and express-session, one after the other, each run

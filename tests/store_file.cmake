@@ -36,3 +36,8 @@ if(TARGET csn_http_harness)
   set_tests_properties(store_file_interop_node PROPERTIES
     FIXTURES_REQUIRED csn_interop_node TIMEOUT 120)
 endif()
+
+# Spare files (src/stores/file_spare.c): reuse, a reader in another process
+# keeps its version, cleanup with the sessions, recycle=0.
+csn_add_unit(store_file_spare ${CMAKE_CURRENT_LIST_DIR}/test_store_file_spare.c)
+set_tests_properties(store_file_spare PROPERTIES TIMEOUT 120)

@@ -424,7 +424,10 @@ static int dir_entries(const char *dir) {
   char cmd[256], line[64];
   FILE *p;
   int n = -1;
-  snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -vx '.csn.lock' | wc -l", dir);
+  /* Not the store's lock file and spare directory: only sessions and
+   * temporary files count. */
+  snprintf(cmd, sizeof cmd,
+           "ls -A '%s' | grep -vx -e '.csn.lock' -e '.csn-spare' | wc -l", dir);
   p = popen(cmd, "r");
   assert_non_null(p);
   if (fgets(line, sizeof line, p) != NULL)

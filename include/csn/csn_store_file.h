@@ -18,7 +18,13 @@
  *     bookkeeping); set() stamps a fresh one. A Node reader still sees it.
  *   - Writes are atomic and durable: a temporary file "<id><ext>.<random
  *     u32>" in the same directory, write, fsync, rename, fsync of the
- *     directory. A crash never leaves a torn session file. Files are created
+ *     directory (or, since 0.2, a rewrite of the session's spare file and
+ *     an atomic swap: "Spare files" below). A crash never tears a session
+ *     file that a save has returned for. (Since 0.2 a new session's file,
+ *     which no earlier version can stand in for, is moved in before its
+ *     fsync, so that one journal commit covers both; a power cut before
+ *     that save returns may leave it empty or partial, which reads as
+ *     corrupt: not found, and reaped.) Files are created
  *     with mode 0600 (sessions hold user data). destroy() fsyncs the
  *     directory after the unlink too (since 0.2), so a logout survives a
  *     power cut as well.
@@ -88,6 +94,30 @@
  * acknowledged writes may be lost, or come back after a destroy, in a power
  * cut or OS crash.
  *
+ * Spare files (since 0.2). Saving a session again does not free its old
+ * file and allocate a new one: the replaced version is kept as the
+ * session's spare, "<dir>/.csn-spare/<file name>", and the next save of that
+ * session rewrites the spare in place and swaps it with the live file in one
+ * atomic rename (renameat2 RENAME_EXCHANGE). Readers still see the old or
+ * the new complete file. A spare is only rewritten when no other open file
+ * description of it exists in any process (asked with a file lease, taken
+ * and released at once), so a reader still holding the old version, ours or
+ * session-file-store's, keeps it intact; such a spare is replaced by a new
+ * file instead. This saves the freeing and allocating of blocks per save,
+ * which on a file system mounted with -o discard costs a discard request
+ * per save (docs/BENCHMARKS.md). It costs one more file per session saved
+ * twice; destroy, clear and the reaper remove spares with their sessions,
+ * and the reaper removes spares whose session file is gone (a Node
+ * process's destroy). The directory .csn-spare is created 0700 and used
+ * only if it is a directory owned by this user and not writable by group
+ * or others. On a file system without leases or RENAME_EXCHANGE (NFS, or
+ * a kernel before 3.15), in a read-only directory, or with recycle=0
+ * (URL) / .no_recycle = 1, saves rename a new file as described above.
+ * Note for applications that handle SIGURG: should another process open a
+ * spare in the instant its lease is held, the kernel signals the lease
+ * break with SIGURG (ignored by default) rather than SIGIO (which would end
+ * the process).
+ *
  * Compare-and-set (since 0.2): the store implements csn_store_cas(), so
  * the core merges concurrent requests instead of letting the last save
  * win. It compares `expected` with exactly what get() returns (the record
@@ -138,6 +168,9 @@ typedef struct csn_file_options {
   /* Since 0.2. 0 (the default): every acknowledged write is durable (see
    * "Durability" above). 1: no fsync at all, fsync=0 in a URL. */
   int no_fsync;
+  /* Since 0.2. 0 (the default): spare files where the file system allows
+   * them (see "Spare files" above). 1: never, recycle=0 in a URL. */
+  int no_recycle;
 } csn_file_options;
 
 /* Open a FileStore. opts may be NULL (all defaults). Fails with CSN_EIO and
@@ -164,6 +197,9 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *             a URL: the URL may then appear anywhere.
  *   fsync=1|0 1 (the default): durable writes; 0: no fsync (see
  *             "Durability" above); also true/false, yes/no, on/off
+ *   recycle=1|0
+ *             1 (the default): spare files (see "Spare files" above);
+ *             0: every save writes a new file
  *   secret=.. encryption with this secret given inline; or set
  *             csn_file_options.secret. A URL on a command line exposes it
  *             to every local user (/proc/PID/cmdline): pass such a URL

@@ -15,6 +15,13 @@
  * directory descriptor opened once (openat and friends), so a validated id
  * is the only thing ever joined to it.
  *
+ * Where the file system allows it (Linux: leases and RENAME_EXCHANGE) the
+ * temporary file is the session's spare instead, and the rename a swap
+ * (write_spare(), file_spare.c): the replaced version is kept to be
+ * rewritten by the next save rather than freed. A new session's file moves
+ * in before its fsync (one journal commit for data and name): there is no
+ * older version to protect, and nobody has its id before the save returns.
+ *
  * Shared directory fsyncs. A save pays two fsyncs: its own file's (which
  * no other save can do for it) and the directory's (which any later one
  * can). The file fsyncs of concurrent saves already share the file
@@ -98,6 +105,7 @@
 #include "csn/csn_store_file.h"
 #include "csn_int.h"
 #include "file_crypt.h"
+#include "file_spare.h"
 
 #define FILE_DEFAULT_TTL_MS INT64_C(3600000)
 #define FILE_DEFAULT_REAP_MS INT64_C(3600000)
@@ -139,6 +147,11 @@ typedef struct file_store {
   _Atomic pid_t lockfd_pid;
   csn_sweeper *reaper; /* NULL: no background reaping */
   int no_fsync;        /* fsync=0: atomic, not durable against power loss */
+  /* Spare files (file_spare.c): the spare directory, -1 without; and
+   * whether saves use them (cleared when the file system turns out to
+   * lack leases or RENAME_EXCHANGE). */
+  int sparefd;
+  _Atomic int recycle;
   /* The shared directory fsync (see the essay): the queue of writers
    * waiting for one, and whether one is in flight. */
   pthread_mutex_t dsync_mu;
@@ -401,9 +414,86 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
+/* The save through the session's spare (file_spare.c): rewrite it in
+ * place, make it durable, swap it with the live file. CSN_OK, an error, or
+ * 1: this file system cannot recycle, save the plain way (recycling stays
+ * off for the store from now on). */
+static int write_spare(file_store *fs, const char *name, const char *data,
+                       size_t len) {
+  int fd = -1, reused = 0;
+  off_t size = 0;
+  const char *step = "create";
+  int e = csn__fspare_take(fs->sparefd, name, &fd, &reused, &size);
+  if (e == -ENOTSUP) goto off;
+  if (e != 0) {
+    errno = -e;
+    goto fail;
+  }
+  step = "write";
+  if (write_all(fd, data, len) != 0) goto fail_fd;
+  step = "truncate";
+  if (size > (off_t)len && ftruncate(fd, (off_t)len) != 0) goto fail_fd;
+  if (!reused) {
+    /* A new session: no version of it exists that a crash could cost, so
+     * the file moves in first and one fsync then makes the data and the
+     * name durable together (one journal commit instead of two). Until it
+     * is acknowledged, nobody holds its id. */
+    step = "rename";
+    e = csn__fspare_install_new(fs->sparefd, fs->dirfd, name);
+    if (e == 0) {
+      step = "fsync";
+      if (!fs->no_fsync && fsync(fd) != 0) goto fail_fd;
+      step = "close";
+      e = close(fd);
+      fd = -1;
+      if (e != 0) goto fail;
+      return CSN_OK;
+    }
+    if (e != -EEXIST && e != -ENOTSUP) {
+      errno = -e;
+      goto fail_fd;
+    }
+  }
+  /* An overwrite of the same blocks needs only its data on disk. */
+  step = "fsync";
+  if (!fs->no_fsync && (reused ? fdatasync(fd) : fsync(fd)) != 0)
+    goto fail_fd;
+  step = "close";
+  e = close(fd);
+  fd = -1;
+  if (e != 0) goto fail; /* errno is close()'s */
+  step = "rename";
+  e = csn__fspare_install(fs->sparefd, fs->dirfd, name);
+  if (e == -ENOTSUP) goto off;
+  if (e != 0) {
+    errno = -e;
+    goto fail;
+  }
+  /* The caller makes the swap durable (dir_sync()), as for a rename. */
+  return CSN_OK;
+
+off:
+  atomic_store(&fs->recycle, 0);
+  return 1;
+fail_fd: {
+  int k = errno;
+  close(fd);
+  errno = k;
+}
+fail:
+  /* The spare may be torn now; it is rewritten whole before any use. */
+  return csn_store_set_error(&fs->base, CSN_EIO, "cannot %s %s/%s/%s: %s",
+                             step, fs->dir, CSN_FSPARE_DIR, name,
+                             strerror(errno));
+}
+
 /* The atomic, durable replace described at the top of the file. */
 static int write_file(file_store *fs, const char *name, const char *data,
                       size_t len, int *old) {
+  if (atomic_load_explicit(&fs->recycle, memory_order_relaxed)) {
+    int r = write_spare(fs, name, data, len);
+    if (r != 1) return r;
+  }
   uint32_t rnd;
   int rc = csn__random_bytes(&rnd, sizeof rnd);
   if (rc != CSN_OK) return rc;
@@ -924,6 +1014,9 @@ static int file_destroy(csn_store *st, const char *sid) {
     else if (errno != ENOENT)
       rc = csn_store_set_error(st, CSN_EIO, "cannot remove %s/%s: %s",
                                fs->dir, name, strerror(errno));
+    /* The old version goes too: a logged-out session's data must not
+     * linger on disk as a spare. */
+    if (rc == CSN_OK) csn__fspare_drop(fs->sparefd, name);
     name_lock_release(&lk);
     if (removed) rc = dir_sync(fs);
   }
@@ -984,8 +1077,9 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
 typedef int (*each_name_fn)(file_store *fs, const char *name, size_t id_len,
                             void *ud);
 
-static int each_name(file_store *fs, each_name_fn fn, void *ud) {
-  int fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static int each_name_in(file_store *fs, int dirfd, each_name_fn fn,
+                        void *ud) {
+  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return csn_store_set_error(&fs->base, CSN_EIO, "cannot open %s: %s",
                                fs->dir, strerror(errno));
@@ -1013,6 +1107,10 @@ static int each_name(file_store *fs, each_name_fn fn, void *ud) {
   }
   closedir(d);
   return rc;
+}
+
+static int each_name(file_store *fs, each_name_fn fn, void *ud) {
+  return each_name_in(fs, fs->dirfd, fn, ud);
 }
 
 static int count_one(file_store *fs, const char *name, size_t id_len,
@@ -1088,12 +1186,40 @@ static int clear_one(file_store *fs, const char *name, size_t id_len,
   if (unlinkat(fs->dirfd, name, 0) != 0 && errno != ENOENT)
     rc = csn_store_set_error(&fs->base, CSN_EIO, "cannot remove %s/%s: %s",
                              fs->dir, name, strerror(errno));
+  if (rc == CSN_OK) csn__fspare_drop(fs->sparefd, name);
   name_lock_release(&lk);
   return rc;
 }
 
+/* A spare whose session is gone (removed by session-file-store, which
+ * knows nothing of spares, or by a clear): drop it. The verdict is taken
+ * again under the name's lock, so that a save that is moving its spare in
+ * right now is not undone. */
+static int orphan_one(file_store *fs, const char *name, size_t id_len,
+                      void *ud) {
+  (void)id_len, (void)ud;
+  struct stat st;
+  if (fstatat(fs->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+      errno != ENOENT)
+    return 0;
+  name_lock lk;
+  if (name_lock_take(fs, name, &lk) != CSN_OK) return 0;
+  if (fstatat(fs->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+      errno == ENOENT)
+    csn__fspare_drop(fs->sparefd, name);
+  name_lock_release(&lk);
+  return 0;
+}
+
+static void drop_orphans(file_store *fs) {
+  if (fs->sparefd >= 0) (void)each_name_in(fs, fs->sparefd, orphan_one, NULL);
+}
+
 static int file_clear(csn_store *st) {
-  return each_name((file_store *)st, clear_one, NULL);
+  file_store *fs = (file_store *)st;
+  int rc = each_name(fs, clear_one, NULL);
+  if (rc == CSN_OK) drop_orphans(fs);
+  return rc;
 }
 
 typedef struct all_ctx {
@@ -1191,8 +1317,10 @@ static int prune_one(file_store *fs, const char *name, size_t id_len,
   name_lock lk;
   int rc = name_lock_take(fs, name, &lk);
   if (rc != CSN_OK) return rc;
-  if (reapable(fs, name, p->now) && unlinkat(fs->dirfd, name, 0) == 0)
+  if (reapable(fs, name, p->now) && unlinkat(fs->dirfd, name, 0) == 0) {
     p->removed++;
+    csn__fspare_drop(fs->sparefd, name);
+  }
   name_lock_release(&lk);
   return 0;
 }
@@ -1200,6 +1328,7 @@ static int prune_one(file_store *fs, const char *name, size_t id_len,
 static int file_prune(csn_store *st, size_t *removed) {
   prune_ctx p = {0, 0, 0, 0, csn__now_ms(), NULL};
   int rc = each_name((file_store *)st, prune_one, &p);
+  drop_orphans((file_store *)st);
   if (removed != NULL) *removed = p.removed;
   return rc < 0 ? rc : CSN_OK;
 }
@@ -1225,6 +1354,7 @@ static void reap_sweep(csn_sweeper *sw, void *ud) {
     nanosleep(&ts, NULL);
     if (csn_sweeper_stopping(sw)) break;
   }
+  if (!csn_sweeper_stopping(sw)) drop_orphans(fs);
 }
 
 static void file_close(csn_store *st) {
@@ -1235,6 +1365,7 @@ static void file_close(csn_store *st) {
   pthread_mutex_destroy(&fs->dsync_mu);
   pthread_cond_destroy(&fs->dsync_cv);
   if (atomic_load(&fs->lockfd) >= 0) close(atomic_load(&fs->lockfd));
+  if (fs->sparefd >= 0) close(fs->sparefd);
   if (fs->dirfd >= 0) close(fs->dirfd);
   csn__fcrypt_free(fs->crypt);
   csn__free(fs->dir);
@@ -1341,6 +1472,8 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
                           "file store: out of memory");
   fs->base.m = &file_methods;
   fs->dirfd = -1;
+  fs->sparefd = -1;
+  atomic_init(&fs->recycle, 0);
   atomic_init(&fs->lockfd, -1);
   atomic_init(&fs->lockfd_pid, 0);
   fs->dir = csn__strdup(o.dir);
@@ -1404,6 +1537,11 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
       atomic_store(&fs->lockfd, fd);
       atomic_store(&fs->lockfd_pid, getpid());
     }
+    /* Spare files where the directory and the file system allow them; a
+     * read-only directory, or a spare directory that is not ours alone,
+     * leaves saves the plain way (file_spare.c). */
+    if (!o.no_recycle && csn__fspare_dir_open(fs->dirfd, &fs->sparefd) == 0)
+      atomic_store(&fs->recycle, 1);
   }
   if (rc == CSN_OK && fs->reap_ms > 0 &&
       csn_sweeper_start(&fs->reaper, fs->reap_ms, FILE_REAP_JITTER_PCT,
@@ -1428,7 +1566,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                           "file store: URL must start with file://");
   /* Defaults that say "not given": the options' own zero values. */
   int64_t ttl_s = 0, reap_s = INT64_MIN;
-  int do_fsync = 1;
+  int do_fsync = 1, do_recycle = 1;
   char *ext = NULL, *secret = NULL, *secret_file = NULL;
   const csn_url_option opts[] = {
       {"ttl", CSN_URL_INT, 1, INT64_C(9000000000000), &ttl_s},
@@ -1437,6 +1575,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
       {"secret", CSN_URL_STR, 0, 0, &secret},
       {"secret_file", CSN_URL_STR, 0, 0, &secret_file},
       {"fsync", CSN_URL_BOOL, 0, 0, &do_fsync},
+      {"recycle", CSN_URL_BOOL, 0, 0, &do_recycle},
   };
   char *dir = csn__strndup(path, plen);
   if (dir == NULL)
@@ -1469,6 +1608,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
     if (reap_s != INT64_MIN) o.reap_interval_ms = reap_s <= 0 ? -1 : reap_s * 1000;
     o.secret = secret;
     o.no_fsync = !do_fsync;
+    o.no_recycle = !do_recycle;
     rc = csn_store_file_new(&o, out, errbuf, errlen);
   }
   if (secret != NULL) {

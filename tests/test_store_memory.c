@@ -133,6 +133,60 @@ static void test_expiry_fake_clock(void **state) {
   csn_store_free(st);
 }
 
+/* An id that expired while other ids follow it in its hash chain: every
+ * method must see it as gone, never the next entry of the chain (mt_lock()
+ * once returned that one, so a get of an expired session could hand out
+ * another session's record). 300 short-lived ids go in first and 3,000
+ * long-lived ones after them, so most short ones have a successor in their
+ * chain; the shard sweep on insert cannot have removed them yet, since
+ * they are still live then. */
+static void test_expired_in_chain(void **state) {
+  csn_store *st = open_fake(0, -1);
+  int64_t now = atomic_load(&fake_ms);
+  char sid[32];
+  (void)state;
+  for (int i = 0; i < 300; i++) {
+    snprintf(sid, sizeof sid, "short-%04d", i);
+    put(st, sid, now + 1000);
+  }
+  for (int i = 0; i < 3000; i++) {
+    snprintf(sid, sizeof sid, "long-%04d", i);
+    put(st, sid, now + 100000);
+  }
+  atomic_fetch_add(&fake_ms, 2000);
+  for (int i = 0; i < 300; i++) {
+    char *json = NULL;
+    size_t len = 0;
+    snprintf(sid, sizeof sid, "short-%04d", i);
+    int rc = csn_store_get(st, sid, &json, &len);
+    if (rc != CSN_ENOENT)
+      fail_msg("get %s: %d, %s", sid, rc, json != NULL ? json : "(null)");
+  }
+  /* The same through cas and touch (fresh ones: get removed the above). */
+  for (int i = 0; i < 300; i++) {
+    snprintf(sid, sizeof sid, "s2-%04d", i);
+    put(st, sid, now + 3000);
+  }
+  for (int i = 0; i < 3000; i++) {
+    snprintf(sid, sizeof sid, "l2-%04d", i);
+    put(st, sid, now + 100000);
+  }
+  atomic_fetch_add(&fake_ms, 2000);
+  for (int i = 0; i < 300; i++) {
+    char rec[128];
+    snprintf(sid, sizeof sid, "s2-%04d", i);
+    snprintf(rec, sizeof rec, "{\"cookie\":{},\"sid\":\"%s\"}", sid);
+    assert_int_equal(csn_store_cas(st, sid, rec, strlen(rec), rec,
+                                   strlen(rec), now + 100000),
+                     CSN_ENOENT);
+  }
+  for (int i = 0; i < 3000; i++) {
+    snprintf(sid, sizeof sid, "long-%04d", i);
+    assert_true(present(st, sid));
+  }
+  csn_store_free(st);
+}
+
 /* touch splices the cookie text into the stored text; these are the cases
  * the conformance suite does not reach. */
 static void touch_case(const char *stored, const char *fresh,
@@ -1140,6 +1194,7 @@ int main(int argc, char **argv) {
   /* Record semantics: expiry, touch and compare-and-set. */
   const struct CMUnitTest expiry[] = {
       cmocka_unit_test(test_expiry_fake_clock),
+      cmocka_unit_test(test_expired_in_chain),
       cmocka_unit_test(test_touch_splice),
       cmocka_unit_test(test_cas_written),
       cmocka_unit_test(test_cas_conflict),

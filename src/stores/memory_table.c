@@ -315,8 +315,12 @@ mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref) {
   ref->old = NULL;
   pthread_mutex_lock(&ref->sh->lock);
   ref->slot = find_slot(ref->sh, h, sid, n);
-  if (*ref->slot != NULL && expired(*ref->slot, now))
+  if (*ref->slot != NULL && expired(*ref->slot, now)) {
+    /* Not *ref->slot after the unlink: that is the next entry of the
+     * chain now, another id's (a get returned that session's record). */
     unlink_entry(t, ref->sh, ref->slot, &ref->dead);
+    return NULL;
+  }
   return *ref->slot;
 }
 

@@ -140,19 +140,27 @@ static void test_expiry_fake_clock(void **state) {
  * long-lived ones after them, so most short ones have a successor in their
  * chain; the shard sweep on insert cannot have removed them yet, since
  * they are still live then. */
+/* n_short ids "<s>-NNNN" expiring at short_exp, then 10 times as many
+ * "<l>-NNNN" expiring at now + 100000. */
+static void fill_chains(csn_store *st, const char *s, const char *l,
+                        int n_short, int64_t short_exp, int64_t now) {
+  char sid[32];
+  for (int i = 0; i < n_short; i++) {
+    snprintf(sid, sizeof sid, "%s-%04d", s, i);
+    put(st, sid, short_exp);
+  }
+  for (int i = 0; i < 10 * n_short; i++) {
+    snprintf(sid, sizeof sid, "%s-%04d", l, i);
+    put(st, sid, now + 100000);
+  }
+}
+
 static void test_expired_in_chain(void **state) {
   csn_store *st = open_fake(0, -1);
   int64_t now = atomic_load(&fake_ms);
   char sid[32];
   (void)state;
-  for (int i = 0; i < 300; i++) {
-    snprintf(sid, sizeof sid, "short-%04d", i);
-    put(st, sid, now + 1000);
-  }
-  for (int i = 0; i < 3000; i++) {
-    snprintf(sid, sizeof sid, "long-%04d", i);
-    put(st, sid, now + 100000);
-  }
+  fill_chains(st, "short", "long", 300, now + 1000, now);
   atomic_fetch_add(&fake_ms, 2000);
   for (int i = 0; i < 300; i++) {
     char *json = NULL;
@@ -162,15 +170,8 @@ static void test_expired_in_chain(void **state) {
     if (rc != CSN_ENOENT)
       fail_msg("get %s: %d, %s", sid, rc, json != NULL ? json : "(null)");
   }
-  /* The same through cas and touch (fresh ones: get removed the above). */
-  for (int i = 0; i < 300; i++) {
-    snprintf(sid, sizeof sid, "s2-%04d", i);
-    put(st, sid, now + 3000);
-  }
-  for (int i = 0; i < 3000; i++) {
-    snprintf(sid, sizeof sid, "l2-%04d", i);
-    put(st, sid, now + 100000);
-  }
+  /* The same through cas (fresh ones: get removed the above). */
+  fill_chains(st, "s2", "l2", 300, now + 3000, now);
   atomic_fetch_add(&fake_ms, 2000);
   for (int i = 0; i < 300; i++) {
     char rec[128];

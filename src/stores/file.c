@@ -439,7 +439,7 @@ static int write_spare(file_store *fs, const char *name, const char *data,
      * name durable together (one journal commit instead of two). Until it
      * is acknowledged, nobody holds its id. */
     step = "rename";
-    e = csn__fspare_install_new(fs->sparefd, fs->dirfd, name);
+    e = csn__fspare_install(fs->sparefd, fs->dirfd, name, 1);
     if (e == 0) {
       step = "fsync";
       if (!fs->no_fsync && fsync(fd) != 0) goto fail_fd;
@@ -463,7 +463,7 @@ static int write_spare(file_store *fs, const char *name, const char *data,
   fd = -1;
   if (e != 0) goto fail; /* errno is close()'s */
   step = "rename";
-  e = csn__fspare_install(fs->sparefd, fs->dirfd, name);
+  e = csn__fspare_install(fs->sparefd, fs->dirfd, name, 0);
   if (e == -ENOTSUP) goto off;
   if (e != 0) {
     errno = -e;

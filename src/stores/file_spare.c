@@ -130,8 +130,12 @@ int csn__fspare_take(int sparefd, const char *name, int *fd, int *reused,
     close(f);
     if (ok < 0) return ok;
   }
-  /* No spare, or one we must not touch: a new file in its place. */
-  if (unlinkat(sparefd, name, 0) != 0 && errno != ENOENT) return -errno;
+  /* One we must not touch (or could not open) goes first; with no spare
+   * at all (a new session) there is nothing to remove. */
+  if ((f >= 0 || errno != ENOENT) && unlinkat(sparefd, name, 0) != 0 &&
+      errno != ENOENT)
+    return -errno;
+  /* A new file in its place. */
   f = openat(sparefd, name,
              O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (f < 0) return -errno;
@@ -140,28 +144,19 @@ int csn__fspare_take(int sparefd, const char *name, int *fd, int *reused,
 #endif
 }
 
-int csn__fspare_install(int sparefd, int dirfd, const char *name) {
+int csn__fspare_install(int sparefd, int dirfd, const char *name,
+                        int only_new) {
 #if !FSPARE_OK
-  (void)sparefd, (void)dirfd, (void)name;
+  (void)sparefd, (void)dirfd, (void)name, (void)only_new;
   return -ENOTSUP;
 #else
-  if (renameat2(sparefd, name, dirfd, name, RENAME_EXCHANGE) == 0) return 0;
+  unsigned how = only_new ? RENAME_NOREPLACE : RENAME_EXCHANGE;
+  if (renameat2(sparefd, name, dirfd, name, how) == 0) return 0;
   if (errno == EINVAL || errno == ENOSYS) return -ENOTSUP;
-  if (errno != ENOENT) return -errno;
+  if (only_new || errno != ENOENT) return -errno;
   /* No live file (a new session, or one removed meanwhile): move in. */
   if (renameat(sparefd, name, dirfd, name) != 0) return -errno;
   return 0;
-#endif
-}
-
-int csn__fspare_install_new(int sparefd, int dirfd, const char *name) {
-#if !FSPARE_OK
-  (void)sparefd, (void)dirfd, (void)name;
-  return -ENOTSUP;
-#else
-  if (renameat2(sparefd, name, dirfd, name, RENAME_NOREPLACE) == 0) return 0;
-  if (errno == EINVAL || errno == ENOSYS) return -ENOTSUP;
-  return -errno;
 #endif
 }
 

@@ -36,14 +36,12 @@ int csn__fspare_take(int sparefd, const char *name, int *fd, int *reused,
 
 /* Put the written spare in place of the live file atomically, the live
  * version becoming the spare (RENAME_EXCHANGE); with no live file, just
- * move it in. 0, or a negative errno (-ENOTSUP: the file system cannot
- * exchange; nothing was changed). */
-int csn__fspare_install(int sparefd, int dirfd, const char *name);
-
-/* Move the written spare in as the live file only if there is none (a
- * new session): 0, -EEXIST when a live file exists (nothing changed),
- * -ENOTSUP without RENAME_NOREPLACE, or another negative errno. */
-int csn__fspare_install_new(int sparefd, int dirfd, const char *name);
+ * move it in. With only_new, move it in only if there is no live file (a
+ * new session; RENAME_NOREPLACE): -EEXIST, nothing changed, when there
+ * is. 0, or a negative errno (-ENOTSUP: the file system cannot exchange
+ * or refuse a replace; nothing was changed). */
+int csn__fspare_install(int sparefd, int dirfd, const char *name,
+                        int only_new);
 
 /* Remove the spare of `name`, if any (a destroy, clear or reap of the
  * session). Errors are ignored: a spare left behind is reaped later. */

@@ -121,6 +121,14 @@ static int mem_set(csn_store *st, const char *sid, const char *json,
   return CSN_OK;
 }
 
+/* The compare of a cas, on the entry mt_lock() returned. */
+static int cas_verdict(const mt_entry *e, const char *expected, size_t n) {
+  if (e == NULL) return CSN_ENOENT; /* destroyed or expired: not re-created */
+  if (e->len != n || memcmp(e->json, expected, n) != 0)
+    return CSN_ECONFLICT; /* another writer got there first */
+  return CSN_OK;
+}
+
 /* The compare-and-set itself, taking over `text` (cap bytes; freed
  * whatever the outcome). The compare and the write happen under one lock
  * hold: no other writer of this store can come between them. */
@@ -130,16 +138,10 @@ static int swap_if(csn_store *st, const char *sid, const char *expected,
   mt_table *t = table_of(st);
   mt_ref ref;
   mt_entry *e = mt_lock(t, sid, mt_now(t), &ref); /* expired: removed */
-  int rc;
-  if (e == NULL) {
-    rc = CSN_ENOENT; /* destroyed or expired: not re-created */
-  } else if (e->len != expected_len ||
-             memcmp(e->json, expected, expected_len) != 0) {
-    rc = CSN_ECONFLICT; /* another writer got there first */
-  } else {
+  int rc = cas_verdict(e, expected, expected_len);
+  if (rc == CSN_OK) {
     mt_replace(&ref, e, text, len, cap, expires_ms);
     text = NULL;
-    rc = CSN_OK;
   }
   mt_unlock(&ref);
   csn_free(text);
@@ -163,12 +165,8 @@ static int mem_cas(csn_store *st, const char *sid, const char *expected,
    * anyway - no allocation, no free, and the lock covers no more than it
    * did, since the compare already reads a text of that size. */
   e = mt_lock(t, sid, mt_now(t), &ref); /* expired: removed */
-  if (e == NULL)
-    rc = CSN_ENOENT; /* destroyed or expired: not re-created */
-  else if (e->len != expected_len ||
-           memcmp(e->json, expected, expected_len) != 0)
-    rc = CSN_ECONFLICT; /* another writer got there first */
-  else if (!mt_overwrite(e, json, len, expires_ms))
+  rc = cas_verdict(e, expected, expected_len);
+  if (rc == CSN_OK && !mt_overwrite(e, json, len, expires_ms))
     done = 0;
   mt_unlock(&ref);
   if (done)

@@ -41,3 +41,9 @@ endif()
 # keeps its version, cleanup with the sessions, recycle=0.
 csn_add_unit(store_file_spare ${CMAKE_CURRENT_LIST_DIR}/test_store_file_spare.c)
 set_tests_properties(store_file_spare PROPERTIES TIMEOUT 120)
+
+# New sessions without a directory fsync where ext4 writes the entry with
+# the file (src/stores/file_dirsync.c): the mountinfo parser, the growth
+# rule, and the directory fsyncs a store makes, counted.
+csn_add_unit(store_file_dirsync ${CMAKE_CURRENT_LIST_DIR}/test_store_file_dirsync.c)
+set_tests_properties(store_file_dirsync PROPERTIES TIMEOUT 120)

@@ -88,7 +88,17 @@
  * batches when they run at once) and a few directory fsyncs, not 2N.
  * Throughput therefore grows with the number of saves in flight: a server
  * on this store wants more worker threads than cores (say 8 to 32), since
- * each blocks for its fsyncs. With fsync=0 (URL) or .no_fsync = 1 no fsync
+ * each blocks for its fsyncs. On ext4 (with or without a journal) a new
+ * session costs one fsync, not two: its file is moved in under its name
+ * before its fsync, and ext4's fsync of a file just given a name writes
+ * that directory entry too (a documented ext4 behaviour; without a
+ * journal it does not write the directory's size, so the store still
+ * fsyncs the directory whenever it has grown since its last directory
+ * fsync). The store recognises ext4 by its mount type and statfs magic;
+ * every other file system, and dirsync=always (URL) / .always_dirsync = 1,
+ * gets the directory fsync as POSIX asks (src/stores/file_dirsync.c has
+ * the details and how it was checked).
+ * With fsync=0 (URL) or .no_fsync = 1 no fsync
  * is made: a write is still atomic (a reader sees the old or the new file,
  * never a torn one) and survives a crash or kill of the process, but
  * acknowledged writes may be lost, or come back after a destroy, in a power
@@ -171,6 +181,10 @@ typedef struct csn_file_options {
   /* Since 0.2. 0 (the default): spare files where the file system allows
    * them (see "Spare files" above). 1: never, recycle=0 in a URL. */
   int no_recycle;
+  /* Since 0.2. 0 (the default): a new session's file skips the directory
+   * fsync where its own fsync wrote its name (ext4, see "Durability"
+   * above). 1: every save fsyncs the directory, dirsync=always in a URL. */
+  int always_dirsync;
 } csn_file_options;
 
 /* Open a FileStore. opts may be NULL (all defaults). Fails with CSN_EIO and
@@ -200,6 +214,11 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *   recycle=1|0
  *             1 (the default): spare files (see "Spare files" above);
  *             0: every save writes a new file
+ *   dirsync=auto|always
+ *             auto (the default): a new session's save skips the
+ *             directory fsync on ext4 when its file's fsync wrote the
+ *             entry; always: every save fsyncs the directory (see
+ *             "Durability" above)
  *   secret=.. encryption with this secret given inline; or set
  *             csn_file_options.secret. A URL on a command line exposes it
  *             to every local user (/proc/PID/cmdline): pass such a URL

@@ -35,6 +35,8 @@
  * of the same id does not wait for our directory fsync; it is still
  * acknowledged only once its rename is on disk. destroy() makes its unlink
  * durable the same way (a logout must not come back after a power cut).
+ * A new session's file on ext4 usually needs no directory fsync at all:
+ * its own fsync wrote its entry (file_dirsync.c says when, and why).
  * With fsync=0 (URL) neither fsync is made: saves stay atomic (rename) and
  * survive a crash of the process, not a power cut.
  *
@@ -105,6 +107,7 @@
 #include "csn/csn_store_file.h"
 #include "csn_int.h"
 #include "file_crypt.h"
+#include "file_dirsync.h"
 #include "file_spare.h"
 
 #define FILE_DEFAULT_TTL_MS INT64_C(3600000)
@@ -158,7 +161,19 @@ typedef struct file_store {
   pthread_cond_t dsync_cv;
   struct dsync_wait *dsync_q;
   int dsync_busy;
+  /* When a new file's own fsync made its name durable (file_dirsync.c). */
+  csn__fdirsync dsync_skip;
 } file_store;
+
+/* What a write leaves for its caller to finish once the name's lock is
+ * released (write_done()). */
+typedef struct file_put {
+  int old;     /* the replaced version, held open (see write_file()) */
+  int wrote;   /* a file was put in place */
+  int durable; /* and its name is durable already: no directory fsync */
+} file_put;
+
+#define FILE_PUT_INIT {-1, 0, 0}
 
 /* A writer waiting for a directory fsync, on its own stack. */
 typedef struct dsync_wait {
@@ -419,7 +434,7 @@ static int write_all(int fd, const char *p, size_t n) {
  * 1: this file system cannot recycle, save the plain way (recycling stays
  * off for the store from now on). */
 static int write_spare(file_store *fs, const char *name, const char *data,
-                       size_t len) {
+                       size_t len, file_put *w) {
   int fd = -1, reused = 0;
   off_t size = 0;
   const char *step = "create";
@@ -447,6 +462,10 @@ static int write_spare(file_store *fs, const char *name, const char *data,
       e = close(fd);
       fd = -1;
       if (e != 0) goto fail;
+      /* Where the file system wrote the new entry with the file, the
+       * directory fsync can be skipped (file_dirsync.c). */
+      w->durable =
+          !fs->no_fsync && !csn__fdirsync_needed(&fs->dsync_skip, fs->dirfd);
       return CSN_OK;
     }
     if (e != -EEXIST && e != -ENOTSUP) {
@@ -489,10 +508,13 @@ fail:
 
 /* The atomic, durable replace described at the top of the file. */
 static int write_file(file_store *fs, const char *name, const char *data,
-                      size_t len, int *old) {
+                      size_t len, file_put *w) {
   if (atomic_load_explicit(&fs->recycle, memory_order_relaxed)) {
-    int r = write_spare(fs, name, data, len);
-    if (r != 1) return r;
+    int r = write_spare(fs, name, data, len, w);
+    if (r != 1) {
+      w->wrote = r == CSN_OK;
+      return r;
+    }
   }
   uint32_t rnd;
   int rc = csn__random_bytes(&rnd, sizeof rnd);
@@ -521,14 +543,15 @@ static int write_file(file_store *fs, const char *name, const char *data,
    * and freeing blocks can wait on the disk (a synchronous discard on a
    * file system mounted with -o discard), so every open and rename in the
    * directory would queue behind it. Held open, the inode is freed at our
-   * close(), outside that lock (put_old()). Without it, nothing changes
+   * close(), outside that lock (write_done()). Without it, nothing changes
    * but the place of that wait. */
-  if (*old < 0)
-    *old = openat(fs->dirfd, name,
-                  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (w->old < 0)
+    w->old = openat(fs->dirfd, name,
+                    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   step = "rename";
   if (renameat(fs->dirfd, tmp, fs->dirfd, name) != 0) goto fail_unlink;
   csn__free(tmp);
+  w->wrote = 1;
   /* The rename is made; the caller makes it durable (dir_sync()) once it
    * has released the id's lock. */
   return CSN_OK;
@@ -550,12 +573,6 @@ fail: {
   csn__free(tmp);
   return rc;
 }
-}
-
-/* Close the replaced version that write_file() kept open (frees it, see
- * there), after the id's lock is released. */
-static void put_old(int old) {
-  if (old >= 0) close(old);
 }
 
 /* Make every rename and unlink this thread has made in the directory
@@ -580,7 +597,9 @@ static int dir_sync(file_store *fs) {
     fs->dsync_q = NULL;
     pthread_mutex_unlock(&fs->dsync_mu);
     /* EINVAL: a file system that cannot sync directories (and need not). */
+    int64_t size = csn__fdirsync_size(fs->dirfd);
     int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
+    if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
     pthread_mutex_lock(&fs->dsync_mu);
     while (group != NULL) {
       dsync_wait *next = group->next; /* before done: it may return */
@@ -598,6 +617,15 @@ static int dir_sync(file_store *fs) {
     return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
                                fs->dir, strerror(me.err));
   return CSN_OK;
+}
+
+/* The end of every record write, once the name's lock is released: make
+ * the write durable (unless its own fsync did), then close the replaced
+ * version that write_file() kept open (which frees it, see there). */
+static int write_done(file_store *fs, int rc, const file_put *w) {
+  if (rc == CSN_OK && w->wrote && !w->durable) rc = dir_sync(fs);
+  if (w->old >= 0) close(w->old);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -867,7 +895,7 @@ static int finish_record(csn__buf *b, const char *sid, int hashed) {
 /* Every record write ends here: the finished text, sealed when a secret
  * is set, then the atomic replace. The caller holds the name's lock. */
 static int write_buf(file_store *fs, const char *name, csn__buf *b,
-                     int *old) {
+                     file_put *w) {
   size_t n = 0;
   char *out = csn__buf_steal(b, &n);
   if (out == NULL) return CSN_ENOMEM;
@@ -884,7 +912,7 @@ static int write_buf(file_store *fs, const char *name, csn__buf *b,
     out = sealed;
     n = sn;
   }
-  int rc = write_file(fs, name, out, n, old);
+  int rc = write_file(fs, name, out, n, w);
   csn__free(out);
   return rc;
 }
@@ -952,13 +980,12 @@ static int file_set(csn_store *st, const char *sid, const char *json,
   if (name == NULL) return CSN_ENOMEM;
   csn__buf b;
   name_lock lk;
-  int old = -1;
+  file_put w = FILE_PUT_INIT;
   rc = build_record(&b, json, len, sid, hashed);
   if (rc == CSN_OK && (rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
-    rc = write_buf(fs, name, &b, &old);
+    rc = write_buf(fs, name, &b, &w);
     name_lock_release(&lk);
-    if (rc == CSN_OK) rc = dir_sync(fs);
-    put_old(old);
+    rc = write_done(fs, rc, &w);
   }
   csn__buf_free(&b);
   csn__free(name);
@@ -981,7 +1008,7 @@ static int file_cas(csn_store *st, const char *sid, const char *expected,
   size_t n = 0;
   csn__buf b;
   name_lock lk;
-  int old = -1;
+  file_put w = FILE_PUT_INIT;
   rc = build_record(&b, json, len, sid, hashed);
   if (rc == CSN_OK && (rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
     rc = load_stripped(fs, name, &cur, &n, &expired);
@@ -989,10 +1016,9 @@ static int file_cas(csn_store *st, const char *sid, const char *expected,
     if (rc == CSN_OK &&
         (n != expected_len || memcmp(cur, expected, n) != 0))
       rc = CSN_ECONFLICT;
-    if (rc == CSN_OK) rc = write_buf(fs, name, &b, &old);
+    if (rc == CSN_OK) rc = write_buf(fs, name, &b, &w);
     name_lock_release(&lk);
-    if (rc == CSN_OK) rc = dir_sync(fs);
-    put_old(old);
+    rc = write_done(fs, rc, &w);
   }
   csn__free(cur);
   csn__buf_free(&b);
@@ -1040,7 +1066,7 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
   char *name = file_name(fs, sid, &hashed), *cur = NULL, *out = NULL;
   if (name == NULL) return CSN_ENOMEM;
   size_t n = 0, olen = 0;
-  int wrote = 0, old = -1;
+  file_put w = FILE_PUT_INIT;
   name_lock lk;
   if ((rc = name_lock_take(fs, name, &lk)) == CSN_OK) {
     rc = load_stripped(fs, name, &cur, &n, &expired);
@@ -1052,8 +1078,7 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
         csn__buf_init(&b);
         csn__buf_append(&b, out, olen);
         rc = finish_record(&b, sid, hashed);
-        if (rc == CSN_OK) rc = write_buf(fs, name, &b, &old);
-        wrote = rc == CSN_OK;
+        if (rc == CSN_OK) rc = write_buf(fs, name, &b, &w);
         csn__buf_free(&b);
       } else if (rc != CSN_ENOMEM) { /* both texts were checked already */
         rc = csn_store_set_error(st, rc, "touch: cannot splice the cookie");
@@ -1062,8 +1087,7 @@ static int file_touch(csn_store *st, const char *sid, const char *json,
       rc = CSN_OK; /* nothing to touch */
     }
     name_lock_release(&lk);
-    if (wrote) rc = dir_sync(fs);
-    put_old(old);
+    rc = write_done(fs, rc, &w);
   }
   csn__free(out);
   csn__free(cur);
@@ -1542,6 +1566,7 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
      * leaves saves the plain way (file_spare.c). */
     if (!o.no_recycle && csn__fspare_dir_open(fs->dirfd, &fs->sparefd) == 0)
       atomic_store(&fs->recycle, 1);
+    csn__fdirsync_init(&fs->dsync_skip, fs->dirfd, !o.always_dirsync);
   }
   if (rc == CSN_OK && fs->reap_ms > 0 &&
       csn_sweeper_start(&fs->reaper, fs->reap_ms, FILE_REAP_JITTER_PCT,
@@ -1567,7 +1592,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
   /* Defaults that say "not given": the options' own zero values. */
   int64_t ttl_s = 0, reap_s = INT64_MIN;
   int do_fsync = 1, do_recycle = 1;
-  char *ext = NULL, *secret = NULL, *secret_file = NULL;
+  char *ext = NULL, *secret = NULL, *secret_file = NULL, *dirsync = NULL;
   const csn_url_option opts[] = {
       {"ttl", CSN_URL_INT, 1, INT64_C(9000000000000), &ttl_s},
       {"reap", CSN_URL_INT, -1, INT64_C(9000000000000), &reap_s},
@@ -1576,6 +1601,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
       {"secret_file", CSN_URL_STR, 0, 0, &secret_file},
       {"fsync", CSN_URL_BOOL, 0, 0, &do_fsync},
       {"recycle", CSN_URL_BOOL, 0, 0, &do_recycle},
+      {"dirsync", CSN_URL_STR, 0, 0, &dirsync},
   };
   char *dir = csn__strndup(path, plen);
   if (dir == NULL)
@@ -1589,6 +1615,11 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
                         "file store: URL parameter 'ext' is longer than %d "
                         "bytes",
                         FILE_EXT_MAX);
+  if (rc == CSN_OK && dirsync != NULL && strcmp(dirsync, "auto") != 0 &&
+      strcmp(dirsync, "always") != 0)
+    rc = csn_store_fail(errbuf, errlen, CSN_EINVAL,
+                        "file store: URL parameter 'dirsync' must be auto "
+                        "or always");
   /* The key from a private file: a URL with ?secret= on a command line is
    * readable by every local user (/proc/PID/cmdline). */
   if (rc == CSN_OK && secret_file != NULL && secret != NULL)
@@ -1609,6 +1640,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
     o.secret = secret;
     o.no_fsync = !do_fsync;
     o.no_recycle = !do_recycle;
+    o.always_dirsync = dirsync != NULL && strcmp(dirsync, "always") == 0;
     rc = csn_store_file_new(&o, out, errbuf, errlen);
   }
   if (secret != NULL) {
@@ -1616,6 +1648,7 @@ int csn_store_file_open(const char *url, csn_store **out, char *errbuf,
     csn_free_secret(secret);
   }
   csn__free(secret_file);
+  csn__free(dirsync);
   csn__free(ext);
   csn__free(dir);
   return rc;

@@ -1,0 +1,125 @@
+/* file_dirsync.c - when a new session file needs no directory fsync.
+ *
+ * Why. POSIX promises that fsync() makes a file's data and attributes
+ * durable, not the directory entry that names it; so a durable save
+ * fsyncs the file and then the directory (file.c), and a new session
+ * pays for both. On ext4, the file system most Linux servers run, the
+ * second one adds nothing but a disk cache flush when the file's fsync
+ * has already written the entry, and on the machine behind
+ * docs/BENCHMARKS.md that flush and the wait for it were a fifth of the
+ * cost of a new visitor.
+ *
+ * When ext4 writes the entry with the file. Only for a file that was
+ * linked into the directory under a new name (a new session's file,
+ * moved in with RENAME_NOREPLACE) and fsynced after that:
+ *   - With a journal: the rename changes the inode (its ctime) in the same
+ *     journal transaction as the directory entry, and fsync() commits the
+ *     transaction holding the inode's last change, entry included.
+ *   - Without a journal: an inode that has just been given a directory
+ *     entry is flagged, and fsync() of a flagged inode also writes the
+ *     dirty blocks of its parent directory (ext4_sync_parent(), whose
+ *     comment says why: otherwise "a crash may lose the file"; it follows
+ *     the dentry, so after a rename the parent is the new directory). It
+ *     does not write the directory's inode, though: its times, and its
+ *     size and block map, which change only when the directory grows into
+ *     a new block (an ext4 directory never shrinks).
+ * Traced on this project's machine (block_rq_issue, ext4 without a
+ * journal): the file's fsync wrote the data block, the file's inode and
+ * the directory block holding the new entry; the directory's fsync then
+ * wrote the directory's inode alone.
+ *
+ * So the rule: a new file needs no directory fsync when the directory is
+ * on ext4 and its size is what it was when the last successful directory
+ * fsync started (that fsync wrote the inode with at least that size).
+ * Any growth, a directory never synced by this store yet, or an unknown
+ * size, and the directory fsync is made as before. A replaced session
+ * always gets it: its rename (an exchange) links no new name, so nothing
+ * flags the inode.
+ *
+ * Recognising ext4. The statfs magic alone is not enough: ext2, ext3 and
+ * ext4 share one, and the old ext2 driver does none of the above. So the
+ * mount type the kernel reports for the directory's device in
+ * /proc/self/mountinfo must be "ext4" as well. Anything else (XFS, btrfs,
+ * tmpfs, NFS, overlayfs, FUSE, no /proc) keeps the directory fsync, as
+ * does dirsync=always (csn_store_file.h).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
+
+#include "file_dirsync.h"
+
+#define FDIRSYNC_EXT4_MAGIC 0xEF53UL
+
+int csn__fdirsync_mount_type(const char *line, unsigned major, unsigned minor,
+                             char *type, size_t n) {
+  unsigned ma = 0, mi = 0;
+  if (n == 0 || sscanf(line, "%*s %*s %u:%u", &ma, &mi) != 2) return 0;
+  if (ma != major || mi != minor) return 0;
+  /* Paths escape their spaces (\040), so the first " - " ends the
+   * optional fields; the type is the word after it. */
+  const char *sep = strstr(line, " - ");
+  if (sep == NULL) return 0;
+  const char *t = sep + 3;
+  size_t len = strcspn(t, " \n");
+  if (len == 0 || len >= n) return 0;
+  memcpy(type, t, len);
+  type[len] = '\0';
+  return 1;
+}
+
+/* The mount type of device dev, from /proc/self/mountinfo; 0 if none. */
+static int mount_type_of(dev_t dev, char *type, size_t n) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (f == NULL) return 0;
+  char *line = NULL;
+  size_t cap = 0;
+  int found = 0;
+  while (!found && getline(&line, &cap, f) > 0)
+    found = csn__fdirsync_mount_type(line, major(dev), minor(dev), type, n);
+  free(line); /* getline's buffer: libc's allocator, not ours */
+  fclose(f);
+  return found;
+}
+
+int csn__fdirsync_covered(int dirfd) {
+  struct stat st;
+  struct statfs sf;
+  char type[32];
+  if (fstat(dirfd, &st) != 0 || fstatfs(dirfd, &sf) != 0) return 0;
+  if ((unsigned long)sf.f_type != FDIRSYNC_EXT4_MAGIC) return 0;
+  return mount_type_of(st.st_dev, type, sizeof type) &&
+         strcmp(type, "ext4") == 0;
+}
+
+void csn__fdirsync_init(csn__fdirsync *ds, int dirfd, int allow) {
+  ds->covered = allow && csn__fdirsync_covered(dirfd);
+  atomic_init(&ds->durable_size, -1);
+}
+
+int64_t csn__fdirsync_size(int dirfd) {
+  struct stat st;
+  return fstat(dirfd, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+int csn__fdirsync_needed(csn__fdirsync *ds, int dirfd) {
+  if (!ds->covered) return 1;
+  int64_t durable = atomic_load(&ds->durable_size);
+  return durable < 0 || csn__fdirsync_size(dirfd) != durable;
+}
+
+void csn__fdirsync_done(csn__fdirsync *ds, int64_t size_before) {
+  if (size_before < 0) return;
+  /* Sizes only grow, and concurrent leaders cannot finish out of order
+   * (one directory fsync at a time, file.c), but keep the larger anyway. */
+  int64_t cur = atomic_load(&ds->durable_size);
+  while (cur < size_before &&
+         !atomic_compare_exchange_weak(&ds->durable_size, &cur, size_before)) {
+  }
+}

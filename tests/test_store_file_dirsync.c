@@ -1,0 +1,245 @@
+/* FileStore: when a new session's save skips the directory fsync
+ * (src/stores/file_dirsync.c). Directory fsyncs are counted by an fsync()
+ * of this program's own, which the static library's calls resolve to; it
+ * forwards every call to the kernel. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "csn/csn.h"
+#include "csn/csn_store_file.h"
+#include "stores/file_dirsync.h"
+
+static atomic_int dir_fsyncs;
+
+int fsync(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+    atomic_fetch_add(&dir_fsyncs, 1);
+  return (int)syscall(SYS_fsync, fd);
+}
+
+static char root[256];
+static unsigned ndirs;
+
+static void new_dir_in(const char *base, char *buf, size_t size) {
+  snprintf(buf, size, "%s/d%u", base, ndirs++);
+  assert_int_equal(mkdir(buf, 0700), 0);
+}
+
+static csn_store *open_dir(const char *dir, const char *query) {
+  char url[700], err[256] = "";
+  csn_store *st = NULL;
+  snprintf(url, sizeof url, "file://%s?reap=0%s", dir, query);
+  int rc = csn_store_file_open(url, &st, err, sizeof err);
+  if (rc != CSN_OK) fail_msg("open %s: %s (%s)", url, csn_strerror(rc), err);
+  return st;
+}
+
+static const char REC[] =
+    "{\"cookie\":{\"originalMaxAge\":600000,\"expires\":\"2030-01-01T00:00:"
+    "00.000Z\",\"httpOnly\":true,\"path\":\"/\"},\"n\":1}";
+
+/* Directory fsyncs made by `count` new sessions, then by their second
+ * save (a replace). */
+static void save_sessions(csn_store *st, int count, int *new_syncs,
+                          int *replace_syncs) {
+  char sid[64];
+  atomic_store(&dir_fsyncs, 0);
+  for (int i = 0; i < count; i++) {
+    snprintf(sid, sizeof sid, "dirsync-session-%04d", i);
+    assert_int_equal(csn_store_set(st, sid, REC, strlen(REC), CSN_TIME_NONE),
+                     CSN_OK);
+  }
+  *new_syncs = atomic_load(&dir_fsyncs);
+  atomic_store(&dir_fsyncs, 0);
+  for (int i = 0; i < count; i++) {
+    snprintf(sid, sizeof sid, "dirsync-session-%04d", i);
+    assert_int_equal(csn_store_set(st, sid, REC, strlen(REC), CSN_TIME_NONE),
+                     CSN_OK);
+  }
+  *replace_syncs = atomic_load(&dir_fsyncs);
+}
+
+static int dir_covered(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  int c = csn__fdirsync_covered(fd);
+  close(fd);
+  return c;
+}
+
+static void store_file_dirsync_mount_type(void **state) {
+  (void)state;
+  char t[16];
+  assert_int_equal(csn__fdirsync_mount_type(
+                       "26 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n",
+                       254, 0, t, sizeof t),
+                   1);
+  assert_string_equal(t, "ext4");
+  /* Another device. */
+  assert_int_equal(csn__fdirsync_mount_type(
+                       "26 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n", 254,
+                       1, t, sizeof t),
+                   0);
+  assert_int_equal(csn__fdirsync_mount_type(
+                       "26 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n", 8, 0,
+                       t, sizeof t),
+                   0);
+  /* Optional fields before the separator, and a mount point whose
+   * escaped spaces and dashes look like one. */
+  assert_int_equal(csn__fdirsync_mount_type(
+                       "36 35 8:17 / /mnt/a\\040-\\040b rw,noatime master:1 "
+                       "shared:2 - xfs /dev/sdb1 rw,attr2\n",
+                       8, 17, t, sizeof t),
+                   1);
+  assert_string_equal(t, "xfs");
+  /* What does not parse, or does not fit, is no answer. */
+  assert_int_equal(csn__fdirsync_mount_type("", 0, 0, t, sizeof t), 0);
+  assert_int_equal(csn__fdirsync_mount_type("garbage", 0, 0, t, sizeof t), 0);
+  assert_int_equal(csn__fdirsync_mount_type("1 2 3:4 / / rw no-separator", 3,
+                                            4, t, sizeof t),
+                   0);
+  assert_int_equal(csn__fdirsync_mount_type("1 2 3:4 / / rw - ", 3, 4, t,
+                                            sizeof t),
+                   0);
+  assert_int_equal(csn__fdirsync_mount_type(
+                       "1 2 3:4 / / rw - averyveryverylongtype x rw", 3, 4, t,
+                       sizeof t),
+                   0);
+}
+
+/* The rule on a real directory (whatever its file system, as if covered):
+ * no skip before a directory fsync has succeeded, skip while the size is
+ * unchanged, no skip once the directory has grown. */
+static void store_file_dirsync_growth(void **state) {
+  (void)state;
+  char dir[512], path[800];
+  new_dir_in(root, dir, sizeof dir);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  csn__fdirsync ds;
+  csn__fdirsync_init(&ds, fd, 1);
+  ds.covered = 1;
+  assert_int_equal(csn__fdirsync_needed(&ds, fd), 1);
+  int64_t size = csn__fdirsync_size(fd);
+  assert_true(size >= 0);
+  csn__fdirsync_done(&ds, size);
+  assert_int_equal(csn__fdirsync_needed(&ds, fd), 0);
+  /* Long names until the directory needs another block. */
+  int grown = 0;
+  for (int i = 0; i < 4000 && !grown; i++) {
+    snprintf(path, sizeof path, "%s/%0200d", dir, i);
+    int f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(f >= 0);
+    close(f);
+    grown = csn__fdirsync_size(fd) != size;
+  }
+  if (!grown) {
+    close(fd);
+    skip(); /* a file system whose directories report no size */
+  }
+  assert_int_equal(csn__fdirsync_needed(&ds, fd), 1);
+  csn__fdirsync_done(&ds, csn__fdirsync_size(fd));
+  assert_int_equal(csn__fdirsync_needed(&ds, fd), 0);
+  /* A stale, smaller size never lowers what is known durable. */
+  csn__fdirsync_done(&ds, size);
+  assert_int_equal(csn__fdirsync_needed(&ds, fd), 0);
+  /* Not covered: always needed. */
+  ds.covered = 0;
+  assert_int_equal(csn__fdirsync_needed(&ds, fd), 1);
+  close(fd);
+}
+
+/* The store: on ext4 new sessions skip nearly every directory fsync (one
+ * for the first save, one per growth of the directory), elsewhere or with
+ * dirsync=always none does; a replace always fsyncs the directory. */
+static void store_file_dirsync_saves(void **state) {
+  (void)state;
+  const int n = 30;
+  int fresh = 0, replace = 0;
+  char dir[512];
+
+  new_dir_in(root, dir, sizeof dir);
+  csn_store *st = open_dir(dir, "");
+  save_sessions(st, n, &fresh, &replace);
+  csn_store_free(st);
+  if (dir_covered(dir)) {
+    assert_in_range(fresh, 1, 3);
+  } else {
+    assert_int_equal(fresh, n);
+  }
+  assert_int_equal(replace, n);
+
+  new_dir_in(root, dir, sizeof dir);
+  st = open_dir(dir, "&dirsync=always");
+  save_sessions(st, n, &fresh, &replace);
+  csn_store_free(st);
+  assert_int_equal(fresh, n);
+  assert_int_equal(replace, n);
+
+  /* No fsync at all stays no fsync. */
+  new_dir_in(root, dir, sizeof dir);
+  st = open_dir(dir, "&fsync=0");
+  save_sessions(st, n, &fresh, &replace);
+  csn_store_free(st);
+  assert_int_equal(fresh + replace, 0);
+
+  /* tmpfs is not ext4: every new session fsyncs the directory. */
+  char shm[256];
+  snprintf(shm, sizeof shm, "/dev/shm/csn-dirsync-XXXXXX");
+  if (mkdtemp(shm) != NULL) {
+    assert_int_equal(dir_covered(shm), 0);
+    new_dir_in(shm, dir, sizeof dir);
+    st = open_dir(dir, "");
+    save_sessions(st, 5, &fresh, &replace);
+    csn_store_free(st);
+    assert_int_equal(fresh, 5);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", shm);
+    assert_int_equal(system(cmd), 0);
+  }
+}
+
+static void store_file_dirsync_bad_option(void **state) {
+  (void)state;
+  char url[400], err[256] = "";
+  csn_store *st = NULL;
+  snprintf(url, sizeof url, "file://%s/bad?dirsync=sometimes", root);
+  assert_int_equal(csn_store_file_open(url, &st, err, sizeof err), CSN_EINVAL);
+  assert_null(st);
+  assert_non_null(strstr(err, "'dirsync'"));
+}
+
+int main(void) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(root, sizeof root, "%s/csn-dirsync-XXXXXX", tmp ? tmp : "/tmp");
+  if (mkdtemp(root) == NULL) return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(store_file_dirsync_mount_type),
+      cmocka_unit_test(store_file_dirsync_growth),
+      cmocka_unit_test(store_file_dirsync_saves),
+      cmocka_unit_test(store_file_dirsync_bad_option),
+  };
+  int failed = cmocka_run_group_tests_name("store_file_dirsync", tests, NULL,
+                                           NULL);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  if (system(cmd) != 0) failed++;
+  return failed;
+}

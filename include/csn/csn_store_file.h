@@ -91,7 +91,7 @@
  * each blocks for its fsyncs. On ext4 (with or without a journal) a new
  * session costs one fsync, not two: its file is moved in under its name
  * before its fsync, and ext4's fsync of a file just given a name writes
- * that directory entry too (a documented ext4 behaviour; without a
+ * that directory entry too (by design: see file_dirsync.c; without a
  * journal it does not write the directory's size, so the store still
  * fsyncs the directory whenever it has grown since its last directory
  * fsync). The store recognises ext4 by its mount type and statfs magic;

@@ -19,6 +19,7 @@
 # Markdown table (and writes it to --out) with req/s and x express-session.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 DEMO= BASE= NODE_MODULES=
 STORES="file sqlite" THREADS="2 8 16 32" RELAXED_THREADS="16" BASE_THREADS="2 16"
 RUNS=2 DURATION=10 WARMUP=3 OUT=
@@ -88,21 +89,9 @@ start() {
         --store "$(url_of "$store" "$mode")" --threads "$threads" >"$work/server.log" 2>&1 & ;;
   esac
   server_pid=$!
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" 2>/dev/null || true)" = 200 ] && return 0
-    sleep 0.1
-  done
-  log "$1 did not start"; sed 's/^/  | /' "$work/server.log" | head -5 >&2
-  return 1
+  bench_wait_up "$PORT" "$work/server.log" "durable: $1"
 }
-stop() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=
-}
+stop() { bench_stop "$server_pid"; server_pid=; }
 
 res=$work/results.tsv
 : >"$res"
@@ -119,19 +108,18 @@ for round in $(seq "$RUNS"); do
       line=$(taskset -c "$CLIENT_CPU" wrk -t2 -c50 --timeout 2s -d"${DURATION}s" \
         -s "$root/bench/$sc.lua" "http://127.0.0.1:$PORT/" 2>&1 | grep '^CSNBENCH' || true)
       stop
-      rps=$(echo "$line" | tr ' ' '\n' | sed -n 's/^rps=//p')
-      sock=$(echo "$line" | tr ' ' '\n' | sed -n 's/^socket_errors=//p')
-      non2xx=$(echo "$line" | tr ' ' '\n' | sed -n 's/^non2xx=//p')
+      rps=$(bench_field "$line" rps)
+      sock=$(bench_field "$line" socket_errors)
+      non2xx=$(bench_field "$line" non2xx)
       errs="socket ${sock:-?}, non-2xx ${non2xx:-?}"
-      views=$(echo "$line" | tr ' ' '\n' | sed -n 's/^max_views=//p')
+      views=$(bench_field "$line" max_views)
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$sc" "$round" "${rps:-0}" "${sock:-0}" "${non2xx:-0}" >>"$res"
       log "round $round $t $sc: ${rps:-?} req/s (errors: $errs; max views ${views:-?})"
     done
   done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){print a[(NR+1)/2]}else{print (a[NR/2]+a[NR/2+1])/2}}'; }
-cell() { awk -F'\t' -v t="$1" -v s="$2" '$1==t && $2==s {print $4}' "$res" | median; }
+cell() { awk -F'\t' -v t="$1" -v s="$2" '$1==t && $2==s {print $4}' "$res" | bench_median; }
 {
   echo "bench/durable.sh, $(date -u '+%Y-%m-%d %H:%M UTC'): $RUNS rounds, wrk -t2 -c50 -d${DURATION}s" \
        "after ${WARMUP}s warm-up; server on core $SERVER_CPU, wrk on core $CLIENT_CPU; medians; req/s."

@@ -20,6 +20,7 @@
 # Prints a Markdown table of medians over rounds (and writes it to --out).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 DEMO= BASE= STORE=file SCENARIOS="new returning" ROUNDS=3 DURATION=6 WARMUP=2
 THREADS=16 OUT=
 SERVER_CPU=${SERVER_CPU:-1} CLIENT_CPU=${CLIENT_CPU:-0} PORT=${PORT:-18960}
@@ -70,19 +71,9 @@ start() { # $1 = binary
   CSN_SECRET_FILE=$work/secret taskset -c "$SERVER_CPU" "$1" --port "$PORT" \
     --store "$url" --threads "$THREADS" >"$work/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/" 2>/dev/null || true)" = 200 ] && return 0
-    sleep 0.1
-  done
-  log "$1 did not start"; sed 's/^/  | /' "$work/server.log" | head -5 >&2
-  return 1
+  bench_wait_up "$PORT" "$work/server.log" "iocount: $1"
 }
-stop() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=
-}
+stop() { bench_stop "$server_pid"; server_pid=; }
 
 targets=(csession)
 [ -n "$BASE" ] && targets=(base csession)
@@ -104,8 +95,8 @@ for round in $(seq "$ROUNDS"); do
       read -r w1 f1 d1 < <(disk)
       c1=$(cpu_ticks "$server_pid")
       stop
-      n=$(echo "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
-      rps=$(echo "$line" | tr ' ' '\n' | sed -n 's/^rps=//p')
+      n=$(bench_field "$line" requests)
+      rps=$(bench_field "$line" rps)
       [ -n "$n" ] && [ "$n" -gt 0 ] || { log "round $round $t $sc: wrk made no requests"; exit 1; }
       row=$(awk -v n="$n" -v w=$((w1 - w0)) -v f=$((f1 - f0)) -v d=$((d1 - d0)) \
                 -v c=$((c1 - c0)) -v hz="$hz" -v r="$rps" \
@@ -116,8 +107,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){print a[(NR+1)/2]}else{print (a[NR/2]+a[NR/2+1])/2}}'; }
-cell() { awk -F'\t' -v t="$1" -v s="$2" -v k="$3" '$1==t && $2==s {print $k}' "$res" | median; }
+cell() { awk -F'\t' -v t="$1" -v s="$2" -v k="$3" '$1==t && $2==s {print $k}' "$res" | bench_median; }
 {
   echo "bench/iocount.sh, $(date -u '+%Y-%m-%d %H:%M UTC'): $STORE store on $dev, $ROUNDS rounds," \
        "wrk -t2 -c50 -d${DURATION}s after ${WARMUP}s, $THREADS workers; medians per request."

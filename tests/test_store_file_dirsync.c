@@ -84,6 +84,18 @@ static int dir_covered(const char *dir) {
   return c;
 }
 
+/* A store on a new directory under base with the URL options `query`:
+ * the directory fsyncs of save_sessions(). */
+static void run_store(const char *base, const char *query, int count,
+                      int *new_syncs, int *replace_syncs, int *covered) {
+  char dir[512];
+  new_dir_in(base, dir, sizeof dir);
+  csn_store *st = open_dir(dir, query);
+  save_sessions(st, count, new_syncs, replace_syncs);
+  csn_store_free(st);
+  if (covered != NULL) *covered = dir_covered(dir);
+}
+
 static void store_file_dirsync_mount_type(void **state) {
   (void)state;
   char t[16];
@@ -172,43 +184,30 @@ static void store_file_dirsync_growth(void **state) {
 static void store_file_dirsync_saves(void **state) {
   (void)state;
   const int n = 30;
-  int fresh = 0, replace = 0;
-  char dir[512];
+  int fresh = 0, replace = 0, covered = 0;
 
-  new_dir_in(root, dir, sizeof dir);
-  csn_store *st = open_dir(dir, "");
-  save_sessions(st, n, &fresh, &replace);
-  csn_store_free(st);
-  if (dir_covered(dir)) {
+  run_store(root, "", n, &fresh, &replace, &covered);
+  if (covered) {
     assert_in_range(fresh, 1, 3);
   } else {
     assert_int_equal(fresh, n);
   }
   assert_int_equal(replace, n);
 
-  new_dir_in(root, dir, sizeof dir);
-  st = open_dir(dir, "&dirsync=always");
-  save_sessions(st, n, &fresh, &replace);
-  csn_store_free(st);
+  run_store(root, "&dirsync=always", n, &fresh, &replace, NULL);
   assert_int_equal(fresh, n);
   assert_int_equal(replace, n);
 
   /* No fsync at all stays no fsync. */
-  new_dir_in(root, dir, sizeof dir);
-  st = open_dir(dir, "&fsync=0");
-  save_sessions(st, n, &fresh, &replace);
-  csn_store_free(st);
+  run_store(root, "&fsync=0", n, &fresh, &replace, NULL);
   assert_int_equal(fresh + replace, 0);
 
   /* tmpfs is not ext4: every new session fsyncs the directory. */
   char shm[256];
   snprintf(shm, sizeof shm, "/dev/shm/csn-dirsync-XXXXXX");
   if (mkdtemp(shm) != NULL) {
-    assert_int_equal(dir_covered(shm), 0);
-    new_dir_in(shm, dir, sizeof dir);
-    st = open_dir(dir, "");
-    save_sessions(st, 5, &fresh, &replace);
-    csn_store_free(st);
+    run_store(shm, "", 5, &fresh, &replace, &covered);
+    assert_int_equal(covered, 0);
     assert_int_equal(fresh, 5);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", shm);

@@ -511,10 +511,7 @@ static int write_file(file_store *fs, const char *name, const char *data,
                       size_t len, file_put *w) {
   if (atomic_load_explicit(&fs->recycle, memory_order_relaxed)) {
     int r = write_spare(fs, name, data, len, w);
-    if (r != 1) {
-      w->wrote = r == CSN_OK;
-      return r;
-    }
+    if (r != 1) return r;
   }
   uint32_t rnd;
   int rc = csn__random_bytes(&rnd, sizeof rnd);
@@ -551,7 +548,6 @@ static int write_file(file_store *fs, const char *name, const char *data,
   step = "rename";
   if (renameat(fs->dirfd, tmp, fs->dirfd, name) != 0) goto fail_unlink;
   csn__free(tmp);
-  w->wrote = 1;
   /* The rename is made; the caller makes it durable (dir_sync()) once it
    * has released the id's lock. */
   return CSN_OK;
@@ -913,6 +909,7 @@ static int write_buf(file_store *fs, const char *name, csn__buf *b,
     n = sn;
   }
   int rc = write_file(fs, name, out, n, w);
+  w->wrote = rc == CSN_OK;
   csn__free(out);
   return rc;
 }

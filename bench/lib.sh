@@ -1,0 +1,33 @@
+# bench/lib.sh - shell helpers shared by bench/durable.sh and
+# bench/iocount.sh (sourced, not run).
+
+# bench_wait_up PORT LOG NAME: wait (10 s at most) until the server on
+# 127.0.0.1:PORT answers / with 200; otherwise show the head of its LOG
+# on stderr and return 1.
+bench_wait_up() {
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null || true)" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "$3 did not start" >&2
+  sed 's/^/  | /' "$2" | head -5 >&2
+  return 1
+}
+
+# bench_stop PID: SIGTERM, 5 s to exit, then SIGKILL; reaps it.
+bench_stop() {
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# bench_field LINE KEY: the value of KEY=... in bench/wrk_common.lua's
+# CSNBENCH line.
+bench_field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# The median of the numbers on stdin (0 for none).
+bench_median() {
+  sort -n | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){print a[(NR+1)/2]}else{print (a[NR/2]+a[NR/2+1])/2}}'
+}

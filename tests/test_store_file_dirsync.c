@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,13 +27,53 @@
 #include "stores/file_dirsync.h"
 
 static atomic_int dir_fsyncs;
+/* A file's own sync: with a cache flush (fsync, fdatasync), or a write-out
+ * that leaves the flush to the directory fsync (sync_file_range). */
+static atomic_int file_syncs, write_outs;
 
 int fsync(int fd) {
   struct stat st;
   if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
     atomic_fetch_add(&dir_fsyncs, 1);
+  else
+    atomic_fetch_add(&file_syncs, 1);
   return (int)syscall(SYS_fsync, fd);
 }
+
+/* An fdatasync of an empty file is the store's bare cache flush (of its
+ * lock file, which is never written); records are never empty. */
+static atomic_int flushes;
+/* Set to fail the next bare flush, or the next write-out, with EIO. */
+static atomic_int fail_flush, fail_write_out;
+
+int fdatasync(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && st.st_size == 0) {
+    atomic_fetch_add(&flushes, 1);
+    if (atomic_exchange(&fail_flush, 0)) {
+      errno = EIO;
+      return -1;
+    }
+  } else {
+    atomic_fetch_add(&file_syncs, 1);
+  }
+  return (int)syscall(SYS_fdatasync, fd);
+}
+
+#ifdef SYS_sync_file_range
+#define COUNTS_WRITE_OUTS 1
+int sync_file_range(int fd, off64_t offset, off64_t nbytes,
+                    unsigned int flags) {
+  atomic_fetch_add(&write_outs, 1);
+  if (atomic_exchange(&fail_write_out, 0)) {
+    errno = EIO;
+    return -1;
+  }
+  return (int)syscall(SYS_sync_file_range, fd, offset, nbytes, flags);
+}
+#else
+#define COUNTS_WRITE_OUTS 0
+#endif
 
 static char root[256];
 static unsigned ndirs;
@@ -121,6 +162,14 @@ static void store_file_dirsync_mount_type(void **state) {
                        8, 17, t, sizeof t),
                    1);
   assert_string_equal(t, "xfs");
+  /* jbd2's names: a journal inside the file system, or elsewhere. */
+  assert_int_equal(csn__fdirsync_journal_inside("vda", "vda-8"), 1);
+  assert_int_equal(csn__fdirsync_journal_inside("sda1", "sda1-12"), 1);
+  assert_int_equal(csn__fdirsync_journal_inside("sda1", "sdb1"), 0);
+  assert_int_equal(csn__fdirsync_journal_inside("sda", "sda1-8"), 0);
+  assert_int_equal(csn__fdirsync_journal_inside("vda", "vda-"), 0);
+  assert_int_equal(csn__fdirsync_journal_inside("vda", "vda-8x"), 0);
+  assert_int_equal(csn__fdirsync_journal_inside("", "-8"), 0);
   /* What does not parse, or does not fit, is no answer. */
   assert_int_equal(csn__fdirsync_mount_type("", 0, 0, t, sizeof t), 0);
   assert_int_equal(csn__fdirsync_mount_type("garbage", 0, 0, t, sizeof t), 0);
@@ -215,6 +264,136 @@ static void store_file_dirsync_saves(void **state) {
   }
 }
 
+static const char LONGER[] =
+    "{\"cookie\":{\"originalMaxAge\":600000,\"expires\":\"2030-01-01T00:00:"
+    "00.000Z\",\"httpOnly\":true,\"path\":\"/\"},\"n\":12345}";
+
+/* Saves of `count` sessions (already saved at least twice, so each has a
+ * spare to rewrite) with record `rec`: the file syncs and write-outs. */
+static void resave(csn_store *st, int count, const char *rec, int *syncs,
+                   int *outs, int *dirs) {
+  char sid[64];
+  atomic_store(&flushes, 0);
+  atomic_store(&file_syncs, 0);
+  atomic_store(&write_outs, 0);
+  atomic_store(&dir_fsyncs, 0);
+  for (int i = 0; i < count; i++) {
+    snprintf(sid, sizeof sid, "dirsync-session-%04d", i);
+    assert_int_equal(csn_store_set(st, sid, rec, strlen(rec), CSN_TIME_NONE),
+                     CSN_OK);
+  }
+  *syncs = atomic_load(&file_syncs);
+  *outs = atomic_load(&write_outs);
+  *dirs = atomic_load(&dir_fsyncs);
+}
+
+/* A spare rewritten at its own size on ext4 is written out without a
+ * cache flush of its own (the directory fsync after the swap flushes);
+ * a size change, or dirsync=always, takes an fdatasync. Every rewrite
+ * still fsyncs the directory, and reads back what was saved. */
+static void store_file_dirsync_rewrites(void **state) {
+  (void)state;
+  if (!COUNTS_WRITE_OUTS) skip();
+  const int n = 20;
+  const char *queries[] = {"", "&dirsync=always"};
+  for (int q = 0; q < 2; q++) {
+    char dir[512];
+    int fresh = 0, replace = 0, syncs = 0, outs = 0, dirs = 0;
+    new_dir_in(root, dir, sizeof dir);
+    csn_store *st = open_dir(dir, queries[q]);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    int journal = csn__fdirsync_journal(fd);
+    int shortcut = q == 0 && journal >= 0;
+    /* Without a journal a flush of their own (shared by the rewrites in
+     * flight: here one at a time) comes before the swap. */
+    int own_flush = shortcut && journal == CSN_FDIRSYNC_NOJOURNAL;
+    close(fd);
+    save_sessions(st, n, &fresh, &replace); /* each now has a spare */
+
+    resave(st, n, REC, &syncs, &outs, &dirs);
+    assert_int_equal(outs, shortcut ? n : 0);
+    assert_int_equal(syncs, shortcut ? 0 : n);
+    assert_int_equal(atomic_load(&flushes), own_flush ? n : 0);
+    assert_int_equal(dirs, n);
+
+    /* Longer twice (the spare is the shorter version both times), then
+     * shorter: each changes the rewritten file's size, which only a sync
+     * with its inode makes durable. */
+    for (int k = 0; k < 3; k++) {
+      resave(st, n, k < 2 ? LONGER : REC, &syncs, &outs, &dirs);
+      assert_int_equal(outs, 0);
+      assert_int_equal(syncs, n);
+      assert_int_equal(atomic_load(&flushes), 0);
+      assert_int_equal(dirs, n);
+    }
+
+    char *got = NULL;
+    size_t len = 0;
+    assert_int_equal(csn_store_get(st, "dirsync-session-0007", &got, &len),
+                     CSN_OK);
+    assert_non_null(strstr(got, "\"n\":1}"));
+    csn_free(got);
+    csn_store_free(st);
+  }
+}
+
+/* The text get() returns for sid. */
+static char *get_text(csn_store *st, const char *sid) {
+  char *got = NULL;
+  size_t len = 0;
+  assert_int_equal(csn_store_get(st, sid, &got, &len), CSN_OK);
+  return got;
+}
+
+/* A rewrite whose write-out or shared flush fails is reported, and the
+ * session keeps the version saved before it (nothing was swapped in); the
+ * next save works. */
+static void store_file_dirsync_rewrite_fails(void **state) {
+  (void)state;
+  if (!COUNTS_WRITE_OUTS) skip();
+  char dir[512];
+  new_dir_in(root, dir, sizeof dir);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  int journal = csn__fdirsync_journal(fd);
+  close(fd);
+  if (journal < 0) skip(); /* not ext4: rewrites keep their fdatasync */
+  csn_store *st = open_dir(dir, "");
+  const char *sid = "dirsync-session-0000";
+  int fresh = 0, replace = 0;
+  save_sessions(st, 1, &fresh, &replace); /* REC twice: a spare now */
+  char *before = get_text(st, sid);
+  const char *same_size =
+      "{\"cookie\":{\"originalMaxAge\":600000,\"expires\":\"2030-01-01T00:00:"
+      "00.000Z\",\"httpOnly\":true,\"path\":\"/\"},\"n\":2}";
+  assert_int_equal(strlen(same_size), strlen(REC));
+
+  for (int k = 0; k < 2; k++) {
+    if (k == 0)
+      atomic_store(&fail_write_out, 1);
+    else if (journal == CSN_FDIRSYNC_NOJOURNAL)
+      atomic_store(&fail_flush, 1);
+    else
+      break; /* with a journal there is no flush of its own to fail */
+    assert_int_equal(
+        csn_store_set(st, sid, same_size, strlen(same_size), CSN_TIME_NONE),
+        CSN_EIO);
+    assert_non_null(strstr(csn_store_errmsg(st), k == 0 ? "fsync" : "flush"));
+    char *now = get_text(st, sid);
+    assert_string_equal(now, before);
+    csn_free(now);
+  }
+  assert_int_equal(
+      csn_store_set(st, sid, same_size, strlen(same_size), CSN_TIME_NONE),
+      CSN_OK);
+  char *after = get_text(st, sid);
+  assert_non_null(strstr(after, "\"n\":2"));
+  csn_free(after);
+  csn_free(before);
+  csn_store_free(st);
+}
+
 static void store_file_dirsync_bad_option(void **state) {
   (void)state;
   char url[400], err[256] = "";
@@ -233,6 +412,8 @@ int main(void) {
       cmocka_unit_test(store_file_dirsync_mount_type),
       cmocka_unit_test(store_file_dirsync_growth),
       cmocka_unit_test(store_file_dirsync_saves),
+      cmocka_unit_test(store_file_dirsync_rewrites),
+      cmocka_unit_test(store_file_dirsync_rewrite_fails),
       cmocka_unit_test(store_file_dirsync_bad_option),
   };
   int failed = cmocka_run_group_tests_name("store_file_dirsync", tests, NULL,

@@ -94,10 +94,17 @@
  * that directory entry too (by design: see file_dirsync.c; without a
  * journal it does not write the directory's size, so the store still
  * fsyncs the directory whenever it has grown since its last directory
- * fsync). The store recognises ext4 by its mount type and statfs magic;
- * every other file system, and dirsync=always (URL) / .always_dirsync = 1,
- * gets the directory fsync as POSIX asks (src/stores/file_dirsync.c has
- * the details and how it was checked).
+ * fsync). A returning session whose record keeps its size costs no
+ * cache flush of its own on ext4 (since 0.2): its spare file (below) is
+ * overwritten in place and its data written without a flush, and one
+ * flush then covers every save in flight (with a journal, the directory
+ * fsync's; without one, a flush the saves share before their swaps,
+ * which the directory fsync's group makes; src/stores/file_spare.c,
+ * "The flush"). The store recognises ext4 by its mount type and statfs
+ * magic, its journal through sysfs and procfs (one on another device is
+ * left out); every other file system, and dirsync=always (URL) /
+ * .always_dirsync = 1, gets the file and directory fsyncs as POSIX asks
+ * (src/stores/file_dirsync.c has the details and how it was checked).
  * With fsync=0 (URL) or .no_fsync = 1 no fsync
  * is made: a write is still atomic (a reader sees the old or the new file,
  * never a torn one) and survives a crash or kill of the process, but
@@ -181,9 +188,11 @@ typedef struct csn_file_options {
   /* Since 0.2. 0 (the default): spare files where the file system allows
    * them (see "Spare files" above). 1: never, recycle=0 in a URL. */
   int no_recycle;
-  /* Since 0.2. 0 (the default): a new session's file skips the directory
-   * fsync where its own fsync wrote its name (ext4, see "Durability"
-   * above). 1: every save fsyncs the directory, dirsync=always in a URL. */
+  /* Since 0.2. 0 (the default): on ext4, a new session's file skips the
+   * directory fsync where its own fsync wrote its name, and a rewrite of
+   * the same size shares its cache flush (see "Durability" above). 1:
+   * every save fsyncs its file and the directory, dirsync=always in a
+   * URL. */
   int always_dirsync;
 } csn_file_options;
 
@@ -215,9 +224,10 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *             1 (the default): spare files (see "Spare files" above);
  *             0: every save writes a new file
  *   dirsync=auto|always
- *             auto (the default): a new session's save skips the
- *             directory fsync on ext4 when its file's fsync wrote the
- *             entry; always: every save fsyncs the directory (see
+ *             auto (the default): on ext4, a new session's save skips
+ *             the directory fsync when its file's fsync wrote the entry,
+ *             and a same-size rewrite shares its cache flush; always:
+ *             every save fsyncs its file and the directory (see
  *             "Durability" above)
  *   secret=.. encryption with this secret given inline; or set
  *             csn_file_options.secret. A URL on a command line exposes it

@@ -36,7 +36,12 @@
  * acknowledged only once its rename is on disk. destroy() makes its unlink
  * durable the same way (a logout must not come back after a power cut).
  * A new session's file on ext4 usually needs no directory fsync at all:
- * its own fsync wrote its entry (file_dirsync.c says when, and why).
+ * its own fsync wrote its entry (file_dirsync.c says when, and why). And
+ * on ext4 a spare rewritten at its own size skips its own cache flush:
+ * with a journal the directory fsync flushes for it; without one, it
+ * queues its swap on the group instead of making it, and the leader
+ * flushes once, makes every queued swap, then fsyncs the directory
+ * (file_spare.c, "The flush").
  * With fsync=0 (URL) neither fsync is made: saves stay atomic (rename) and
  * survive a crash of the process, not a power cut.
  *
@@ -131,6 +136,15 @@
 #define FILE_SETLK F_SETLK
 #endif
 
+/* A group commit (see "Shared directory fsyncs" above): the queue of
+ * writers waiting for the next sync, and whether one is in flight. */
+typedef struct file_group {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct group_wait *q;
+  int busy;
+} file_group;
+
 typedef struct file_store {
   csn_store base; /* first: the vtable pointer */
   char *dir;      /* as given, for messages */
@@ -155,15 +169,22 @@ typedef struct file_store {
    * lack leases or RENAME_EXCHANGE). */
   int sparefd;
   _Atomic int recycle;
-  /* The shared directory fsync (see the essay): the queue of writers
-   * waiting for one, and whether one is in flight. */
-  pthread_mutex_t dsync_mu;
-  pthread_cond_t dsync_cv;
-  struct dsync_wait *dsync_q;
-  int dsync_busy;
+  /* The shared directory fsync (see the essay). */
+  file_group dsync;
   /* When a new file's own fsync made its name durable (file_dirsync.c). */
   csn__fdirsync dsync_skip;
+  /* A spare rewritten at its own size is written out without a cache flush
+   * of its own (file_spare.c, "The flush"): FILE_FLUSH_NONE never,
+   * FILE_FLUSH_DIR the directory fsync after the swap flushes for it (a
+   * journal orders the swap after the flush), FILE_FLUSH_GROUP a flush
+   * shared by the rewrites in flight comes first (no journal: nothing else
+   * would keep the swap from reaching the disk before the data). */
+  int flush_mode;
 } file_store;
+
+#define FILE_FLUSH_NONE 0
+#define FILE_FLUSH_DIR 1
+#define FILE_FLUSH_GROUP 2
 
 /* What a write leaves for its caller to finish once the name's lock is
  * released (write_done()). */
@@ -176,11 +197,17 @@ typedef struct file_put {
 #define FILE_PUT_INIT {-1, 0, 0}
 
 /* A writer waiting for a directory fsync, on its own stack. */
-typedef struct dsync_wait {
+typedef struct group_wait {
   int err; /* errno of the fsync that covered us, 0 for success */
   int done;
-  struct dsync_wait *next;
-} dsync_wait;
+  /* A rewritten spare for the leader to swap in before the fsync, after a
+   * cache flush (FILE_FLUSH_GROUP); NULL: none. Its results: errno of
+   * that flush, and the swap's (negative) errno. */
+  const char *install;
+  int flush_err;
+  int install_err;
+  struct group_wait *next;
+} group_wait;
 
 /* ------------------------------------------------------------------------ */
 /* Names and locks                                                          */
@@ -418,6 +445,97 @@ static int read_file(file_store *fs, const char *name, char **out,
   return CSN_OK;
 }
 
+static int dir_fsync_once(file_store *fs, group_wait *group);
+
+/* One directory fsync for every writer queued on g: the first to find
+ * none in flight takes the whole queue, runs dir_fsync_once() on it and
+ * wakes the others with its result; those queued meanwhile make the next
+ * group. An fsync covers what its writers did before they queued, so a
+ * writer joins only a group whose fsync has not started yet: the leader
+ * takes the queue just before it. Returns the errno of the fsync that
+ * covered the caller, 0 for success (me, filled in). */
+static int group_sync(file_store *fs, file_group *g, group_wait *me) {
+  me->err = 0;
+  me->done = 0;
+  pthread_mutex_lock(&g->mu);
+  me->next = g->q;
+  g->q = me;
+  while (!me->done) {
+    if (g->busy) {
+      pthread_cond_wait(&g->cv, &g->mu);
+      continue;
+    }
+    g->busy = 1;
+    group_wait *group = g->q;
+    g->q = NULL;
+    pthread_mutex_unlock(&g->mu);
+    int err = dir_fsync_once(fs, group);
+    pthread_mutex_lock(&g->mu);
+    while (group != NULL) {
+      group_wait *next = group->next; /* before done: it may return */
+      group->err = err;
+      group->done = 1;
+      group = next;
+    }
+    g->busy = 0;
+    pthread_cond_broadcast(&g->cv);
+  }
+  pthread_mutex_unlock(&g->mu);
+  return me->err;
+}
+
+static void group_init(file_group *g) {
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  g->q = NULL;
+  g->busy = 0;
+}
+
+static void group_destroy(file_group *g) {
+  pthread_mutex_destroy(&g->mu);
+  pthread_cond_destroy(&g->cv);
+}
+
+/* The directory fsync of a group. Rewritten spares queued for a swap
+ * (FILE_FLUSH_GROUP) are swapped in first, after one cache flush that
+ * makes their data durable before any swap can reach the disk (file_spare.c,
+ * "The flush"); the flush is an fdatasync of the lock file, which is never
+ * written, so on ext4 it writes nothing and flushes (the writers hold
+ * their names' locks, so it is open in this process). */
+static int dir_fsync_once(file_store *fs, group_wait *group) {
+  int flush_err = -1; /* not flushed yet */
+  for (group_wait *m = group; m != NULL; m = m->next) {
+    if (m->install == NULL) continue;
+    if (flush_err < 0)
+      flush_err = fdatasync(atomic_load(&fs->lockfd)) != 0 ? errno : 0;
+    m->flush_err = flush_err;
+    m->install_err =
+        flush_err != 0
+            ? 0
+            : csn__fspare_install(fs->sparefd, fs->dirfd, m->install, 0);
+  }
+  /* EINVAL: a file system that cannot sync directories (and need not). */
+  int64_t size = csn__fdirsync_size(fs->dirfd);
+  int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
+  if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
+  return err;
+}
+
+/* Make every rename and unlink this thread has made in the directory
+ * durable: the shared directory fsync described at the top of the file.
+ * Call it without holding a name's lock. */
+static int dir_sync(file_store *fs) {
+  if (fs->no_fsync) return CSN_OK;
+  group_wait me = {.install = NULL};
+  int err = group_sync(fs, &fs->dsync, &me);
+  /* The rename is made but may not survive a crash: the caller must hear
+   * of it. */
+  if (err != 0)
+    return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
+                               fs->dir, strerror(err));
+  return CSN_OK;
+}
+
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
@@ -473,14 +591,44 @@ static int write_spare(file_store *fs, const char *name, const char *data,
       goto fail_fd;
     }
   }
-  /* An overwrite of the same blocks needs only its data on disk. */
+  /* An overwrite of the same blocks needs only its data on disk; at the
+   * same size on ext4 without its own cache flush (file_spare.c, "The
+   * flush"). */
   step = "fsync";
-  if (!fs->no_fsync && (reused ? fdatasync(fd) : fsync(fd)) != 0)
+  int out = !fs->no_fsync && reused && size == (off_t)len &&
+            fs->flush_mode != FILE_FLUSH_NONE;
+  if (!fs->no_fsync &&
+      (out ? csn__fspare_write_out(fd)
+           : reused ? fdatasync(fd) : fsync(fd)) != 0)
     goto fail_fd;
   step = "close";
   e = close(fd);
   fd = -1;
   if (e != 0) goto fail; /* errno is close()'s */
+  if (out && fs->flush_mode == FILE_FLUSH_GROUP) {
+    /* The directory fsync's leader flushes, swaps and syncs for us (so
+     * this writer, unlike the others, waits for the directory fsync with
+     * its id's lock held: the swap must be made under it). */
+    group_wait me = {.install = NULL};
+    me.install = name;
+    int err = group_sync(fs, &fs->dsync, &me);
+    step = "flush before the swap of";
+    e = -me.flush_err;
+    if (e == 0) {
+      step = "rename";
+      e = me.install_err;
+    }
+    if (e == -ENOTSUP) goto off;
+    if (e != 0) {
+      errno = -e;
+      goto fail;
+    }
+    if (err != 0)
+      return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
+                                 fs->dir, strerror(err));
+    w->durable = 1;
+    return CSN_OK;
+  }
   step = "rename";
   e = csn__fspare_install(fs->sparefd, fs->dirfd, name, 0);
   if (e == -ENOTSUP) goto off;
@@ -569,50 +717,6 @@ fail: {
   csn__free(tmp);
   return rc;
 }
-}
-
-/* Make every rename and unlink this thread has made in the directory
- * durable: the shared directory fsync described at the top of the file.
- * Call it without holding a name's lock. The fsync covers the renames
- * made before it starts, so a writer joins only a group whose fsync has
- * not started yet: the queue is taken by the leader just before its
- * fsync. */
-static int dir_sync(file_store *fs) {
-  if (fs->no_fsync) return CSN_OK;
-  dsync_wait me = {0, 0, NULL};
-  pthread_mutex_lock(&fs->dsync_mu);
-  me.next = fs->dsync_q;
-  fs->dsync_q = &me;
-  while (!me.done) {
-    if (fs->dsync_busy) {
-      pthread_cond_wait(&fs->dsync_cv, &fs->dsync_mu);
-      continue;
-    }
-    fs->dsync_busy = 1;
-    dsync_wait *group = fs->dsync_q;
-    fs->dsync_q = NULL;
-    pthread_mutex_unlock(&fs->dsync_mu);
-    /* EINVAL: a file system that cannot sync directories (and need not). */
-    int64_t size = csn__fdirsync_size(fs->dirfd);
-    int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
-    if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
-    pthread_mutex_lock(&fs->dsync_mu);
-    while (group != NULL) {
-      dsync_wait *next = group->next; /* before done: it may return */
-      group->err = err;
-      group->done = 1;
-      group = next;
-    }
-    fs->dsync_busy = 0;
-    pthread_cond_broadcast(&fs->dsync_cv);
-  }
-  pthread_mutex_unlock(&fs->dsync_mu);
-  /* The rename is made but may not survive a crash: the caller must hear
-   * of it. */
-  if (me.err != 0)
-    return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
-                               fs->dir, strerror(me.err));
-  return CSN_OK;
 }
 
 /* The end of every record write, once the name's lock is released: make
@@ -1383,8 +1487,7 @@ static void file_close(csn_store *st) {
   csn_sweeper_stop(fs->reaper);
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_destroy(&fs->locks[i]);
   pthread_mutex_destroy(&fs->lockfd_mu);
-  pthread_mutex_destroy(&fs->dsync_mu);
-  pthread_cond_destroy(&fs->dsync_cv);
+  group_destroy(&fs->dsync);
   if (atomic_load(&fs->lockfd) >= 0) close(atomic_load(&fs->lockfd));
   if (fs->sparefd >= 0) close(fs->sparefd);
   if (fs->dirfd >= 0) close(fs->dirfd);
@@ -1516,8 +1619,7 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
                                   : FILE_MAX_RECORD;
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_init(&fs->locks[i], NULL);
   pthread_mutex_init(&fs->lockfd_mu, NULL);
-  pthread_mutex_init(&fs->dsync_mu, NULL);
-  pthread_cond_init(&fs->dsync_cv, NULL);
+  group_init(&fs->dsync);
   fs->no_fsync = o.no_fsync != 0;
 
   int rc = CSN_OK;
@@ -1564,6 +1666,13 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
     if (!o.no_recycle && csn__fspare_dir_open(fs->dirfd, &fs->sparefd) == 0)
       atomic_store(&fs->recycle, 1);
     csn__fdirsync_init(&fs->dsync_skip, fs->dirfd, !o.always_dirsync);
+    /* The flush before a group's swaps needs the lock file. */
+    int journal = csn__fdirsync_journal(fs->dirfd);
+    if (!o.always_dirsync && fd >= 0 && journal == CSN_FDIRSYNC_JOURNAL)
+      fs->flush_mode = FILE_FLUSH_DIR;
+    else if (!o.always_dirsync && fd >= 0 &&
+             journal == CSN_FDIRSYNC_NOJOURNAL)
+      fs->flush_mode = FILE_FLUSH_GROUP;
   }
   if (rc == CSN_OK && fs->reap_ms > 0 &&
       csn_sweeper_start(&fs->reaper, fs->reap_ms, FILE_REAP_JITTER_PCT,

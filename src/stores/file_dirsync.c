@@ -45,14 +45,27 @@
  * /proc/self/mountinfo must be "ext4" as well. Anything else (XFS, btrfs,
  * tmpfs, NFS, overlayfs, FUSE, no /proc) keeps the directory fsync, as
  * does dirsync=always (csn_store_file.h).
+ *
+ * Its journal (csn__fdirsync_journal(), for file_spare.c's shared flush,
+ * which needs to know whether the directory's blocks reach the disk only
+ * through journal commits). ext4 names its journal thread in
+ * /sys/fs/ext4/<device>/journal_task, "<none>" without a journal; jbd2
+ * lists each journal in /proc/fs/jbd2, one kept in an inode of the file
+ * system as "<device>-<inode>", one on a device of its own under that
+ * device's bare name. A journal on another device is left out: its commits
+ * flush that device, not the one holding the files. Checked on this
+ * machine's disk (no journal) and on loop-mounted images with an inside
+ * and an external journal; no sysfs or procfs is no answer.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -79,6 +92,15 @@ int csn__fdirsync_mount_type(const char *line, unsigned major, unsigned minor,
   return 1;
 }
 
+int csn__fdirsync_journal_inside(const char *dev, const char *entry) {
+  size_t n = strlen(dev);
+  if (n == 0 || strncmp(entry, dev, n) != 0 || entry[n] != '-') return 0;
+  const char *p = entry + n + 1;
+  if (*p == '\0') return 0;
+  while (*p >= '0' && *p <= '9') p++;
+  return *p == '\0';
+}
+
 #ifdef __linux__
 /* The mount type of device dev, from /proc/self/mountinfo; 0 if none. */
 static int mount_type_of(dev_t dev, char *type, size_t n) {
@@ -103,10 +125,55 @@ int csn__fdirsync_covered(int dirfd) {
   return mount_type_of(st.st_dev, type, sizeof type) &&
          strcmp(type, "ext4") == 0;
 }
+
+/* The kernel's name of block device dev ("vda", "sda1", "dm-0"): the last
+ * part of where /sys/dev/block/MAJ:MIN points. */
+static int block_name(dev_t dev, char *name, size_t n) {
+  char link[64], target[512];
+  snprintf(link, sizeof link, "/sys/dev/block/%u:%u", major(dev), minor(dev));
+  ssize_t len = readlink(link, target, sizeof target - 1);
+  if (len <= 0) return 0;
+  target[len] = '\0';
+  const char *base = strrchr(target, '/');
+  base = base != NULL ? base + 1 : target;
+  return *base != '\0' && (size_t)snprintf(name, n, "%s", base) < n;
+}
+
+/* The journal, read from sysfs and procfs: ext4 reports "<none>" as its
+ * journal thread when it has none, and jbd2 names a journal kept in an
+ * inode of the file system "<device>-<inode>" in /proc/fs/jbd2 (one on
+ * another device gets that device's bare name). */
+int csn__fdirsync_journal(int dirfd) {
+  struct stat st;
+  char dev[64], path[160], task[32] = "";
+  if (!csn__fdirsync_covered(dirfd) || fstat(dirfd, &st) != 0 ||
+      !block_name(st.st_dev, dev, sizeof dev))
+    return -1;
+  snprintf(path, sizeof path, "/sys/fs/ext4/%s/journal_task", dev);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return -1;
+  int got = fgets(task, sizeof task, f) != NULL;
+  fclose(f);
+  if (!got) return -1;
+  if (strncmp(task, "<none>", 6) == 0) return CSN_FDIRSYNC_NOJOURNAL;
+  DIR *d = opendir("/proc/fs/jbd2");
+  if (d == NULL) return -1;
+  int inside = 0;
+  struct dirent *e;
+  while (!inside && (e = readdir(d)) != NULL)
+    inside = csn__fdirsync_journal_inside(dev, e->d_name);
+  closedir(d);
+  return inside ? CSN_FDIRSYNC_JOURNAL : -1;
+}
 #else
 int csn__fdirsync_covered(int dirfd) {
   (void)dirfd;
   return 0; /* ext4 is Linux's */
+}
+
+int csn__fdirsync_journal(int dirfd) {
+  (void)dirfd;
+  return -1;
 }
 #endif
 

@@ -41,6 +41,21 @@ void csn__fdirsync_done(csn__fdirsync *ds, int64_t size_before);
  * read (no /proc). */
 int csn__fdirsync_covered(int dirfd);
 
+/* The journal of dirfd's file system, when it is ext4: CSN_FDIRSYNC_NOJOURNAL
+ * or CSN_FDIRSYNC_JOURNAL (kept inside the file system). -1 for anything
+ * else: another file system, an ext4 whose journal is on another device
+ * (its commits flush that device, not ours), or when sysfs and procfs
+ * cannot tell. On both answers a directory fsync always ends in a cache
+ * flush of the device holding the files (file_spare.c relies on it). */
+#define CSN_FDIRSYNC_NOJOURNAL 0
+#define CSN_FDIRSYNC_JOURNAL 1
+int csn__fdirsync_journal(int dirfd);
+
+/* Whether entry, a name in /proc/fs/jbd2, is the journal kept inside the
+ * file system on block device dev ("vda" and "vda-8"). Exposed for the
+ * tests. */
+int csn__fdirsync_journal_inside(const char *dev, const char *entry);
+
 /* One line of /proc/self/mountinfo: when its device (third field,
  * "major:minor") is major:minor, copy its file system type (the field
  * after the " - " separator) into type (at most n - 1 bytes, NUL

@@ -163,3 +163,51 @@ int csn__fspare_install(int sparefd, int dirfd, const char *name,
 void csn__fspare_drop(int sparefd, const char *name) {
   if (sparefd >= 0) (void)unlinkat(sparefd, name, 0);
 }
+
+/* The flush a rewrite shares. A returning session's save made two syncs
+ * one after the other: the spare's data (fdatasync), then, after the
+ * swap, the directory (fsync, shared by the saves in flight, file.c).
+ * Each ends in a cache flush of the device, and a flush makes durable
+ * every write the device completed before it. When the rewrite needs
+ * nothing but its data blocks on disk - an overwrite of blocks already
+ * allocated and written, at the file's own size, so neither the inode nor
+ * the block map changes - it is enough to write them and wait for the
+ * device to complete them (sync_file_range WAIT_BEFORE|WRITE|WAIT_AFTER,
+ * which writes no metadata and flushes nothing), provided a flush comes
+ * after that and before the swap can reach the disk. The swap must not
+ * get there first: a crash would then leave the live name on the spare's
+ * older contents, losing the version acknowledged last.
+ *
+ *   - ext4 with its journal inside the file system: the swap is a journal
+ *     transaction, and nothing of it reaches its place on disk before its
+ *     commit, which starts with a flush (or, when the commit is already
+ *     done, fsync flushes by itself). So the directory fsync after the
+ *     swap is the flush: file.c's FILE_FLUSH_DIR.
+ *   - ext4 without a journal: the directory's block is written in place,
+ *     by our directory fsync or by writeback at any moment after the
+ *     swap. So the flush must come before the swap. The saves in flight
+ *     share it: each queues its written spare on the directory fsync's
+ *     group, and the group's leader flushes once, swaps every queued spare
+ *     in, then fsyncs the directory (FILE_FLUSH_GROUP). A group of n
+ *     rewrites costs two flushes instead of n + 1.
+ *
+ * That leans on what the file system does, so file.c takes this way only
+ * where it was read and checked: ext4, told apart by file_dirsync.c
+ * (csn__fdirsync_journal(); a journal on another device flushes that
+ * device, not ours, and is left out). Spares are plain files written
+ * through the page cache (never fallocated, so no unwritten extents to
+ * convert) and ext4 overwrites such blocks in place. On a copy-on-write
+ * file system (btrfs, or XFS with shared extents) an overwrite moves the
+ * blocks and the new block map needs the file's own sync: there, at a
+ * different size, and with dirsync=always, the rewrite keeps its
+ * fdatasync. Where sync_file_range is missing this is an fdatasync.
+ * Measured in docs/BENCHMARKS.md ("Device requests per request"). */
+int csn__fspare_write_out(int fd) {
+#if FSPARE_OK && defined(SYNC_FILE_RANGE_WRITE)
+  return sync_file_range(fd, 0, 0,
+                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                             SYNC_FILE_RANGE_WAIT_AFTER);
+#else
+  return fdatasync(fd);
+#endif
+}

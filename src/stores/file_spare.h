@@ -47,4 +47,10 @@ int csn__fspare_install(int sparefd, int dirfd, const char *name,
  * session). Errors are ignored: a spare left behind is reaped later. */
 void csn__fspare_drop(int sparefd, const char *name);
 
+/* Write the rewritten spare fd's data to the device and wait for the
+ * device to complete it, with no cache flush: the caller makes it durable
+ * with a flush before the swap can reach the disk (see "The flush" in
+ * file_spare.c). 0, or -1 with errno set. */
+int csn__fspare_write_out(int fd);
+
 #endif

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1081,12 +1082,13 @@ static void store_file_lock_file(void **state) {
  * lets go, it does. */
 typedef struct set_job {
   csn_store *st;
-  int rc;
+  atomic_int rc; /* read by the test while the thread may still run */
 } set_job;
 
 static void *set_thread(void *arg) {
   set_job *j = arg;
-  j->rc = csn_store_set(j->st, "held", REC, strlen(REC), CSN_TIME_NONE);
+  atomic_store(&j->rc, csn_store_set(j->st, "held", REC, strlen(REC),
+                                     CSN_TIME_NONE));
   return NULL;
 }
 
@@ -1126,11 +1128,11 @@ static void store_file_lock_excludes_processes(void **state) {
   assert_int_equal(pthread_create(&th, NULL, set_thread, &j), 0);
   usleep(200000);
   /* Still waiting: nothing written yet. */
-  assert_int_equal(j.rc, 1);
+  assert_int_equal(atomic_load(&j.rc), 1);
   assert_false(file_exists(dir, "held.json"));
   assert_int_equal(write(done[1], "x", 1), 1);
   pthread_join(th, NULL);
-  assert_int_equal(j.rc, CSN_OK);
+  assert_int_equal(atomic_load(&j.rc), CSN_OK);
   get_is(st, "held", REC);
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);

@@ -99,6 +99,7 @@ fw_label() {
 }
 
 . "$root/bench/build.sh"
+. "$root/bench/lib.sh"
 frameworks=()
 for fw in $FRAMEWORKS; do
   demo_name "$fw" >/dev/null || { log "unknown framework $fw (mhd, ulfius, civetweb)"; exit 2; }
@@ -119,18 +120,8 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/csn-adapters.XXXXXX")
 server_pid=
 
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  [ -n "$server_pid" ] && stop_pid "$server_pid"
+  [ -n "$server_pid" ] && bench_stop "$server_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -157,21 +148,16 @@ start_target() {
       --port "$port" --store memory:// >"$work/server.log" 2>&1 &
   fi
   server_pid=$!
-  # Up when GET / answers 200 (that request's session is not counted).
-  local i code
-  for i in $(seq 100); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" 2>/dev/null || true)
-    [ "$code" = 200 ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  stop_pid "$server_pid"
+  # Up when GET / answers 200 (that request's session is not counted);
+  # quiet, since the store probe expects failures.
+  bench_wait_up "$port" "$work/server.log" "" "$server_pid" && return 0
+  bench_stop "$server_pid"
   server_pid=
   return 1
 }
 
 stop_target() {
-  [ -n "$server_pid" ] && stop_pid "$server_pid"
+  [ -n "$server_pid" ] && bench_stop "$server_pid"
   server_pid=
 }
 

@@ -1,16 +1,20 @@
-# bench/lib.sh - shell helpers shared by bench/durable.sh and
-# bench/iocount.sh (sourced, not run).
+# bench/lib.sh - shell helpers shared by the benchmark scripts (run.sh,
+# adapters.sh, durable.sh, iocount.sh; sourced, not run).
 
-# bench_wait_up PORT LOG NAME: wait (10 s at most) until the server on
-# 127.0.0.1:PORT answers / with 200; otherwise show the head of its LOG
-# on stderr and return 1.
+# bench_wait_up PORT LOG NAME [PID]: wait (10 s at most) until the server on
+# 127.0.0.1:PORT answers / with 200, giving up at once when process PID (if
+# given) has exited; otherwise show NAME and the head of its LOG on stderr
+# (nothing when NAME is empty: a probe) and return 1.
 bench_wait_up() {
   for _ in $(seq 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null || true)" = 200 ] && return 0
+    if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then break; fi
     sleep 0.1
   done
-  echo "$3 did not start" >&2
-  sed 's/^/  | /' "$2" | head -5 >&2
+  if [ -n "$3" ]; then
+    echo "$3 did not start" >&2
+    sed 's/^/  | /' "$2" | head -5 >&2
+  fi
   return 1
 }
 

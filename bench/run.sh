@@ -117,6 +117,7 @@ done
 # Build and install.
 # ---------------------------------------------------------------------------
 . "$root/bench/build.sh"
+. "$root/bench/lib.sh"
 bare_bin=
 demo_bin=$BUILD_DIR/csession-demo
 lu_bin=
@@ -203,23 +204,13 @@ pg_dir=
 pg_user=
 base_wt=
 
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 as_pg() { if [ -n "$pg_user" ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi; }
 
 cleanup() {
-  [ -n "$server_pid" ] && stop_pid "$server_pid"
-  [ -n "$redis_pid" ] && stop_pid "$redis_pid"
-  [ -n "$mongo_pid" ] && stop_pid "$mongo_pid"
+  [ -n "$server_pid" ] && bench_stop "$server_pid"
+  [ -n "$redis_pid" ] && bench_stop "$redis_pid"
+  [ -n "$mongo_pid" ] && bench_stop "$mongo_pid"
   [ -n "$pg_dir" ] && as_pg pg_ctl -D "$pg_dir" -m fast stop >/dev/null 2>&1 || true
   if [ -n "$base_wt" ]; then
     git -C "$root" worktree remove --force "$base_wt" >/dev/null 2>&1 || true
@@ -363,7 +354,7 @@ reset_store() {
                 -c 'DROP TABLE IF EXISTS session' >/dev/null 2>&1 || true ;;
     mongo)
       if [ -n "$mongo_pid" ]; then
-        stop_pid "$mongo_pid"; mongo_pid=
+        bench_stop "$mongo_pid"; mongo_pid=
         start_mongo_server || log "the MongoDB test server did not restart"
       else
         drop_mongo_sessions || log "could not drop csn_bench.sessions"
@@ -422,21 +413,16 @@ start_target() {
         taskset -c "$SERVER_CPU" node "$node_dir/app.js" >"$work/server.log" 2>&1 & ;;
   esac
   server_pid=$!
-  # Up when GET / answers 200 (that request's session is not counted).
-  local i code
-  for i in $(seq 100); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" 2>/dev/null || true)
-    [ "$code" = 200 ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  stop_pid "$server_pid"
+  # Up when GET / answers 200 (that request's session is not counted);
+  # quiet, since the store probe expects failures.
+  bench_wait_up "$port" "$work/server.log" "" "$server_pid" && return 0
+  bench_stop "$server_pid"
   server_pid=
   return 1
 }
 
 stop_target() {
-  [ -n "$server_pid" ] && stop_pid "$server_pid"
+  [ -n "$server_pid" ] && bench_stop "$server_pid"
   server_pid=
 }
 

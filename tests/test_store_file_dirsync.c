@@ -309,6 +309,11 @@ static void store_file_dirsync_rewrites(void **state) {
      * flight: here one at a time) comes before the swap. */
     int own_flush = shortcut && journal == CSN_FDIRSYNC_NOJOURNAL;
     close(fd);
+    /* On ext4 with sysfs the journal must be recognised, or the shortcut
+     * would go untested here (only a journal on another device, which no
+     * test machine of ours has, is rightly left out). */
+    if (dir_covered(dir) && access("/sys/fs/ext4", R_OK) == 0)
+      assert_true(journal >= 0);
     save_sessions(st, n, &fresh, &replace); /* each now has a spare */
 
     resave(st, n, REC, &syncs, &outs, &dirs);
@@ -346,6 +351,21 @@ static char *get_text(csn_store *st, const char *sid) {
   return got;
 }
 
+/* A save of rec with a failure armed in *armed: it must reach that
+ * failure, return CSN_EIO with a message naming `what`, and leave the
+ * session as `before`. */
+static void save_fails(csn_store *st, const char *sid, const char *rec,
+                       atomic_int *armed, const char *what,
+                       const char *before) {
+  assert_int_equal(csn_store_set(st, sid, rec, strlen(rec), CSN_TIME_NONE),
+                   CSN_EIO);
+  assert_int_equal(atomic_load(armed), 0); /* the failure was hit */
+  assert_non_null(strstr(csn_store_errmsg(st), what));
+  char *now = get_text(st, sid);
+  assert_string_equal(now, before);
+  csn_free(now);
+}
+
 /* A rewrite whose write-out or shared flush fails is reported, and the
  * session keeps the version saved before it (nothing was swapped in); the
  * next save works. */
@@ -369,20 +389,12 @@ static void store_file_dirsync_rewrite_fails(void **state) {
       "00.000Z\",\"httpOnly\":true,\"path\":\"/\"},\"n\":2}";
   assert_int_equal(strlen(same_size), strlen(REC));
 
-  for (int k = 0; k < 2; k++) {
-    if (k == 0)
-      atomic_store(&fail_write_out, 1);
-    else if (journal == CSN_FDIRSYNC_NOJOURNAL)
-      atomic_store(&fail_flush, 1);
-    else
-      break; /* with a journal there is no flush of its own to fail */
-    assert_int_equal(
-        csn_store_set(st, sid, same_size, strlen(same_size), CSN_TIME_NONE),
-        CSN_EIO);
-    assert_non_null(strstr(csn_store_errmsg(st), k == 0 ? "fsync" : "flush"));
-    char *now = get_text(st, sid);
-    assert_string_equal(now, before);
-    csn_free(now);
+  atomic_store(&fail_write_out, 1);
+  save_fails(st, sid, same_size, &fail_write_out, "fsync", before);
+  /* With a journal there is no flush of its own to fail. */
+  if (journal == CSN_FDIRSYNC_NOJOURNAL) {
+    atomic_store(&fail_flush, 1);
+    save_fails(st, sid, same_size, &fail_flush, "flush", before);
   }
   assert_int_equal(
       csn_store_set(st, sid, same_size, strlen(same_size), CSN_TIME_NONE),

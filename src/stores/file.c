@@ -445,16 +445,41 @@ static int read_file(file_store *fs, const char *name, char **out,
   return CSN_OK;
 }
 
-static int dir_fsync_once(file_store *fs, group_wait *group);
+/* The directory fsync of a group. Rewritten spares queued for a swap
+ * (FILE_FLUSH_GROUP) are swapped in first, after one cache flush that
+ * makes their data durable before any swap can reach the disk
+ * (file_spare.c, "The flush"); the flush is an fdatasync of the lock
+ * file, which is never written, so on ext4 it writes nothing and flushes
+ * (the writers hold their names' locks, so it is open in this process). */
+static int dir_fsync_once(file_store *fs, group_wait *group) {
+  int flush_err = -1; /* not flushed yet */
+  for (group_wait *m = group; m != NULL; m = m->next) {
+    if (m->install == NULL) continue;
+    if (flush_err < 0)
+      flush_err = fdatasync(atomic_load(&fs->lockfd)) != 0 ? errno : 0;
+    m->flush_err = flush_err;
+    m->install_err =
+        flush_err != 0
+            ? 0
+            : csn__fspare_install(fs->sparefd, fs->dirfd, m->install, 0);
+  }
+  /* EINVAL: a file system that cannot sync directories (and need not). */
+  int64_t size = csn__fdirsync_size(fs->dirfd);
+  int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
+  if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
+  return err;
+}
 
-/* One directory fsync for every writer queued on g: the first to find
- * none in flight takes the whole queue, runs dir_fsync_once() on it and
- * wakes the others with its result; those queued meanwhile make the next
- * group. An fsync covers what its writers did before they queued, so a
- * writer joins only a group whose fsync has not started yet: the leader
- * takes the queue just before it. Returns the errno of the fsync that
- * covered the caller, 0 for success (me, filled in). */
-static int group_sync(file_store *fs, file_group *g, group_wait *me) {
+/* One directory fsync for every writer queued on the store's group: the
+ * first to find none in flight takes the whole queue, runs
+ * dir_fsync_once() on it and wakes the others with its result; those
+ * queued meanwhile make the next group. An fsync covers what its writers
+ * did before they queued, so a writer joins only a group whose fsync has
+ * not started yet: the leader takes the queue just before it. Returns the
+ * errno of the fsync that covered the caller, 0 for success (me, filled
+ * in). */
+static int group_sync(file_store *fs, group_wait *me) {
+  file_group *g = &fs->dsync;
   me->err = 0;
   me->done = 0;
   pthread_mutex_lock(&g->mu);
@@ -496,29 +521,16 @@ static void group_destroy(file_group *g) {
   pthread_cond_destroy(&g->cv);
 }
 
-/* The directory fsync of a group. Rewritten spares queued for a swap
- * (FILE_FLUSH_GROUP) are swapped in first, after one cache flush that
- * makes their data durable before any swap can reach the disk (file_spare.c,
- * "The flush"); the flush is an fdatasync of the lock file, which is never
- * written, so on ext4 it writes nothing and flushes (the writers hold
- * their names' locks, so it is open in this process). */
-static int dir_fsync_once(file_store *fs, group_wait *group) {
-  int flush_err = -1; /* not flushed yet */
-  for (group_wait *m = group; m != NULL; m = m->next) {
-    if (m->install == NULL) continue;
-    if (flush_err < 0)
-      flush_err = fdatasync(atomic_load(&fs->lockfd)) != 0 ? errno : 0;
-    m->flush_err = flush_err;
-    m->install_err =
-        flush_err != 0
-            ? 0
-            : csn__fspare_install(fs->sparefd, fs->dirfd, m->install, 0);
-  }
-  /* EINVAL: a file system that cannot sync directories (and need not). */
-  int64_t size = csn__fdirsync_size(fs->dirfd);
-  int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
-  if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
-  return err;
+/* Wait in the group (me->install set: with a swap for its leader to
+ * make); CSN_EIO with a message when the directory fsync failed. */
+static int group_dir_sync(file_store *fs, group_wait *me) {
+  int err = group_sync(fs, me);
+  /* The rename is made but may not survive a crash: the caller must hear
+   * of it. */
+  if (err != 0)
+    return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
+                               fs->dir, strerror(err));
+  return CSN_OK;
 }
 
 /* Make every rename and unlink this thread has made in the directory
@@ -527,13 +539,7 @@ static int dir_fsync_once(file_store *fs, group_wait *group) {
 static int dir_sync(file_store *fs) {
   if (fs->no_fsync) return CSN_OK;
   group_wait me = {.install = NULL};
-  int err = group_sync(fs, &fs->dsync, &me);
-  /* The rename is made but may not survive a crash: the caller must hear
-   * of it. */
-  if (err != 0)
-    return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
-                               fs->dir, strerror(err));
-  return CSN_OK;
+  return group_dir_sync(fs, &me);
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -609,9 +615,8 @@ static int write_spare(file_store *fs, const char *name, const char *data,
     /* The directory fsync's leader flushes, swaps and syncs for us (so
      * this writer, unlike the others, waits for the directory fsync with
      * its id's lock held: the swap must be made under it). */
-    group_wait me = {.install = NULL};
-    me.install = name;
-    int err = group_sync(fs, &fs->dsync, &me);
+    group_wait me = {.install = name};
+    int rc = group_dir_sync(fs, &me);
     step = "flush before the swap of";
     e = -me.flush_err;
     if (e == 0) {
@@ -623,11 +628,8 @@ static int write_spare(file_store *fs, const char *name, const char *data,
       errno = -e;
       goto fail;
     }
-    if (err != 0)
-      return csn_store_set_error(&fs->base, CSN_EIO, "cannot fsync %s: %s",
-                                 fs->dir, strerror(err));
-    w->durable = 1;
-    return CSN_OK;
+    w->durable = rc == CSN_OK;
+    return rc;
   }
   step = "rename";
   e = csn__fspare_install(fs->sparefd, fs->dirfd, name, 0);
@@ -1667,12 +1669,12 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
       atomic_store(&fs->recycle, 1);
     csn__fdirsync_init(&fs->dsync_skip, fs->dirfd, !o.always_dirsync);
     /* The flush before a group's swaps needs the lock file. */
-    int journal = csn__fdirsync_journal(fs->dirfd);
-    if (!o.always_dirsync && fd >= 0 && journal == CSN_FDIRSYNC_JOURNAL)
-      fs->flush_mode = FILE_FLUSH_DIR;
-    else if (!o.always_dirsync && fd >= 0 &&
-             journal == CSN_FDIRSYNC_NOJOURNAL)
-      fs->flush_mode = FILE_FLUSH_GROUP;
+    int journal = o.always_dirsync || fd < 0
+                      ? -1
+                      : csn__fdirsync_journal(fs->dirfd);
+    fs->flush_mode = journal == CSN_FDIRSYNC_JOURNAL     ? FILE_FLUSH_DIR
+                     : journal == CSN_FDIRSYNC_NOJOURNAL ? FILE_FLUSH_GROUP
+                                                         : FILE_FLUSH_NONE;
   }
   if (rc == CSN_OK && fs->reap_ms > 0 &&
       csn_sweeper_start(&fs->reaper, fs->reap_ms, FILE_REAP_JITTER_PCT,

@@ -78,7 +78,8 @@ url_of() { # store mode
 
 start() {
   IFS=: read -r kind store mode threads <<<"$1"
-  rm -rf "$work/files" "$work/sqlite"; mkdir -p "$work/files" "$work/sqlite"
+  bench_set_aside "$work/trash" "$work/files" "$work/sqlite"
+  mkdir -p "$work/files" "$work/sqlite"
   sync
   case $kind in
     node) STORE=$store PORT=$PORT SECRET=$SECRET STORE_DIR=$work/${store/file/files} \

@@ -64,7 +64,7 @@ printf 'iocount bench secret\n' >"$work/secret"
 chmod 600 "$work/secret"
 
 start() { # $1 = binary
-  rm -rf "$work/store" "$work/store.db"*
+  bench_set_aside "$work/trash" "$work/store" "$work"/store.db*
   sync
   local url="file://$work/store"
   [ "$STORE" = sqlite ] && url="sqlite://$work/store.db"

@@ -345,10 +345,11 @@ pymongo.MongoClient(os.environ['U']).get_default_database().drop_collection('ses
 # Empty a store's data before a target starts, so every target begins alike.
 reset_store() {
   case $1 in
-    # sync: the previous target's files are freed (and, on a disk mounted
-    # with discard, trimmed) now, not during the next target's run.
-    file) rm -rf "$work/files"; mkdir -p "$work/files"; sync ;;
-    sqlite) rm -rf "$work/sqlite"; mkdir -p "$work/sqlite"; sync ;;
+    # The previous target's files are set aside, not deleted, until the end
+    # (bench_set_aside in lib.sh says why); sync: its writes are on disk now,
+    # not during the next target's run.
+    file) bench_set_aside "$work/trash" "$work/files"; mkdir -p "$work/files"; sync ;;
+    sqlite) bench_set_aside "$work/trash" "$work/sqlite"; mkdir -p "$work/sqlite"; sync ;;
     redis) redis-cli -p "$redis_port" flushall >/dev/null ;;
     postgres) psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
                 -c 'DROP TABLE IF EXISTS session' >/dev/null 2>&1 || true ;;

@@ -723,6 +723,53 @@ static void test_evict_spares_returning(void **state) {
   csn_store_free(st);
 }
 
+/* The probation queue stays whole while its entries leave from the middle:
+ * destroyed, read back (protected), expired and swept, evicted. Under
+ * AddressSanitizer a stale link is a use after free. Entries read back and
+ * not expired are all that may not go. */
+static void test_evict_queue_unlinks(void **state) {
+  csn_store *st = open_fake(40, -1);
+  int64_t now = atomic_load(&fake_ms);
+  char sid[32];
+  size_t n;
+  int i;
+  (void)state;
+  for (i = 0; i < 40; i++) {
+    snprintf(sid, sizeof sid, "q-%d", i);
+    put(st, sid, i % 3 == 0 ? now + 1000 : now + 100000 + i);
+  }
+  for (i = 0; i < 40; i += 4) {
+    snprintf(sid, sizeof sid, "q-%d", i);
+    assert_int_equal(csn_store_destroy(st, sid), CSN_OK);
+  }
+  for (i = 1; i < 40; i += 4) {
+    snprintf(sid, sizeof sid, "q-%d", i);
+    assert_true(present(st, sid)); /* read back: protected */
+  }
+  atomic_fetch_add(&fake_ms, 5000); /* the q-<multiple of 3> expire */
+  for (i = 0; i < 2000; i++) {
+    snprintf(sid, sizeof sid, "anon-%d", i);
+    put(st, sid, now + 200000 + i);
+  }
+  for (i = 1; i < 40; i += 4) {
+    snprintf(sid, sizeof sid, "q-%d", i);
+    if (i % 3 != 0 && !present(st, sid))
+      fail_msg("%s was read back, yet evicted by anonymous traffic", sid);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 40);
+  assert_int_equal(csn_store_clear(st), CSN_OK);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, 0);
+  /* After the clear the queue is empty and works again. */
+  for (i = 0; i < 100; i++) {
+    snprintf(sid, sizeof sid, "again-%d", i);
+    put(st, sid, now + 300000 + i);
+  }
+  assert_true(present(st, "again-99"));
+  assert_int_equal(csn__store_memory_raw_count(st), 40);
+  csn_store_free(st);
+}
+
 /* Issue 15, finding 6: the MemoryStore a context makes when given no
  * store is bounded (express-session's grows without limit: 30,000
  * anonymous requests made 30,000 sessions in 5.6 s). */
@@ -1212,6 +1259,7 @@ int main(int argc, char **argv) {
   };
   const struct CMUnitTest evict[] = {
       cmocka_unit_test(test_evict_max_one),
+      cmocka_unit_test(test_evict_queue_unlinks),
       cmocka_unit_test(test_evict_bounded),
       cmocka_unit_test(test_evict_expired_first),
       cmocka_unit_test(test_evict_spares_returning),

@@ -99,8 +99,7 @@ static int mem_get(csn_store *st, const char *sid, char **json, size_t *len) {
   int found = e != NULL;
   /* Read back by a later request: a returning visitor, protected from
    * eviction while visitors seen once remain (memory_table.c). */
-  if (found && !e->used)
-    e->used = 1;
+  if (found) mt_mark_used(&ref, e);
   if (found && (copy = csn_malloc(e->len + 1)) != NULL) {
     memcpy(copy, e->json, e->len + 1);
     *len = e->len;

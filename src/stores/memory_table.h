@@ -40,8 +40,10 @@ typedef struct mt_entry {
   size_t sid_len;
   /* 1 once a later request read the entry back (a returning visitor);
    * eviction spares such entries while any other is left (memory_table.c,
-   * Capacity). Written and read under the shard's lock. */
+   * Capacity). Set by mt_mark_used(); read under the shard's lock. */
   unsigned char used;
+  /* While !used: the shard's probation queue, oldest first (Capacity). */
+  struct mt_entry *qprev, *qnext;
   char sid[]; /* NUL-terminated */
 } mt_entry;
 
@@ -84,6 +86,9 @@ int mt_overwrite(mt_entry *e, const char *json, size_t len, int64_t expires);
 static inline size_t mt_text_cap(size_t len) {
   return (len + 1 + 8 + 15) & ~(size_t)15;
 }
+/* The locked entry e was read back by a later request: protect it from
+ * eviction while entries seen once remain (memory_table.c, Capacity). */
+void mt_mark_used(mt_ref *ref, mt_entry *e);
 /* Unlink the locked entry that mt_lock() returned. */
 void mt_remove(mt_ref *ref);
 void mt_unlock(mt_ref *ref);

@@ -578,6 +578,33 @@ static void test_prune_amortised(void **state) {
   csn_store_free(st);
 }
 
+/* With the thread, inserts leave the sweeping to it (their sweep would
+ * only add cold entries to every insert): nothing expired goes until a
+ * sweep, a read of it, or a full table. */
+static void test_prune_thread_only(void **state) {
+  csn_store *st = open_fake(0, 3600000);
+  int64_t now = atomic_load(&fake_ms);
+  size_t n;
+  int i;
+  (void)state;
+  for (i = 0; i < 2000; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "old-%d", i);
+    put(st, sid, now + 1000);
+  }
+  atomic_fetch_add(&fake_ms, 2000);
+  for (i = 0; i < 2000; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "new-%d", i);
+    put(st, sid, now + 100000);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 4000);
+  assert_int_equal(csn_store_prune(st, &n), CSN_OK);
+  assert_int_equal(n, 2000);
+  assert_int_equal(csn__store_memory_raw_count(st), 2000);
+  csn_store_free(st);
+}
+
 /* close wakes the sweeper instead of waiting out its 60 s interval. */
 static void test_prune_close_prompt(void **state) {
   csn_store *st = NULL;
@@ -1255,6 +1282,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest prune[] = {
       cmocka_unit_test(test_prune_background),
       cmocka_unit_test(test_prune_amortised),
+      cmocka_unit_test(test_prune_thread_only),
       cmocka_unit_test(test_prune_close_prompt),
   };
   const struct CMUnitTest evict[] = {

@@ -33,9 +33,10 @@
  *   - It does not leak, unlike express-session's store, which forgets an
  *     abandoned session only when that id is read again: a background
  *     sweeper (the kit's csn_sweeper_*, on the monotonic clock) removes
- *     expired records every prune interval, and every insert sweeps a
- *     couple of buckets of its own shard, so with the thread turned off the
- *     table still stays near its live size.
+ *     expired records every prune interval; with the thread turned off,
+ *     every insert sweeps a couple of buckets of its own shard instead, so
+ *     the table still stays near its live size. (A full table also sweeps
+ *     the whole table before it evicts, at most once a second.)
  *
  *   - A bound: with max_entries set, a new id evicts another entry:
  *     expired ones first, then visitors seen once, and a returning
@@ -355,6 +356,8 @@ static int mem_new(const csn_memory_options *opts, csn_store **out,
       return csn_store_fail(errbuf, errlen, rc,
                             "memory store: cannot start the sweeper thread");
     }
+    /* The thread sweeps; inserts need not (memory_table.h). */
+    mt_set_insert_sweep(ms->table, 0);
   }
   *out = &ms->base;
   return CSN_OK;

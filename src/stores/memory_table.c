@@ -10,8 +10,8 @@
  * is read again, so abandoned sessions stay forever. Here a sweep removes
  * expired entries a few buckets per lock hold (so requests never wait
  * behind a whole-table scan; memory.c runs one from a background thread),
- * and every insert also sweeps a couple of buckets of its own shard, so
- * even without the thread the table stays near its live size.
+ * and, where no thread runs, every insert sweeps a couple of buckets of its
+ * own shard, so the table still stays near its live size.
  *
  * Capacity (max_entries): when the table is full a new id evicts another
  * entry. Rejecting with CSN_ENOMEM was the alternative, but it would turn a
@@ -74,6 +74,7 @@ struct mt_table {
   size_t max_entries;
   atomic_size_t total; /* entries in the table, expired or not */
   _Atomic int64_t last_full_sweep;
+  int insert_sweep; /* the amortised sweep on insert (mt_set_insert_sweep) */
   csn_clock_fn clock;
   void *clock_ud;
   mt_shard shards[MT_SHARDS];
@@ -185,6 +186,8 @@ static uint64_t sid_hash(const mt_table *t, const char *sid, size_t n) {
 int64_t mt_now(const mt_table *t) {
   return t->clock != NULL ? t->clock(t->clock_ud) : csn__now_ms();
 }
+
+void mt_set_insert_sweep(mt_table *t, int on) { t->insert_sweep = on; }
 
 static int expired(const mt_entry *e, int64_t now) {
   return e->expires != CSN_TIME_NONE && e->expires <= now;
@@ -543,9 +546,12 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
   pp = find_slot(sh, h, sid, n);
   if (*pp == NULL) {
     /* The amortised sweep: a few buckets of this shard on every insert. */
-    size_t swept =
-        sweep_range(t, sh, sh->cursor, sh->cursor + SWEEP_ON_SET, now, &dead);
-    sh->cursor = (sh->cursor + SWEEP_ON_SET) & (sh->nbuckets - 1);
+    size_t swept = 0;
+    if (t->insert_sweep) {
+      swept = sweep_range(t, sh, sh->cursor, sh->cursor + SWEEP_ON_SET, now,
+                          &dead);
+      sh->cursor = (sh->cursor + SWEEP_ON_SET) & (sh->nbuckets - 1);
+    }
     if (t->max_entries == 0 || reserve_slot(t)) {
       if (t->max_entries == 0) atomic_fetch_add(&t->total, 1);
       /* Look again if the sweep unlinked anything (it may have been the
@@ -694,6 +700,7 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
   t = csn__calloc(1, sizeof *t);
   if (t == NULL) return CSN_ENOMEM;
   t->max_entries = max_entries;
+  t->insert_sweep = 1;
   t->clock = clock;
   t->clock_ud = clock_ud;
   atomic_init(&t->total, 0);

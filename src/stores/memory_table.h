@@ -62,6 +62,12 @@ typedef struct mt_ref {
 int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
            void *clock_ud);
 void mt_free(mt_table *t);
+/* Whether each insert also sweeps a couple of buckets of its shard for
+ * expired entries (on, the default): what keeps a table with no
+ * background sweep near its live size. A table that has one turns it off
+ * (each insert then touches fewer cold entries). Call before the table is
+ * shared. */
+void mt_set_insert_sweep(mt_table *t, int on);
 /* The table's clock, epoch ms. */
 int64_t mt_now(const mt_table *t);
 

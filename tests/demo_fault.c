@@ -22,6 +22,8 @@
 #define N_SESS DEMO_FAULT_SESSIONS
 #define N_CLIENTS DEMO_FAULT_CLIENTS
 #define N_FROZEN DEMO_FAULT_FROZEN
+/* Service must be full this long after the first success (see there). */
+#define FULL_AFTER_S 2.0
 
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "r");
@@ -303,11 +305,15 @@ static void load_through_crash(demo_fault *f, http_client *c) {
       rec_restart = -2;
     f->acked[N_SESS] = v;
   }
-  /* From one second after the first success on, everything must work. */
+  /* From FULL_AFTER_S after the first success on, everything must work.
+   * Not sooner: a server just back from a crash may still stall for a
+   * second (PostgreSQL's checkpoint after its recovery, fsync=on, on a disk
+   * ctest -j keeps busy: three 1 s statement timeouts at once, once). */
   atomic_store(&late_after_us,
-               (long long)(((first_ok > 0 ? first_ok : mono_now_s()) + 1.0) *
+               (long long)(((first_ok > 0 ? first_ok : mono_now_s()) +
+                            FULL_AFTER_S) *
                            1e6));
-  demo_sleep_s(2.5);
+  demo_sleep_s(FULL_AFTER_S + 1.5);
   stop_clients(&stop, t);
   if (rec_restart == -2)
     fail_msg("after the restart the probe session answered %s: an "
@@ -326,10 +332,10 @@ static void load_through_crash(demo_fault *f, http_client *c) {
                 f->srv.probe.name, t_up - t_restart, rec_restart, f->srv.probe.name);
   worst = 0;
   for (i = 0; i < N_CLIENTS; i++) {
-    print_message("  client %d: %d ok, %d x 500 (%d ok and %d x 500 from 1 s "
-                  "after recovery), slowest %.3f s\n",
+    print_message("  client %d: %d ok, %d x 500 (%d ok and %d x 500 from %.0f "
+                  "s after recovery), slowest %.3f s\n",
                   i, cl[i].ok, atomic_load(&cl[i].errors500), cl[i].ok_late,
-                  cl[i].err500_late, cl[i].max_secs);
+                  cl[i].err500_late, FULL_AFTER_S, cl[i].max_secs);
     if (cl[i].max_secs > worst)
       worst = cl[i].max_secs;
   }
@@ -353,8 +359,8 @@ static void load_through_crash(demo_fault *f, http_client *c) {
                cl[i].regress);
     if (cl[i].ok_late == 0 || cl[i].err500_late != 0)
       fail_msg("client %d: service not full after recovery: %d ok, %d x 500 "
-               "from 1 s after the first success on",
-               i, cl[i].ok_late, cl[i].err500_late);
+               "from %.0f s after the first success on",
+               i, cl[i].ok_late, cl[i].err500_late, FULL_AFTER_S);
   }
   if (worst > f->max_request_s)
     fail_msg("a request took %.2f s (more than %.1f s: a hang)", worst,

@@ -14,7 +14,7 @@
  *      during the outage; each 200's counter is above every earlier 200's
  *      for that session (no acknowledged write lost); the demo stays up;
  *      service is back within recovery_max_s of the server answering
- *      (measured and printed) and full from one second later on.
+ *      (measured and printed) and full from two seconds later on.
  *   c. After the run every session still holds at least what was
  *      acknowledged, and increments on from there. (A server that keeps
  *      its data in memory only - data_lost_on_crash - has none of them

@@ -23,7 +23,7 @@
  *      least one 500; each 200's counter is above every earlier 200's for
  *      that session, or (answered after the kill) a fresh session's 1;
  *      the demo stays up; service is back within 8 s of the server
- *      answering (measured and printed) and full one second later.
+ *      answering (measured and printed) and full two seconds later.
  *   c. After the run every old cookie finds no session (the data is
  *      gone: nothing is resurrected from the demo's memory), and new
  *      sessions count from 1 and are stored where the test looks.

@@ -30,7 +30,7 @@
  *      above every earlier 200's for that session (no acknowledged write
  *      lost); the demo stays up; service is back within 8 s of
  *      PostgreSQL accepting connections (measured and printed) and full
- *      one second later.
+ *      two seconds later.
  *   c. After the run every session still holds at least what was
  *      acknowledged, and increments on from there.
  *   d. SIGSTOP of the whole server: 8 parallel /inc (more than the pool of

@@ -309,7 +309,8 @@ static size_t sweep_range(mt_table *t, mt_shard *sh, size_t from, size_t to,
  * and finding it costs one look at the head and its bucket's chain. (The
  * first version sampled 16 entries for the soonest to expire, one cache
  * miss each: 13% of the demo's CPU for new visitors once full.) Expired
- * entries need no place here: the insert path's sweeps take them first.
+ * entries need no place here: make_room() sweeps the whole table for them
+ * first (at most once a second).
  * With no probation entry left and `protected_too`, a protected entry
  * goes: the one that expires soonest among about EVICT_SAMPLE, looked at
  * from where the last such eviction stopped (Redis samples the same way).

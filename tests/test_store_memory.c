@@ -554,24 +554,29 @@ static void test_prune_background(void **state) {
   csn_store_free(st);
 }
 
-/* Without the thread, inserts sweep a few buckets of their shard each. */
-static void test_prune_amortised(void **state) {
-  csn_store *st = open_fake(0, -1);
+/* 2000 entries that then expire (the fake clock moves 2 s), then 2000
+ * live ones: what the insert path does with the expired ones. */
+static void old_then_new(csn_store *st) {
   int64_t now = atomic_load(&fake_ms);
-  size_t raw;
+  char sid[32];
   int i;
-  (void)state;
   for (i = 0; i < 2000; i++) {
-    char sid[32];
     snprintf(sid, sizeof sid, "old-%d", i);
     put(st, sid, now + 1000);
   }
   atomic_fetch_add(&fake_ms, 2000);
   for (i = 0; i < 2000; i++) {
-    char sid[32];
     snprintf(sid, sizeof sid, "new-%d", i);
     put(st, sid, now + 100000);
   }
+}
+
+/* Without the thread, inserts sweep a few buckets of their shard each. */
+static void test_prune_amortised(void **state) {
+  csn_store *st = open_fake(0, -1);
+  size_t raw;
+  (void)state;
+  old_then_new(st);
   raw = csn__store_memory_raw_count(st);
   /* Most of the 2000 expired entries went without any read or prune. */
   assert_true(raw < 2000 + 500);
@@ -583,21 +588,9 @@ static void test_prune_amortised(void **state) {
  * sweep, a read of it, or a full table. */
 static void test_prune_thread_only(void **state) {
   csn_store *st = open_fake(0, 3600000);
-  int64_t now = atomic_load(&fake_ms);
   size_t n;
-  int i;
   (void)state;
-  for (i = 0; i < 2000; i++) {
-    char sid[32];
-    snprintf(sid, sizeof sid, "old-%d", i);
-    put(st, sid, now + 1000);
-  }
-  atomic_fetch_add(&fake_ms, 2000);
-  for (i = 0; i < 2000; i++) {
-    char sid[32];
-    snprintf(sid, sizeof sid, "new-%d", i);
-    put(st, sid, now + 100000);
-  }
+  old_then_new(st);
   assert_int_equal(csn__store_memory_raw_count(st), 4000);
   assert_int_equal(csn_store_prune(st, &n), CSN_OK);
   assert_int_equal(n, 2000);

@@ -1,6 +1,8 @@
 /* FileStore: when a new session's save skips the directory fsync
- * (src/stores/file_dirsync.c). Directory fsyncs are counted by an fsync()
- * of this program's own, which the static library's calls resolve to; it
+ * (src/stores/file_dirsync.c), and when new sessions saved at once share
+ * one syncfs (src/stores/file.c, share_fresh()). Syncs are counted by an
+ * fsync() (and fdatasync(), sync_file_range(), syncfs()) of this
+ * program's own, which the static library's calls resolve to; each
  * forwards every call to the kernel. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -13,7 +15,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +78,16 @@ int sync_file_range(int fd, off64_t offset, off64_t nbytes,
 #else
 #define COUNTS_WRITE_OUTS 0
 #endif
+
+/* syncfs() calls; slow_syncfs_ms, when set, delays the next one. */
+static atomic_int syncfs_calls, slow_syncfs_ms;
+
+int syncfs(int fd) {
+  atomic_fetch_add(&syncfs_calls, 1);
+  int ms = atomic_exchange(&slow_syncfs_ms, 0);
+  if (ms > 0) usleep((useconds_t)ms * 1000);
+  return (int)syscall(SYS_syncfs, fd);
+}
 
 static char root[256];
 static unsigned ndirs;
@@ -416,6 +430,168 @@ static void store_file_dirsync_bad_option(void **state) {
   assert_non_null(strstr(err, "'dirsync'"));
 }
 
+/* New sessions saved by several threads at once (a barrier starts each
+ * round), as an HTTP server's workers do. */
+#define BURST_THREADS 8
+static csn_store *burst_store;
+static pthread_barrier_t burst_bar;
+static int burst_rounds;
+static atomic_int burst_round0; /* rounds before this burst: unique ids */
+static int burst_mixed;         /* rewrites and destroys among the saves */
+
+static void burst_sid(char *buf, size_t n, long t, int round) {
+  snprintf(buf, n, "burst-%ld-%04d", t, round);
+}
+
+/* Version k of that session's record (one size for every k). */
+static void burst_rec(char *buf, size_t n, long t, int round, int k) {
+  snprintf(buf, n, "{\"cookie\":{},\"t\":%ld,\"r\":%d,\"k\":%d}", t, round,
+           k);
+}
+
+/* The store's message (errors are per thread) for the main thread's
+ * failure. */
+static void *burst_fail(const char *sid, int rc) {
+  print_error("%s: %s: %s\n", sid, csn_strerror(rc),
+              csn_store_errmsg(burst_store));
+  return (void *)1;
+}
+
+/* Save version k of session (t, round); 0 or the burst_fail(). */
+static void *burst_save(long t, int round, int k) {
+  char sid[64], rec[200];
+  burst_sid(sid, sizeof sid, t, round);
+  burst_rec(rec, sizeof rec, t, round, k);
+  int rc = csn_store_set(burst_store, sid, rec, strlen(rec), CSN_TIME_NONE);
+  return rc != 0 ? burst_fail(sid, rc) : NULL;
+}
+
+/* Each round saves a new session. Mixed, it also rewrites the one of the
+ * round before twice at one size, the second time reusing the first
+ * version's file as its spare (a swap for the group's leader to make
+ * after its flush), and destroys an older one. The second rewrites of
+ * half the threads start with the new saves of the others, so that groups
+ * hold both. */
+static void *burst_worker(void *arg) {
+  long t = (long)arg;
+  void *err = NULL;
+  /* After a failure, on to the barriers only: the others wait there. */
+  for (int i = 0; i < burst_rounds; i++) {
+    int r = atomic_load(&burst_round0) + i;
+    int mixed = burst_mixed && r >= 2 && err == NULL;
+    if (mixed) err = burst_save(t, r - 1, 1);
+    if (err == NULL && mixed && r % 3 == 0) {
+      char sid[64];
+      burst_sid(sid, sizeof sid, t, r - 2);
+      int rc = csn_store_destroy(burst_store, sid);
+      if (rc != 0) err = burst_fail(sid, rc);
+    }
+    pthread_barrier_wait(&burst_bar);
+    if (err == NULL && mixed && t % 2 == 1) err = burst_save(t, r - 1, 2);
+    if (err == NULL) err = burst_save(t, r, 0);
+    if (err == NULL && mixed && t % 2 == 0) err = burst_save(t, r - 1, 2);
+  }
+  return err;
+}
+
+/* `rounds` rounds of BURST_THREADS saves of new sessions. */
+static void burst(int rounds, int mixed) {
+  pthread_t th[BURST_THREADS];
+  burst_rounds = rounds;
+  burst_mixed = mixed;
+  assert_int_equal(pthread_barrier_init(&burst_bar, NULL, BURST_THREADS), 0);
+  for (long t = 0; t < BURST_THREADS; t++)
+    assert_int_equal(pthread_create(&th[t], NULL, burst_worker, (void *)t), 0);
+  for (int t = 0; t < BURST_THREADS; t++) {
+    void *r = NULL;
+    pthread_join(th[t], &r);
+    assert_null(r);
+  }
+  pthread_barrier_destroy(&burst_bar);
+  atomic_fetch_add(&burst_round0, rounds);
+}
+
+static int open_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) return -1;
+  while (readdir(d) != NULL) n++;
+  closedir(d);
+  return n;
+}
+
+/* On ext4 without a journal, new sessions saved at once share a syncfs
+ * (and one flush) instead of an fsync each; a lone one keeps its fsync;
+ * elsewhere every new file has its own. Mixed with rewrites and destroys,
+ * every session reads back as saved and no descriptor is left open. A
+ * syncfs slower than FILE_FRESH_SLOW_MS puts writers back on their own
+ * fsyncs. */
+static void store_file_dirsync_shared_new(void **state) {
+  (void)state;
+  char dir[512];
+  new_dir_in(root, dir, sizeof dir);
+  csn_store *st = open_dir(dir, "");
+  burst_store = st;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  int shared = csn__fdirsync_journal(fd) == CSN_FDIRSYNC_NOJOURNAL;
+  close(fd);
+  int fds = open_fds();
+
+  const int rounds = 20, n = rounds * BURST_THREADS;
+  atomic_store(&syncfs_calls, 0);
+  atomic_store(&file_syncs, 0);
+  burst(rounds, 0);
+  int sfs = atomic_load(&syncfs_calls), own = atomic_load(&file_syncs);
+  if (shared) {
+    /* Each new file is in exactly one sync: its own fsync or a syncfs of
+     * at least two. */
+    assert_true(sfs >= 1);
+    assert_true(own + 2 * sfs <= n);
+  } else {
+    assert_int_equal(sfs, 0);
+    assert_int_equal(own, n);
+  }
+
+  burst(rounds, 1);
+  char sid[64], want[100];
+  for (long t = 0; t < BURST_THREADS; t++)
+    for (int r = 0; r < 2 * rounds; r++) {
+      burst_sid(sid, sizeof sid, t, r);
+      char *json = NULL;
+      size_t len = 0;
+      int rc = csn_store_get(st, sid, &json, &len);
+      /* Destroyed by round r + 2 of the mixed burst. */
+      int gone = r + 2 >= rounds && r + 2 < 2 * rounds && (r + 2) % 3 == 0;
+      if (gone) {
+        assert_int_equal(rc, CSN_ENOENT);
+        continue;
+      }
+      assert_int_equal(rc, CSN_OK);
+      /* Rewritten by round r + 1 of the mixed burst. */
+      int k = r + 1 >= rounds && r + 1 < 2 * rounds ? 2 : 0;
+      burst_rec(want, sizeof want, t, r, k);
+      assert_string_equal(json, want);
+      csn_free(json);
+    }
+  assert_int_equal(open_fds(), fds);
+
+  if (shared) {
+    /* A slow syncfs (a neighbour's backlog): the next bursts fsync. */
+    atomic_store(&syncfs_calls, 0);
+    atomic_store(&slow_syncfs_ms, 400);
+    for (int k = 0; k < 50 && atomic_load(&slow_syncfs_ms) != 0; k++)
+      burst(1, 0);
+    assert_int_equal(atomic_load(&slow_syncfs_ms), 0);
+    atomic_store(&syncfs_calls, 0);
+    atomic_store(&file_syncs, 0);
+    burst(5, 0);
+    assert_int_equal(atomic_load(&syncfs_calls), 0);
+    assert_int_equal(atomic_load(&file_syncs), 5 * BURST_THREADS);
+  }
+  csn_store_free(st);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR");
   snprintf(root, sizeof root, "%s/csn-dirsync-XXXXXX", tmp ? tmp : "/tmp");
@@ -427,6 +603,7 @@ int main(void) {
       cmocka_unit_test(store_file_dirsync_rewrites),
       cmocka_unit_test(store_file_dirsync_rewrite_fails),
       cmocka_unit_test(store_file_dirsync_bad_option),
+      cmocka_unit_test(store_file_dirsync_shared_new),
   };
   int failed = cmocka_run_group_tests_name("store_file_dirsync", tests, NULL,
                                            NULL);

@@ -100,7 +100,12 @@
  * flush then covers every save in flight (with a journal, the directory
  * fsync's; without one, a flush the saves share before their swaps,
  * which the directory fsync's group makes; src/stores/file_spare.c,
- * "The flush"). The store recognises ext4 by its mount type and statfs
+ * "The flush"). On ext4 without a journal, where fsyncs share nothing,
+ * new sessions saved at once share one syncfs and one cache flush instead
+ * of an fsync each (since 0.2; a lone one keeps its fsync). A syncfs also
+ * writes what other programs left unwritten on that file system: one that
+ * takes longer than 250 ms puts the store back on an fsync per new
+ * session for 30 s. The store recognises ext4 by its mount type and statfs
  * magic, its journal through sysfs and procfs (one on another device is
  * left out); every other file system, and dirsync=always (URL) /
  * .always_dirsync = 1, gets the file and directory fsyncs as POSIX asks
@@ -189,8 +194,9 @@ typedef struct csn_file_options {
    * them (see "Spare files" above). 1: never, recycle=0 in a URL. */
   int no_recycle;
   /* Since 0.2. 0 (the default): on ext4, a new session's file skips the
-   * directory fsync where its own fsync wrote its name, and a rewrite of
-   * the same size shares its cache flush (see "Durability" above). 1:
+   * directory fsync where its own fsync wrote its name, new files saved
+   * at once share a syncfs without a journal, and a rewrite of the same
+   * size shares its cache flush (see "Durability" above). 1:
    * every save fsyncs its file and the directory, dirsync=always in a
    * URL. */
   int always_dirsync;
@@ -226,6 +232,7 @@ CSN_API int csn_store_file_new(const csn_file_options *opts, csn_store **out,
  *   dirsync=auto|always
  *             auto (the default): on ext4, a new session's save skips
  *             the directory fsync when its file's fsync wrote the entry,
+ *             new files saved at once share a syncfs (no journal),
  *             and a same-size rewrite shares its cache flush; always:
  *             every save fsyncs its file and the directory (see
  *             "Durability" above)

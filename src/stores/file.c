@@ -41,7 +41,11 @@
  * with a journal the directory fsync flushes for it; without one, it
  * queues its swap on the group instead of making it, and the leader
  * flushes once, makes every queued swap, then fsyncs the directory
- * (file_spare.c, "The flush").
+ * (file_spare.c, "The flush"). Without a journal, new sessions' files
+ * share their syncs too: a writer queues its file unsynced, and a leader
+ * with two or more makes one syncfs and one flush for them all (a lone
+ * one gets its fsync); a slow syncfs, a neighbour's backlog, stops that
+ * for a while (share_fresh()).
  * With fsync=0 (URL) neither fsync is made: saves stay atomic (rename) and
  * survive a crash of the process, not a power cut.
  *
@@ -180,11 +184,21 @@ typedef struct file_store {
    * shared by the rewrites in flight comes first (no journal: nothing else
    * would keep the swap from reaching the disk before the data). */
   int flush_mode;
+  /* New sessions' files synced by their group's leader (share_fresh());
+   * csn_mono_ms() until which they are not, after a slow syncfs (0:
+   * never was). */
+  _Atomic int64_t fresh_off_until;
 } file_store;
 
 #define FILE_FLUSH_NONE 0
 #define FILE_FLUSH_DIR 1
 #define FILE_FLUSH_GROUP 2
+
+/* A syncfs for a group of new files slower than this (ms) stops the
+ * sharing for FILE_FRESH_OFF_MS (share_fresh()). Ours alone take a few
+ * milliseconds; this means another writer's backlog on the file system. */
+#define FILE_FRESH_SLOW_MS 250
+#define FILE_FRESH_OFF_MS 30000
 
 /* What a write leaves for its caller to finish once the name's lock is
  * released (write_done()). */
@@ -192,9 +206,11 @@ typedef struct file_put {
   int old;     /* the replaced version, held open (see write_file()) */
   int wrote;   /* a file was put in place */
   int durable; /* and its name is durable already: no directory fsync */
+  int fresh;   /* a new session's file, open and not synced yet (-1: none):
+                  its group's leader syncs it (share_fresh()) */
 } file_put;
 
-#define FILE_PUT_INIT {-1, 0, 0}
+#define FILE_PUT_INIT {-1, 0, 0, -1}
 
 /* A writer waiting for a directory fsync, on its own stack. */
 typedef struct group_wait {
@@ -206,6 +222,9 @@ typedef struct group_wait {
   const char *install;
   int flush_err;
   int install_err;
+  /* A new session's file, written and moved in but not synced, for the
+   * leader to sync (share_fresh()); -1: none. */
+  int fresh_fd;
   struct group_wait *next;
 } group_wait;
 
@@ -445,16 +464,71 @@ static int read_file(file_store *fs, const char *name, char **out,
   return CSN_OK;
 }
 
-/* The directory fsync of a group. Rewritten spares queued for a swap
- * (FILE_FLUSH_GROUP) are swapped in first, after one cache flush that
- * makes their data durable before any swap can reach the disk
- * (file_spare.c, "The flush"); the flush is an fdatasync of the lock
- * file, which is never written, so on ext4 it writes nothing and flushes
- * (the writers hold their names' locks, so it is open in this process). */
-static int dir_fsync_once(file_store *fs, group_wait *group) {
-  int flush_err = -1; /* not flushed yet */
+/* The sync of the new sessions' files in a group (share_fresh()): one
+ * file is fsynced, as its writer would have; two or more share a syncfs
+ * of the file system and one cache flush after it. Returns the errno, 0
+ * for success, -1 when the group holds no new file. On success *whole is
+ * set when the sync covered the directory as well (a syncfs writes its
+ * entries and its inode), *whole stays 0 after a lone file's fsync. */
+static int sync_fresh(file_store *fs, group_wait *group, int *whole) {
+  group_wait *one = NULL;
+  int n = 0;
+  for (group_wait *m = group; m != NULL; m = m->next)
+    if (m->fresh_fd >= 0) {
+      one = m;
+      n++;
+    }
+  *whole = 0;
+  if (n == 0) return -1;
+  if (n == 1) return fsync(one->fresh_fd) != 0 ? errno : 0;
+  /* syncfs() writes every dirty page, inode and metadata block of the
+   * file system and waits for them, but on ext4 without a journal its
+   * cache flush comes before its last metadata writes (the inode blocks
+   * that writing the data dirtied): hence the flush after it. */
+#ifndef __linux__
+  /* FILE_FLUSH_GROUP is Linux's: no syncfs() elsewhere. */
+  for (group_wait *m = group; m != NULL; m = m->next)
+    if (m->fresh_fd >= 0 && fsync(m->fresh_fd) != 0) return errno;
+  return 0;
+#else
+  int64_t size = csn__fdirsync_size(fs->dirfd);
+  int64_t t0 = csn_mono_ms();
+  int err = syncfs(fs->dirfd) != 0 ? errno : 0;
+  if (err == 0)
+    err = fdatasync(atomic_load(&fs->lockfd)) != 0 ? errno : 0;
+  int64_t t1 = csn_mono_ms();
+  if (t1 - t0 > FILE_FRESH_SLOW_MS)
+    atomic_store(&fs->fresh_off_until, t1 + FILE_FRESH_OFF_MS);
+  if (err == 0) {
+    csn__fdirsync_done(&fs->dsync_skip, size);
+    *whole = 1;
+  }
+  return err;
+#endif
+}
+
+/* The sync of a group, which sets each member's err: its new files first
+ * (sync_fresh()); then the rewritten spares queued for a swap
+ * (FILE_FLUSH_GROUP), swapped in after one cache flush that makes their
+ * data durable before any swap can reach the disk (file_spare.c, "The
+ * flush"), a flush the new files' sync has made already when there were
+ * any; then the directory's fsync, unless the new files' sync covered
+ * every member. The flush is an fdatasync of the lock file, which is
+ * never written, so on ext4 it writes nothing and flushes (the writers
+ * hold their names' locks, so it is open in this process). */
+static void dir_fsync_once(file_store *fs, group_wait *group) {
+  int whole = 0;
+  int fresh_err = sync_fresh(fs, group, &whole);
+  int flush_err = fresh_err == 0 ? 0 : -1; /* -1: not flushed yet */
+  /* A lone new file's fsync wrote its entry where file_dirsync.c says
+   * so. */
+  int need_dir = fresh_err == 0 && !whole &&
+                 csn__fdirsync_needed(&fs->dsync_skip, fs->dirfd);
   for (group_wait *m = group; m != NULL; m = m->next) {
+    if (m->fresh_fd >= 0) continue;
+    need_dir |= !whole; /* a rename or an unlink */
     if (m->install == NULL) continue;
+    need_dir = 1; /* a swap made after the sync */
     if (flush_err < 0)
       flush_err = fdatasync(atomic_load(&fs->lockfd)) != 0 ? errno : 0;
     m->flush_err = flush_err;
@@ -463,21 +537,25 @@ static int dir_fsync_once(file_store *fs, group_wait *group) {
             ? 0
             : csn__fspare_install(fs->sparefd, fs->dirfd, m->install, 0);
   }
-  /* EINVAL: a file system that cannot sync directories (and need not). */
-  int64_t size = csn__fdirsync_size(fs->dirfd);
-  int err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
-  if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
-  return err;
+  int err = 0;
+  if (need_dir) {
+    /* EINVAL: a file system that cannot sync directories (and need
+     * not). */
+    int64_t size = csn__fdirsync_size(fs->dirfd);
+    err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
+    if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
+  }
+  for (group_wait *m = group; m != NULL; m = m->next)
+    m->err = m->fresh_fd >= 0 && fresh_err != 0 ? fresh_err : err;
 }
 
-/* One directory fsync for every writer queued on the store's group: the
- * first to find none in flight takes the whole queue, runs
- * dir_fsync_once() on it and wakes the others with its result; those
- * queued meanwhile make the next group. An fsync covers what its writers
- * did before they queued, so a writer joins only a group whose fsync has
- * not started yet: the leader takes the queue just before it. Returns the
- * errno of the fsync that covered the caller, 0 for success (me, filled
- * in). */
+/* One sync for every writer queued on the store's group: the first to
+ * find none in flight takes the whole queue, runs dir_fsync_once() on it
+ * and wakes the others with their results; those queued meanwhile make the
+ * next group. A sync covers what its writers did before they queued, so a
+ * writer joins only a group whose sync has not started yet: the leader
+ * takes the queue just before it. Returns the errno of the sync that
+ * covered the caller, 0 for success (me, filled in). */
 static int group_sync(file_store *fs, group_wait *me) {
   file_group *g = &fs->dsync;
   me->err = 0;
@@ -494,11 +572,10 @@ static int group_sync(file_store *fs, group_wait *me) {
     group_wait *group = g->q;
     g->q = NULL;
     pthread_mutex_unlock(&g->mu);
-    int err = dir_fsync_once(fs, group);
+    dir_fsync_once(fs, group);
     pthread_mutex_lock(&g->mu);
     while (group != NULL) {
       group_wait *next = group->next; /* before done: it may return */
-      group->err = err;
       group->done = 1;
       group = next;
     }
@@ -538,8 +615,26 @@ static int group_dir_sync(file_store *fs, group_wait *me) {
  * Call it without holding a name's lock. */
 static int dir_sync(file_store *fs) {
   if (fs->no_fsync) return CSN_OK;
-  group_wait me = {.install = NULL};
+  group_wait me = {.install = NULL, .fresh_fd = -1};
   return group_dir_sync(fs, &me);
+}
+
+/* Whether a new session's file is left for its group's leader to sync
+ * (sync_fresh()) rather than fsynced by its writer. On ext4 without a
+ * journal (FILE_FLUSH_GROUP) each fsync writes its own inode block and
+ * directory block and flushes the disk cache alone: concurrent fsyncs
+ * share nothing, and under load they were a third of a new visitor's CPU.
+ * A group of new files synced by one syncfs writes each shared block once
+ * and flushes once. But a syncfs also writes whatever else is dirty on the
+ * file system: when one takes longer than FILE_FRESH_SLOW_MS (a neighbour
+ * with much unwritten data), writers go back to their own fsyncs for
+ * FILE_FRESH_OFF_MS. With a journal, concurrent fsyncs already share its
+ * commits; elsewhere nothing was checked: both keep the writer's fsync. */
+static int share_fresh(file_store *fs) {
+  if (fs->no_fsync || fs->flush_mode != FILE_FLUSH_GROUP) return 0;
+  int64_t until = atomic_load_explicit(&fs->fresh_off_until,
+                                       memory_order_relaxed);
+  return until == 0 || csn_mono_ms() >= until;
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -579,6 +674,10 @@ static int write_spare(file_store *fs, const char *name, const char *data,
      * is acknowledged, nobody holds its id. */
     step = "rename";
     e = csn__fspare_install(fs->sparefd, fs->dirfd, name, 1);
+    if (e == 0 && share_fresh(fs)) {
+      w->fresh = fd; /* write_done() syncs and closes it */
+      return CSN_OK;
+    }
     if (e == 0) {
       step = "fsync";
       if (!fs->no_fsync && fsync(fd) != 0) goto fail_fd;
@@ -615,7 +714,7 @@ static int write_spare(file_store *fs, const char *name, const char *data,
     /* The directory fsync's leader flushes, swaps and syncs for us (so
      * this writer, unlike the others, waits for the directory fsync with
      * its id's lock held: the swap must be made under it). */
-    group_wait me = {.install = name};
+    group_wait me = {.install = name, .fresh_fd = -1};
     int rc = group_dir_sync(fs, &me);
     step = "flush before the swap of";
     e = -me.flush_err;
@@ -725,7 +824,13 @@ fail: {
  * the write durable (unless its own fsync did), then close the replaced
  * version that write_file() kept open (which frees it, see there). */
 static int write_done(file_store *fs, int rc, const file_put *w) {
-  if (rc == CSN_OK && w->wrote && !w->durable) rc = dir_sync(fs);
+  if (rc == CSN_OK && w->wrote && !w->durable) {
+    group_wait me = {.install = NULL, .fresh_fd = w->fresh};
+    rc = fs->no_fsync ? CSN_OK : group_dir_sync(fs, &me);
+  }
+  if (w->fresh >= 0 && close(w->fresh) != 0 && rc == CSN_OK)
+    rc = csn_store_set_error(&fs->base, CSN_EIO, "cannot close %s: %s",
+                             fs->dir, strerror(errno));
   if (w->old >= 0) close(w->old);
   return rc;
 }

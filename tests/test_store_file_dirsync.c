@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "csn/csn.h"
+#include "csn/csn_store.h"
 #include "csn/csn_store_file.h"
 #include "stores/file_dirsync.h"
 
@@ -79,12 +80,14 @@ int sync_file_range(int fd, off64_t offset, off64_t nbytes,
 #define COUNTS_WRITE_OUTS 0
 #endif
 
-/* syncfs() calls; slow_syncfs_ms, when set, delays the next one. */
-static atomic_int syncfs_calls, slow_syncfs_ms;
+/* syncfs() calls; slow_syncfs_ms, when set, delays the next one;
+ * all_slow_ms, while set, every one. */
+static atomic_int syncfs_calls, slow_syncfs_ms, all_slow_ms;
 
 int syncfs(int fd) {
   atomic_fetch_add(&syncfs_calls, 1);
   int ms = atomic_exchange(&slow_syncfs_ms, 0);
+  if (ms == 0) ms = atomic_load(&all_slow_ms);
   if (ms > 0) usleep((useconds_t)ms * 1000);
   return (int)syscall(SYS_syncfs, fd);
 }
@@ -520,12 +523,61 @@ static int open_fds(void) {
   return n;
 }
 
+static void sleep_until(int64_t t) {
+  while (csn_mono_ms() < t) usleep(10000);
+}
+
+/* Bursts until a syncfs that takes 400 ms (over FILE_FRESH_SLOW_MS)
+ * happened; returns the time just after. */
+static int64_t slow_burst(void) {
+  atomic_store(&slow_syncfs_ms, 400);
+  for (int k = 0; k < 50 && atomic_load(&slow_syncfs_ms) != 0; k++)
+    burst(1, 0);
+  assert_int_equal(atomic_load(&slow_syncfs_ms), 0);
+  return csn_mono_ms();
+}
+
+/* Bursts until more than `calls` syncfs calls were made; returns the time
+ * just after. */
+static int64_t bursts_to_syncfs(int calls) {
+  for (int k = 0; k < 50 && atomic_load(&syncfs_calls) <= calls; k++)
+    burst(1, 0);
+  assert_true(atomic_load(&syncfs_calls) > calls);
+  return csn_mono_ms();
+}
+
+/* The pause after n slow syncfs calls in a row (file.c). */
+static int64_t pause_after(int n) {
+  int64_t ms = 1000;
+  while (--n > 0 && ms < 30000) ms *= 2;
+  return ms < 30000 ? ms : 30000;
+}
+
+/* `at` ms after t, new files are fsynced alone. */
+static void unshared_burst(int64_t t, int at) {
+  sleep_until(t + at);
+  atomic_store(&syncfs_calls, 0);
+  atomic_store(&file_syncs, 0);
+  burst(3, 0);
+  assert_int_equal(atomic_load(&syncfs_calls), 0);
+  assert_int_equal(atomic_load(&file_syncs), 3 * BURST_THREADS);
+}
+
+/* `at` ms after t, new files share syncs again. */
+static void shared_burst(int64_t t, int at) {
+  sleep_until(t + at);
+  atomic_store(&syncfs_calls, 0);
+  burst(20, 0);
+  assert_true(atomic_load(&syncfs_calls) >= 1);
+}
+
 /* On ext4 without a journal, new sessions saved at once share a syncfs
  * (and one flush) instead of an fsync each; a lone one keeps its fsync;
  * elsewhere every new file has its own. Mixed with rewrites and destroys,
  * every session reads back as saved and no descriptor is left open. A
  * syncfs slower than FILE_FRESH_SLOW_MS puts writers back on their own
- * fsyncs. */
+ * fsyncs for a second, and for twice as long when the next one is slow
+ * too. */
 static void store_file_dirsync_shared_new(void **state) {
   (void)state;
   char dir[512];
@@ -577,17 +629,23 @@ static void store_file_dirsync_shared_new(void **state) {
   assert_int_equal(open_fds(), fds);
 
   if (shared) {
-    /* A slow syncfs (a neighbour's backlog): the next bursts fsync. */
+    /* A slow syncfs (a neighbour's backlog): new files are fsynced for a
+     * second; then shared again. */
+    int64_t t = slow_burst();
+    unshared_burst(t, 500);
+    shared_burst(t, 1100);
+    /* While every syncfs is slow, each pause is twice the last. */
+    atomic_store(&all_slow_ms, 400);
     atomic_store(&syncfs_calls, 0);
-    atomic_store(&slow_syncfs_ms, 400);
-    for (int k = 0; k < 50 && atomic_load(&slow_syncfs_ms) != 0; k++)
-      burst(1, 0);
-    assert_int_equal(atomic_load(&slow_syncfs_ms), 0);
-    atomic_store(&syncfs_calls, 0);
-    atomic_store(&file_syncs, 0);
-    burst(5, 0);
-    assert_int_equal(atomic_load(&syncfs_calls), 0);
-    assert_int_equal(atomic_load(&file_syncs), 5 * BURST_THREADS);
+    t = bursts_to_syncfs(0);
+    int slow = atomic_load(&syncfs_calls); /* one or more, in a row */
+    int64_t first = pause_after(slow);
+    sleep_until(t + first + 100);
+    t = bursts_to_syncfs(slow);
+    int64_t second = pause_after(atomic_load(&syncfs_calls));
+    unshared_burst(t, (int)(first + first / 2));
+    atomic_store(&all_slow_ms, 0);
+    shared_burst(t, (int)second + 100);
   }
   csn_store_free(st);
 }

@@ -105,7 +105,8 @@
  * of an fsync each (since 0.2; a lone one keeps its fsync). A syncfs also
  * writes what other programs left unwritten on that file system: one that
  * takes longer than 250 ms puts the store back on an fsync per new
- * session for 30 s. The store recognises ext4 by its mount type and statfs
+ * session for 1 s, each slow one after it for twice as long, up to 30 s.
+ * The store recognises ext4 by its mount type and statfs
  * magic, its journal through sysfs and procfs (one on another device is
  * left out); every other file system, and dirsync=always (URL) /
  * .always_dirsync = 1, gets the file and directory fsyncs as POSIX asks

@@ -184,10 +184,12 @@ typedef struct file_store {
    * shared by the rewrites in flight comes first (no journal: nothing else
    * would keep the swap from reaching the disk before the data). */
   int flush_mode;
-  /* New sessions' files synced by their group's leader (share_fresh());
+  /* New sessions' files synced by their group's leader (share_fresh()):
    * csn_mono_ms() until which they are not, after a slow syncfs (0:
-   * never was). */
+   * never was), and for how long the last slow one stopped them (0: the
+   * last syncfs was not slow). Written by group leaders only. */
   _Atomic int64_t fresh_off_until;
+  _Atomic int64_t fresh_off_ms;
 } file_store;
 
 #define FILE_FLUSH_NONE 0
@@ -195,10 +197,14 @@ typedef struct file_store {
 #define FILE_FLUSH_GROUP 2
 
 /* A syncfs for a group of new files slower than this (ms) stops the
- * sharing for FILE_FRESH_OFF_MS (share_fresh()). Ours alone take a few
- * milliseconds; this means another writer's backlog on the file system. */
+ * sharing for a while (share_fresh()): FILE_FRESH_OFF_MIN_MS after a fast
+ * one, twice the last pause after a slow one, at most
+ * FILE_FRESH_OFF_MAX_MS. Ours alone take a few milliseconds; a slow one
+ * met another writer's backlog on the file system, which may have been
+ * written out by it (a program that just finished) or may go on. */
 #define FILE_FRESH_SLOW_MS 250
-#define FILE_FRESH_OFF_MS 30000
+#define FILE_FRESH_OFF_MIN_MS 1000
+#define FILE_FRESH_OFF_MAX_MS 30000
 
 /* What a write leaves for its caller to finish once the name's lock is
  * released (write_done()). */
@@ -497,8 +503,15 @@ static int sync_fresh(file_store *fs, group_wait *group, int *whole) {
   if (err == 0)
     err = fdatasync(atomic_load(&fs->lockfd)) != 0 ? errno : 0;
   int64_t t1 = csn_mono_ms();
-  if (t1 - t0 > FILE_FRESH_SLOW_MS)
-    atomic_store(&fs->fresh_off_until, t1 + FILE_FRESH_OFF_MS);
+  int64_t off = 0;
+  if (t1 - t0 > FILE_FRESH_SLOW_MS) {
+    off = atomic_load(&fs->fresh_off_ms) * 2;
+    off = off < FILE_FRESH_OFF_MIN_MS   ? FILE_FRESH_OFF_MIN_MS
+          : off > FILE_FRESH_OFF_MAX_MS ? FILE_FRESH_OFF_MAX_MS
+                                        : off;
+    atomic_store(&fs->fresh_off_until, t1 + off);
+  }
+  atomic_store(&fs->fresh_off_ms, off);
   if (err == 0) {
     csn__fdirsync_done(&fs->dsync_skip, size);
     *whole = 1;
@@ -627,8 +640,9 @@ static int dir_sync(file_store *fs) {
  * A group of new files synced by one syncfs writes each shared block once
  * and flushes once. But a syncfs also writes whatever else is dirty on the
  * file system: when one takes longer than FILE_FRESH_SLOW_MS (a neighbour
- * with much unwritten data), writers go back to their own fsyncs for
- * FILE_FRESH_OFF_MS. With a journal, concurrent fsyncs already share its
+ * with much unwritten data), writers go back to their own fsyncs for a
+ * second, then for twice as long each time the next syncfs is slow too,
+ * up to FILE_FRESH_OFF_MAX_MS. With a journal, concurrent fsyncs already share its
  * commits; elsewhere nothing was checked: both keep the writer's fsync. */
 static int share_fresh(file_store *fs) {
   if (fs->no_fsync || fs->flush_mode != FILE_FLUSH_GROUP) return 0;

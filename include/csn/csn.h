@@ -245,7 +245,7 @@ typedef struct csn_options {
   void *genid_userdata;
   csn_cookie_fn cookie_fn; /* NULL: static `cookie` only */
   void *cookie_fn_userdata;
-  csn_log_fn log; /* NULL: errors go to stderr */
+  csn_log_fn log; /* NULL: errors go to stderr (csn_ctx_log()) */
   void *log_userdata;
   csn_clock_fn clock; /* NULL: the system clock */
   void *clock_userdata;
@@ -324,7 +324,10 @@ CSN_API int csn_ctx_set_ext(csn_ctx *ctx, const void *key, void *data,
 CSN_API void *csn_ctx_ext(const csn_ctx *ctx, const void *key);
 
 /* Report a message through the context's log hook (stderr when there is
- * none), so that adapters and applications log where csession does. */
+ * none), so that adapters and applications log where csession does. The
+ * hook gets every message. stderr gets at most 20 lines a second (since
+ * 0.2; during a store outage every request fails); the lines left out are
+ * counted, and the count is written before the next line that is. */
 CSN_API void csn_ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))

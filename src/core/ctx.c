@@ -7,6 +7,7 @@
  * the first user arrives, so everything is validated here and a context that
  * exists is known to produce well-formed cookies.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -295,15 +296,51 @@ int64_t csn__ctx_now(const csn_ctx *ctx) {
   return csn__now_ms();
 }
 
+/* The default log (stderr) writes at most CSN__LOG_PER_SECOND lines in a
+ * second of the monotonic clock: while a store is down every request
+ * fails, and a line for each (tens of thousands a second) would cost more
+ * than the requests and bury the first ones. The lines left out are
+ * counted, and the count is written before the next line that is. A log
+ * hook gets every message. Process-wide, as stderr is; the window's reset
+ * and its count are not one atomic step, so a line more or less may pass
+ * at the turn of a second. */
+#define CSN__LOG_PER_SECOND 20
+static _Atomic int64_t log_second = -1;
+static _Atomic int log_lines;
+static _Atomic long log_dropped;
+
+/* 1: write the line, after *dropped lines were left out; 0: leave it
+ * out. */
+static int log_take(long *dropped) {
+  int64_t now = csn_mono_ms() / 1000;
+  int64_t cur = atomic_load(&log_second);
+  if (cur != now && atomic_compare_exchange_strong(&log_second, &cur, now))
+    atomic_store(&log_lines, 0);
+  if (atomic_fetch_add(&log_lines, 1) >= CSN__LOG_PER_SECOND) {
+    atomic_fetch_add(&log_dropped, 1);
+    return 0;
+  }
+  *dropped = atomic_exchange(&log_dropped, 0);
+  return 1;
+}
+
 void csn_ctx_log(const csn_ctx *ctx, int err, const char *fmt, ...) {
+  long dropped = 0;
+  int hook = ctx != NULL && ctx->log != NULL;
+  if (!hook && !log_take(&dropped)) return;
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (ctx && ctx->log) {
+  if (hook) {
     ctx->log(err, msg, ctx->log_ud);
     return;
   }
+  if (dropped > 0)
+    fprintf(stderr,
+            "csession: %ld more errors were not logged (at most %d lines "
+            "a second)\n",
+            dropped, CSN__LOG_PER_SECOND);
   fprintf(stderr, "csession: %s (%s)\n", msg, csn_err_name(err));
 }

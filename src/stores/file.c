@@ -624,11 +624,12 @@ static int group_dir_sync(file_store *fs, group_wait *me) {
 }
 
 /* Make every rename and unlink this thread has made in the directory
- * durable: the shared directory fsync described at the top of the file.
+ * durable: the shared directory fsync described at the top of the file;
+ * and the new session's file `fresh` (-1: none) with it (share_fresh()).
  * Call it without holding a name's lock. */
-static int dir_sync(file_store *fs) {
+static int dir_sync(file_store *fs, int fresh) {
   if (fs->no_fsync) return CSN_OK;
-  group_wait me = {.install = NULL, .fresh_fd = -1};
+  group_wait me = {.install = NULL, .fresh_fd = fresh};
   return group_dir_sync(fs, &me);
 }
 
@@ -838,10 +839,7 @@ fail: {
  * the write durable (unless its own fsync did), then close the replaced
  * version that write_file() kept open (which frees it, see there). */
 static int write_done(file_store *fs, int rc, const file_put *w) {
-  if (rc == CSN_OK && w->wrote && !w->durable) {
-    group_wait me = {.install = NULL, .fresh_fd = w->fresh};
-    rc = fs->no_fsync ? CSN_OK : group_dir_sync(fs, &me);
-  }
+  if (rc == CSN_OK && w->wrote && !w->durable) rc = dir_sync(fs, w->fresh);
   if (w->fresh >= 0 && close(w->fresh) != 0 && rc == CSN_OK)
     rc = csn_store_set_error(&fs->base, CSN_EIO, "cannot close %s: %s",
                              fs->dir, strerror(errno));
@@ -1266,7 +1264,7 @@ static int file_destroy(csn_store *st, const char *sid) {
      * linger on disk as a spare. */
     if (rc == CSN_OK) csn__fspare_drop(fs->sparefd, name);
     name_lock_release(&lk);
-    if (removed) rc = dir_sync(fs);
+    if (removed) rc = dir_sync(fs, -1);
   }
   csn__free(name);
   return rc;

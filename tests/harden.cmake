@@ -3,7 +3,10 @@
 # before its fix.
 #   harden_fork     the id pool is emptied in a fork child, even when the
 #                   child sees its parent's pid (pid reuse, simulated by
-#                   wrapping getpid() for the library's objects only);
+#                   wrapping getpid() for the library's objects only), and
+#                   in a _Fork() child, which runs no fork handler;
+#   harden_fork_nowipe  the same where madvise(MADV_WIPEONFORK) fails (the
+#                   test's wrap refuses it): getpid() and the handler alone;
 #   harden_locale   numbers are written and read the same under a
 #                   comma-decimal locale (de_DE.UTF-8, compiled into a
 #                   temporary directory when it is not installed);
@@ -16,7 +19,11 @@
 csn_add_unit(harden_fork ${CMAKE_CURRENT_LIST_DIR}/test_harden_fork.c)
 # --wrap sends the library's own calls of getpid() (resolved in this static
 # link) to the test's __wrap_getpid; libc and OpenSSL keep theirs.
-target_link_options(harden_fork PRIVATE -Wl,--wrap=getpid)
+target_link_options(harden_fork PRIVATE -Wl,--wrap=getpid -Wl,--wrap=madvise)
+csn_add_unit(harden_fork_nowipe ${CMAKE_CURRENT_LIST_DIR}/test_harden_fork.c)
+target_compile_definitions(harden_fork_nowipe PRIVATE HARDEN_NO_WIPE=1)
+target_link_options(harden_fork_nowipe PRIVATE -Wl,--wrap=getpid
+                    -Wl,--wrap=madvise)
 
 csn_add_unit(harden_locale ${CMAKE_CURRENT_LIST_DIR}/test_harden_locale.c)
 set_tests_properties(harden_locale PROPERTIES TIMEOUT 120)

@@ -12,8 +12,17 @@
  * a reused pid looks like from inside the library. Without the fork
  * handler the child then draws its parent's next ids and the test fails.
  *
+ * The library now tells a fork by a word the kernel zeroes in every child
+ * (MADV_WIPEONFORK), and calls getpid() only where that page cannot be had.
+ * This file is built twice: harden_fork, where it can, and
+ * harden_fork_nowipe (HARDEN_NO_WIPE), where the test's __wrap_madvise
+ * refuses it, so the getpid() fallback and the fork handler are tested
+ * alone. harden_fork_raw forks with _Fork(), which runs no fork handler:
+ * with the wiped word the child is caught even when told its parent's pid.
+ *
  * A child reports its ids through a pipe; the parent draws its own next
  * ids after the fork and compares. */
+#define _GNU_SOURCE /* _Fork() */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,7 +56,27 @@ pid_t __wrap_getpid(void) {
   return fake != 0 ? (pid_t)fake : __real_getpid();
 }
 
+int __real_madvise(void *addr, size_t len, int advice);
+int __wrap_madvise(void *addr, size_t len, int advice);
+
+int __wrap_madvise(void *addr, size_t len, int advice) {
+#ifdef HARDEN_NO_WIPE
+  (void)addr;
+  (void)len;
+  (void)advice;
+  errno = EINVAL; /* a kernel before 4.14 */
+  return -1;
+#else
+  return __real_madvise(addr, len, advice);
+#endif
+}
+
 #define N_IDS 4
+
+/* fork(), or _Fork() (no fork handlers) when raw is set. */
+static int use_raw_fork;
+
+static pid_t do_fork(void) { return use_raw_fork ? _Fork() : fork(); }
 
 static int write_all(int fd, const void *p, size_t n) {
   const char *c = p;
@@ -84,7 +115,7 @@ static const char *fork_and_compare(char *why, size_t size) {
   /* The pool is filled now: the child inherits unused bytes. */
   if (csn_generate_id(first, sizeof first) != CSN_OK || pipe(fds) != 0)
     return "setup failed";
-  pid = fork();
+  pid = do_fork();
   if (pid < 0)
     return "fork failed";
   if (pid == 0) {
@@ -143,8 +174,29 @@ static void harden_fork_pid_reuse(void **state) {
   atomic_store(&fake_pid, 4242);
   atomic_store(&wrap_calls, 0);
   check_fork();
+#ifdef HARDEN_NO_WIPE
   /* The wrap is in effect (else the simulation would prove nothing). */
   assert_true(atomic_load(&wrap_calls) > 0);
+#else
+  /* The wiped word tells the fork: no system call per id. */
+  assert_int_equal(atomic_load(&wrap_calls), 0);
+#endif
+  atomic_store(&fake_pid, 0);
+}
+
+/* _Fork(): no fork handler empties the pool. With the wiped word the
+ * child is caught even when it sees its parent's pid; without it, only
+ * the pid can tell, so the child is given its real one. */
+static void harden_fork_raw(void **state) {
+  (void)state;
+#ifdef HARDEN_NO_WIPE
+  atomic_store(&fake_pid, 0);
+#else
+  atomic_store(&fake_pid, 4245);
+#endif
+  use_raw_fork = 1;
+  check_fork();
+  use_raw_fork = 0;
   atomic_store(&fake_pid, 0);
 }
 
@@ -224,6 +276,7 @@ int main(void) {
       cmocka_unit_test(harden_fork_pid_reuse),
       cmocka_unit_test(harden_fork_pid_reuse_in_thread),
       cmocka_unit_test(harden_fork_grandchild),
+      cmocka_unit_test(harden_fork_raw),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,6 +51,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -261,21 +262,36 @@ int csn__random_bytes(void *buf, size_t n) {
  *    handing out the same ids would give two users one session. A
  *    pthread_atfork() child handler empties the pool of the thread that
  *    forked (the only thread the child has), so the child's first id comes
- *    from fresh bytes. Comparing pids alone is not enough: a grandchild
- *    that is given its dead grandparent's pid (pids are reused) would see
- *    "its" pid in the inherited pool and hand out the grandparent's next
- *    ids. The pid comparison stays as a second line for children made
- *    without the handlers (a raw clone(), glibc's _Fork());
+ *    from fresh bytes. Children made without the handlers (a raw clone(),
+ *    glibc's _Fork()) are caught by the fork mark below;
  *  - secrecy: bytes handed out are wiped from the pool at once, so a
  *    memory disclosure later cannot reveal ids already issued;
  *  - threads: the pool is thread-local, no lock.
+ *
+ * The fork mark. A pool remembers the mark of the process that filled it,
+ * and is refilled when the mark has changed. The mark is a word in a page
+ * the kernel zeroes in every child (MADV_WIPEONFORK, Linux 4.14): the
+ * first id drawn after a fork finds 0 there and writes a new mark, one
+ * more than any this lineage of processes has used, so no inherited pool
+ * matches it. Checking it is one load. Where the page cannot be had, the
+ * mark is getpid(), a system call per id (about 0.17 us in a VM, where
+ * every system call pays for its mitigations); comparing pids alone was defeated by pid reuse - a
+ * grandchild given its dead grandparent's pid handed out the grandparent's
+ * next ids - which the fork handler covers.
  */
 #define ID_POOL 4096
 static _Thread_local struct {
   unsigned char bytes[ID_POOL];
   size_t used;
-  pid_t pid;
+  uint64_t mark; /* fork_mark() when filled; 0: none */
 } id_pool = {{0}, ID_POOL, 0};
+
+/* The wiped word, or NULL: getpid() is the mark. Set once, at registration,
+ * before any pool is filled. */
+static _Atomic(uint64_t *) fork_word;
+/* The last mark handed out in this lineage (not wiped: a child starts from
+ * its parent's). */
+static _Atomic uint64_t fork_marks;
 
 /* In the child after fork(), in the thread that called fork(): forget the
  * inherited bytes. Only async-signal-safe work here (a forked child of a
@@ -283,7 +299,44 @@ static _Thread_local struct {
 static void id_pool_atfork_child(void) {
   OPENSSL_cleanse(id_pool.bytes, sizeof id_pool.bytes);
   id_pool.used = ID_POOL;
-  id_pool.pid = 0;
+  id_pool.mark = 0;
+}
+
+/* Map the wiped page; NULL where the kernel or the platform has none. */
+static uint64_t *fork_word_new(void) {
+#ifdef MADV_WIPEONFORK
+  long pg = sysconf(_SC_PAGESIZE);
+  size_t len = pg > 0 ? (size_t)pg : 4096;
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  if (madvise(p, len, MADV_WIPEONFORK) != 0) {
+    munmap(p, len);
+    return NULL;
+  }
+  return p;
+#else
+  return NULL;
+#endif
+}
+
+/* A lock-free first use after a fork: the child may hold no lock another
+ * thread of the parent held at the fork. Threads racing here agree on one
+ * mark through the compare-and-swap. */
+static uint64_t fork_mark(void) {
+  uint64_t *w = atomic_load_explicit(&fork_word, memory_order_acquire);
+  _Atomic uint64_t *word = (_Atomic uint64_t *)w;
+  uint64_t m, fresh;
+  if (w == NULL)
+    return (uint64_t)getpid();
+  m = atomic_load_explicit(word, memory_order_acquire);
+  if (m != 0)
+    return m;
+  fresh = atomic_fetch_add(&fork_marks, 1) + 1;
+  if (atomic_compare_exchange_strong(word, &m, fresh))
+    return fresh;
+  return m; /* another thread's, just written */
 }
 
 /* Registered before the first id is drawn in any thread, so no pool holds
@@ -302,6 +355,8 @@ static int id_pool_register(void) {
   ok = atomic_load_explicit(&id_pool_registered, memory_order_relaxed);
   if (!ok && pthread_atfork(NULL, NULL, id_pool_atfork_child) == 0) {
     ok = 1;
+    if (atomic_load(&fork_word) == NULL)
+      atomic_store_explicit(&fork_word, fork_word_new(), memory_order_release);
     atomic_store_explicit(&id_pool_registered, 1, memory_order_release);
   }
   pthread_mutex_unlock(&id_pool_register_lock);
@@ -312,17 +367,19 @@ static int id_pool_register(void) {
 
 int csn__genid(char out[33]) {
   unsigned char *raw;
+  uint64_t mark;
   int rc = id_pool_register();
   if (rc != CSN_OK)
     return rc;
-  if (id_pool.used + 24 > ID_POOL || id_pool.pid != getpid()) {
+  mark = fork_mark();
+  if (id_pool.used + 24 > ID_POOL || id_pool.mark != mark) {
     rc = csn__random_bytes(id_pool.bytes, ID_POOL);
     if (rc != CSN_OK) {
       id_pool.used = ID_POOL;
       return rc;
     }
     id_pool.used = 0;
-    id_pool.pid = getpid();
+    id_pool.mark = mark;
   }
   raw = id_pool.bytes + id_pool.used;
   id_pool.used += 24;

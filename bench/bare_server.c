@@ -5,7 +5,13 @@
  * so the difference between this server and csession-demo in one benchmark
  * run is the cost of the session middleware and nothing else.
  *
- *   csn-bench-bare [--port N]      (default 8080, binds 127.0.0.1)
+ *   csn-bench-bare [--port N] [--cookie]   (default 8080, binds 127.0.0.1)
+ *
+ * --cookie adds to every response a Set-Cookie header of the size and shape
+ * csession-demo sends (a fixed value: no signing, no store). wrk's returning
+ * scenario sends it back, so this server then also reads a Cookie header of
+ * csession's size: the row tells what libmicrohttpd itself charges for the
+ * session's bytes, which no session library on it can avoid.
  *
  * SIGTERM or SIGINT stops the daemon and exits with status 0.
  */
@@ -26,6 +32,15 @@ typedef enum MHD_Result bare_result;
 #endif
 
 static const char body[] = "Hello from the bare server.\n";
+
+/* What csession-demo sends, byte for byte in length: "s:" + a 32-character
+ * id + "." + a 43-character signature, URI-encoded, and the default
+ * attributes with a one-day Expires. */
+static const char fixed_cookie[] =
+    "connect.sid=s%3AtSO1O3vDwKQZBAVBgKAglj3IBFYNINeS."
+    "GqG2H3JtaNZFV%2FD7t0Eagzi1H1e7O%2BZmCbida%2Flt0F0; Path=/; "
+    "Expires=Fri, 04 Dec 2026 21:55:01 GMT; HttpOnly";
+static int send_cookie;
 
 /* Any non-NULL address marks "first call seen" in *req_cls. */
 static int first_call_marker;
@@ -60,7 +75,9 @@ static bare_result handler(void *cls, struct MHD_Connection *conn,
   if (resp == NULL)
     return MHD_NO;
   if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                              "text/plain; charset=utf-8") != MHD_YES) {
+                              "text/plain; charset=utf-8") != MHD_YES ||
+      (send_cookie && MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE,
+                                              fixed_cookie) != MHD_YES)) {
     MHD_destroy_response(resp);
     return MHD_NO;
   }
@@ -80,7 +97,7 @@ static int parse_port(const char *s, unsigned short *out) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: csn-bench-bare [--port N]\n");
+  fprintf(f, "usage: csn-bench-bare [--port N] [--cookie]\n");
 }
 
 int main(int argc, char **argv) {
@@ -92,6 +109,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "csn-bench-bare: bad port '%s'\n", argv[i]);
         return 2;
       }
+    } else if (strcmp(argv[i], "--cookie") == 0) {
+      send_cookie = 1;
     } else if (strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;

@@ -12,7 +12,8 @@
 # server it needs on 127.0.0.1 (Redis and PostgreSQL in a scratch directory;
 # for "mongo" the MongoDB test server tests/mongo/mongo_server.py, in memory,
 # unless MONGODB_URI names a real server), and measures with wrk:
-#   targets    bare libmicrohttpd; csession-demo with each store it accepts;
+#   targets    bare libmicrohttpd, alone and with a fixed cookie of csession's
+#              size (bare_server.c --cookie); csession-demo with each store it accepts;
 #              Express without sessions; express-session with the same stores
 #   scenarios  new (no cookie), returning (cookie pool, see returning.lua)
 # Servers (and Redis/PostgreSQL) run on core $SERVER_CPU, wrk on core
@@ -26,7 +27,8 @@
 # (utime + stime of the server process, all threads, from /proc/PID/stat
 # before and after the wrk run, over the requests wrk made) and that figure
 # over bare's: a comparison of servers that holds when wrk is the
-# bottleneck.
+# bottleneck; csession's rows also have it over the bare server's with the
+# cookie bytes, which leaves out what libmicrohttpd charges for them.
 #
 # --targets picks kinds of target: bare, csession, base, express (no
 # session), express-session (default: all). --base-rev REV (or BASE_REV)
@@ -381,6 +383,7 @@ c_store_url() {
 label() {
   case $1 in
     bare:none) echo "bare libmicrohttpd" ;;
+    bare:cookie) echo "bare libmicrohttpd + cookie bytes" ;;
     node:none) echo "Express, no session" ;;
     csession:*) echo "csession ${1#*:}" ;;
     base:*) echo "csession ${1#*:} @ $base_short" ;;
@@ -401,7 +404,11 @@ start_target() {
   local t=$1 port=$2 kind=${1%%:*} store=${1#*:} bin
   reset_store "$store"
   case $kind in
-    bare) taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" >"$work/server.log" 2>&1 & ;;
+    bare)
+      # bare:cookie sends (and so gets back) a cookie of csession's size.
+      local bare_flags=(); [ "$store" = cookie ] && bare_flags=(--cookie)
+      taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" \
+        ${bare_flags[@]+"${bare_flags[@]}"} >"$work/server.log" 2>&1 & ;;
     csession|base)
       bin=$demo_bin; [ "$kind" = base ] && bin=$base_bin
       # The secret by environment, never on the command line.
@@ -428,7 +435,7 @@ stop_target() {
 }
 
 targets=()
-[ -n "$bare_bin" ] && targets+=("bare:none")
+[ -n "$bare_bin" ] && targets+=("bare:none" "bare:cookie")
 for s in $STORES; do
   for kind in csession base; do
     [ $kind = csession ] && [ -z "$demo_bin" ] && continue
@@ -663,7 +670,8 @@ for round in $(seq "$RUNS"); do
       if [ -z "$line" ]; then
         ok=0; rps=0; p50=0; p99=0; errs=0
         log "round $round: $(label "$t") $sc: wrk gave no result"
-      elif [ "$sc" = returning ] && [ "${t#*:}" != none ] && [ "${views:-0}" -le 1 ]; then
+      elif [ "$sc" = returning ] && [ "${t#*:}" != none ] && [ "${t%%:*}" != bare ] &&
+           [ "${views:-0}" -le 1 ]; then
         # The visit counter never rose: the cookie round trip is broken and
         # the figure measures something else.
         ok=0
@@ -733,10 +741,12 @@ round_other() {
   echo "its runs when none was quiet (marked *). errors = socket errors + non-2xx, summed over runs."
   echo "CPU us/req = the server process's CPU time (user + system, all threads; Node: the node"
   echo "process) during the run over the requests wrk made; CPU vs bare divides it by bare's, so it"
-  echo "compares servers even when wrk, not the server, limits req/s."
+  echo "compares servers even when wrk, not the server, limits req/s. \"bare libmicrohttpd + cookie"
+  echo "bytes\" sends a fixed Set-Cookie of csession's size and so gets back a Cookie header of its"
+  echo "size: what libmicrohttpd itself charges for the session's bytes; vs +cookie divides by it."
   echo
-  hdr="| target | scenario | req/s (median) | CPU us/req | CPU vs bare | p50 ms | p99 ms | errors | quiet runs | csession/bare | csession/Node | p99 vs bare |"
-  sep="|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  hdr="| target | scenario | req/s (median) | CPU us/req | CPU vs bare | vs +cookie | p50 ms | p99 ms | errors | quiet runs | csession/bare | csession/Node | p99 vs bare |"
+  sep="|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   [ -n "$base_bin" ] && { hdr="$hdr now/base |"; sep="$sep---:|"; }
   echo "$hdr"
   echo "$sep"
@@ -744,10 +754,11 @@ round_other() {
     for sc in $SCENARIOS; do
       rps=$(median 4 "$t" "$sc"); p50=$(median 5 "$t" "$sc"); p99=$(median 6 "$t" "$sc")
       cpu=$(median 11 "$t" "$sc")
-      rb=-; rn=-; pb=-; vb=-; cb=-
+      rb=-; rn=-; pb=-; vb=-; cb=-; ck=-
       [ "$t" != bare:none ] && cb=$(ratio "$cpu" "$(median 11 bare:none "$sc")" '%.2fx')
       case ${t%%:*} in
         csession|base)
+          ck=$(ratio "$cpu" "$(median 11 bare:cookie "$sc")" '%.2fx')
           rb=$(ratio "$rps" "$(median 4 bare:none "$sc")" '%.2f')
           rn=$(ratio "$rps" "$(median 4 "node:${t#*:}" "$sc")" '%.1fx')
           pb=$(ratio "$p99" "$(median 6 bare:none "$sc")" '%.2fx')
@@ -758,9 +769,9 @@ round_other() {
       bad=$(bad_runs "$t" "$sc")
       note=; [ "$bad" != 0 ] && note=" ($bad failed)"
       nq=$(quiet_runs "$t" "$sc"); star=; [ "$nq" = 0 ] && star="*"
-      printf '| %s | %s | %s%s | %s | %s | %s | %s | %s%s | %s/%s | %s | %s | %s |' "$(label "$t")" "$sc" \
+      printf '| %s | %s | %s%s | %s | %s | %s | %s | %s | %s%s | %s/%s | %s | %s | %s |' "$(label "$t")" "$sc" \
         "$(awk -v v="$rps" 'BEGIN { if (v == "") print "FAILED"; else printf "%.0f", v }')" "$star" \
-        "$(fmt2 "$cpu")" "$cb" \
+        "$(fmt2 "$cpu")" "$cb" "$ck" \
         "$(fmt2 "$p50")" "$(fmt2 "$p99")" "$(errors_sum "$t" "$sc")" "$note" "$nq" "$RUNS" "$rb" "$rn" "$pb"
       [ -n "$base_bin" ] && printf ' %s |' "$vb"
       echo

@@ -10,6 +10,8 @@
 #    CSN_TEST_REDIS_URL / CSN_TEST_PG_URL;
 # 3. build-ci:    -DCSN_WERROR=ON, build, every test;
 # 4. build-asan:  the same with AddressSanitizer + UndefinedBehaviorSanitizer;
+#    build-tsan:  the same with ThreadSanitizer (tests/tsan.supp: third-party
+#                 libraries only), every test but install_cmake;
 # 5. the http_ tests of build-ci again under valgrind memcheck;
 # 6. build-clang: CC=clang, -DCSN_WERROR=ON, build, every test;
 # 7. every libFuzzer target for a short run (clang, build-fuzz).
@@ -142,6 +144,22 @@ if [ "$asan_built" -eq 0 ]; then
     run_ctest "$LOGDIR/asan.log" --test-dir "$ROOT/build-asan" -j "$JOBS" \
       --timeout "$TEST_TIMEOUT"
   record "build-asan: ctest (all tests)" "$?" "$t"
+fi
+
+say "build-tsan: configure + build (-DCSN_TSAN=ON)"
+t=$(date +%s)
+build build-tsan -DCSN_TSAN=ON
+tsan_built=$?
+record "build-tsan: build" "$tsan_built" "$t"
+if [ "$tsan_built" -eq 0 ]; then
+  say "build-tsan: ctest (ThreadSanitizer)"
+  t=$(date +%s)
+  # install_cmake builds a consumer project without -fsanitize=thread against
+  # the instrumented library, which cannot link; build-ci runs it.
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp" \
+    run_ctest "$LOGDIR/tsan.log" --test-dir "$ROOT/build-tsan" -j "$JOBS" \
+      --timeout "$TEST_TIMEOUT" -E '^install_cmake$'
+  record "build-tsan: ctest (all tests but install_cmake)" "$?" "$t"
 fi
 
 # --- 5. valgrind on the HTTP tests ----------------------------------------

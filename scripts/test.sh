@@ -101,6 +101,36 @@ build() {
     cmake --build "$ROOT/$dir" -j "$JOBS"
 }
 
+# build_and_test DIR TITLE TESTS [CMAKE_ARG...] [-- [VAR=VALUE...] [-- CTEST_ARG...]]
+# One build step: configure and build ROOT/DIR (TITLE says how, on the
+# progress line), then, if it built, run its tests with the VAR=VALUE
+# settings in their environment and CTEST_ARGs added; the summary names the
+# tests TESTS, the log is LOGDIR/<DIR without build->.log. Returns the
+# build's status: a later step may need the build, not the tests.
+build_and_test() {
+  local dir=$1 title=$2 tests=$3 t built
+  local cmake_args=() test_env=()
+  shift 3
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do cmake_args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do test_env+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  say "$dir: configure + build ($title)"
+  t=$(date +%s)
+  build "$dir" ${cmake_args[@]+"${cmake_args[@]}"}
+  built=$?
+  record "$dir: build" "$built" "$t"
+  [ "$built" -eq 0 ] || return "$built"
+  say "$dir: ctest"
+  t=$(date +%s)
+  # Exported for the tests only, until this function returns.
+  [ ${#test_env[@]} -eq 0 ] || local -x "${test_env[@]}"
+  run_ctest "$LOGDIR/${dir#build-}.log" --test-dir "$ROOT/$dir" -j "$JOBS" \
+    --timeout "$TEST_TIMEOUT" "$@"
+  record "$dir: ctest ($tests)" "$?" "$t"
+  return 0
+}
+
 T0=$(date +%s)
 
 # --- 1. dependencies ------------------------------------------------------
@@ -118,49 +148,18 @@ rc=$?
 record "servers" "$rc" "$t" "${CSN_TEST_REDIS_URL:-} ${CSN_TEST_PG_URL:-} ${CSN_TEST_MONGO_URL:-}"
 
 # --- 3. plain build, all tests --------------------------------------------
-say "build-ci: configure + build (-DCSN_WERROR=ON)"
-t=$(date +%s)
-build build-ci
+build_and_test build-ci "-DCSN_WERROR=ON" "all tests"
 ci_built=$?
-record "build-ci: build" "$ci_built" "$t"
-if [ "$ci_built" -eq 0 ]; then
-  say "build-ci: ctest"
-  t=$(date +%s)
-  run_ctest "$LOGDIR/ci.log" --test-dir "$ROOT/build-ci" -j "$JOBS" --timeout "$TEST_TIMEOUT"
-  record "build-ci: ctest (all tests)" "$?" "$t"
-fi
 
 # --- 4. sanitizers --------------------------------------------------------
-say "build-asan: configure + build (-DCSN_SANITIZE=ON)"
-t=$(date +%s)
-build build-asan -DCSN_SANITIZE=ON
-asan_built=$?
-record "build-asan: build" "$asan_built" "$t"
-if [ "$asan_built" -eq 0 ]; then
-  say "build-asan: ctest (ASan + UBSan)"
-  t=$(date +%s)
-  ASAN_OPTIONS=detect_leaks=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_ctest "$LOGDIR/asan.log" --test-dir "$ROOT/build-asan" -j "$JOBS" \
-      --timeout "$TEST_TIMEOUT"
-  record "build-asan: ctest (all tests)" "$?" "$t"
-fi
+build_and_test build-asan "-DCSN_SANITIZE=ON" "all tests" -DCSN_SANITIZE=ON -- \
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-say "build-tsan: configure + build (-DCSN_TSAN=ON)"
-t=$(date +%s)
-build build-tsan -DCSN_TSAN=ON
-tsan_built=$?
-record "build-tsan: build" "$tsan_built" "$t"
-if [ "$tsan_built" -eq 0 ]; then
-  say "build-tsan: ctest (ThreadSanitizer)"
-  t=$(date +%s)
-  # install_cmake builds a consumer project without -fsanitize=thread against
-  # the instrumented library, which cannot link; build-ci runs it.
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp" \
-    run_ctest "$LOGDIR/tsan.log" --test-dir "$ROOT/build-tsan" -j "$JOBS" \
-      --timeout "$TEST_TIMEOUT" -E '^install_cmake$'
-  record "build-tsan: ctest (all tests but install_cmake)" "$?" "$t"
-fi
+# install_cmake builds a consumer project without -fsanitize=thread against
+# the instrumented library, which cannot link; build-ci runs it.
+build_and_test build-tsan "-DCSN_TSAN=ON" "all tests but install_cmake" -DCSN_TSAN=ON -- \
+  "TSAN_OPTIONS=halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp" \
+  -- -E '^install_cmake$'
 
 # --- 5. valgrind on the HTTP tests ----------------------------------------
 # The http_ tests drive the whole stack (MHD threads, libcurl, the stores), so
@@ -206,18 +205,7 @@ fi
 # inline, clang calls libm), and the two compilers warn about different
 # things, so the -Werror build is made with clang too and its tests run.
 # CC is read only when build-clang is first configured; the cache keeps it.
-say "build-clang: configure + build (CC=clang, -DCSN_WERROR=ON)"
-t=$(date +%s)
-CC=clang build build-clang
-clang_built=$?
-record "build-clang: build" "$clang_built" "$t"
-if [ "$clang_built" -eq 0 ]; then
-  say "build-clang: ctest"
-  t=$(date +%s)
-  run_ctest "$LOGDIR/clang.log" --test-dir "$ROOT/build-clang" -j "$JOBS" \
-    --timeout "$TEST_TIMEOUT"
-  record "build-clang: ctest (all tests)" "$?" "$t"
-fi
+CC=clang build_and_test build-clang "CC=clang, -DCSN_WERROR=ON" "all tests"
 
 # Fuzzing: every libFuzzer target for a short, bounded time (the long runs
 # are recorded in docs/RELIABILITY.md). CSN_FUZZ_SECONDS overrides 30.

@@ -275,9 +275,9 @@ int csn__random_bytes(void *buf, size_t n) {
  * more than any this lineage of processes has used, so no inherited pool
  * matches it. Checking it is one load. Where the page cannot be had, the
  * mark is getpid(), a system call per id (about 0.17 us in a VM, where
- * every system call pays for its mitigations); comparing pids alone was defeated by pid reuse - a
- * grandchild given its dead grandparent's pid handed out the grandparent's
- * next ids - which the fork handler covers.
+ * every system call pays for its mitigations). Pids alone were defeated by
+ * pid reuse - a grandchild given its dead grandparent's pid handed out the
+ * grandparent's next ids - which the fork handler covers.
  */
 #define ID_POOL 4096
 static _Thread_local struct {
@@ -321,14 +321,14 @@ static uint64_t *fork_word_new(void) {
 #endif
 }
 
-/* A lock-free first use after a fork: the child may hold no lock another
- * thread of the parent held at the fork. Threads racing here agree on one
- * mark through the compare-and-swap. */
+/* The current mark. Lock-free, since in a fork child a lock may still be
+ * held by a parent thread that the child does not have; threads racing to
+ * write the first mark after a fork agree through the compare-and-swap. */
 static uint64_t fork_mark(void) {
-  uint64_t *w = atomic_load_explicit(&fork_word, memory_order_acquire);
-  _Atomic uint64_t *word = (_Atomic uint64_t *)w;
+  _Atomic uint64_t *word = (_Atomic uint64_t *)atomic_load_explicit(
+      &fork_word, memory_order_acquire);
   uint64_t m, fresh;
-  if (w == NULL)
+  if (word == NULL)
     return (uint64_t)getpid();
   m = atomic_load_explicit(word, memory_order_acquire);
   if (m != 0)

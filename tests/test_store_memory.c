@@ -188,6 +188,63 @@ static void test_expired_in_chain(void **state) {
   csn_store_free(st);
 }
 
+/* The table against a model of itself: many sets, destroys, reads and clock
+ * steps over a few thousand ids, so that slots are emptied, turned into
+ * tombstones, reused and rebuilt (growing and shrinking) many times over,
+ * and probe runs wrap around the array. Every read must agree with the
+ * model, and at the end so must every id and the count. */
+static uint64_t churn_rng = 88172645463325252u;
+static uint32_t churn_next(void) {
+  churn_rng ^= churn_rng << 13;
+  churn_rng ^= churn_rng >> 7;
+  churn_rng ^= churn_rng << 17;
+  return (uint32_t)(churn_rng >> 11);
+}
+
+static void test_table_churn(void **state) {
+  enum { IDS = 1500, OPS = 60000 };
+  static int64_t model[IDS]; /* expiry, or INT64_MIN when absent */
+  csn_store *st = open_fake(0, -1);
+  size_t live = 0, n;
+  char sid[32];
+  (void)state;
+  for (int i = 0; i < IDS; i++) model[i] = INT64_MIN;
+  for (int op = 0; op < OPS; op++) {
+    uint32_t r = churn_next(), k = churn_next() % IDS, what = r % 100;
+    int64_t now = atomic_load(&fake_ms);
+    snprintf(sid, sizeof sid, "churn-%05u", (unsigned)k);
+    if (what < 40) {
+      /* Fewer live ids in the second half: the array shrinks too. */
+      if (op > OPS / 2 && k % 3 != 0) continue;
+      model[k] = now + 1 + (int64_t)(churn_next() % 5000);
+      put(st, sid, model[k]);
+    } else if (what < 60) {
+      assert_int_equal(csn_store_destroy(st, sid), CSN_OK);
+      model[k] = INT64_MIN;
+    } else if (what < 95) {
+      int want = model[k] != INT64_MIN && model[k] > now;
+      if (present(st, sid) != want)
+        fail_msg("op %d: %s is %s", op, sid, want ? "missing" : "back");
+      if (!want) model[k] = INT64_MIN; /* a read removes an expired one */
+    } else {
+      atomic_fetch_add(&fake_ms, (int64_t)(churn_next() % 400));
+    }
+  }
+  for (int i = 0; i < IDS; i++) {
+    int64_t now = atomic_load(&fake_ms);
+    int want = model[i] != INT64_MIN && model[i] > now;
+    snprintf(sid, sizeof sid, "churn-%05d", i);
+    if (present(st, sid) != want)
+      fail_msg("end: %s is %s", sid, want ? "missing" : "back");
+    live += (size_t)want;
+  }
+  assert_int_equal(csn_store_prune(st, &n), CSN_OK);
+  assert_int_equal(csn__store_memory_raw_count(st), live);
+  assert_int_equal(csn_store_length(st, &n), CSN_OK);
+  assert_int_equal(n, live);
+  csn_store_free(st);
+}
+
 /* touch splices the cookie text into the stored text; these are the cases
  * the conformance suite does not reach. */
 static void touch_case(const char *stored, const char *fresh,
@@ -1263,6 +1320,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest expiry[] = {
       cmocka_unit_test(test_expiry_fake_clock),
       cmocka_unit_test(test_expired_in_chain),
+      cmocka_unit_test(test_table_churn),
       cmocka_unit_test(test_touch_splice),
       cmocka_unit_test(test_cas_written),
       cmocka_unit_test(test_cas_conflict),

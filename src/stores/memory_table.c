@@ -2,15 +2,29 @@
  *
  * Shards. The table is SHARDS independent hash tables, each behind its own
  * mutex; an id picks its shard from the top bits of a keyed hash (SipHash,
- * random key per table) and its bucket from the low bits, so that neither
+ * random key per table) and its slot from the low bits, so that neither
  * contention nor collisions can be steered from outside. There is no
  * global lock; the only shared word is an atomic entry count.
  *
+ * Slots. Each shard is an open-addressing table with linear probing: an
+ * array of (hash, entry) pairs, at most half full. Looking an id up reads
+ * hashes from that array and follows a pointer only when a hash matches,
+ * so finding that an id is absent (every new visitor's insert) touches
+ * only the array, a cache line or two, and no entry. Chained buckets, the
+ * first layout, read every entry of the bucket's chain: for a new visitor
+ * a table of 100,000 sessions served that entry from memory, and the wait
+ * for it was the largest part of an insert. A removed entry leaves a
+ * tombstone, unless the slot after it is empty (then nothing probes past
+ * it); tombstones count towards the half, and the array is rebuilt, at a
+ * size fit for the live entries, when they would pass it. Nothing ever
+ * moves under a lock hold except in that rebuild, which only an insert
+ * does, so a slot found stays the entry's until the lock is released.
+ *
  * Not leaking. express-session's store only forgets a session when that id
  * is read again, so abandoned sessions stay forever. Here a sweep removes
- * expired entries a few buckets per lock hold (so requests never wait
+ * expired entries a few slots per lock hold (so requests never wait
  * behind a whole-table scan; memory.c runs one from a background thread),
- * and, where no thread runs, every insert sweeps a couple of buckets of its
+ * and, where no thread runs, every insert sweeps a few slots of its
  * own shard, so the table still stays near its live size.
  *
  * Capacity (max_entries): when the table is full a new id evicts another
@@ -45,26 +59,47 @@
 #include "memory_table.h"
 
 #define SHARD_BITS 6
-#define BUCKETS_MIN 16
-/* Buckets examined per lock hold by a sweep. */
-#define SWEEP_CHUNK 64
-/* Buckets examined by each insert (the amortised sweep). */
+#define SLOTS_MIN 16
+/* Slots examined per lock hold by a sweep. */
+#define SWEEP_CHUNK 128
+/* The amortised sweep: each insert looks at the next SWEEP_ON_SET entries
+ * of its shard, passing at most SWEEP_ON_SET_SLOTS slots. Counted in
+ * entries, not slots: a pass over the shard then takes as many inserts
+ * whatever the array's load. */
 #define SWEEP_ON_SET 2
+#define SWEEP_ON_SET_SLOTS 16
 /* A full-table expired sweep on the insert path runs at most this often. */
 #define FULL_SWEEP_GAP_MS 1000
 
 _Static_assert(MT_SHARDS == 1 << SHARD_BITS, "MT_SHARDS is 2^SHARD_BITS");
 
+/* A slot: empty (e NULL), a tombstone (e TOMB) or an entry with its hash. */
+struct mt_slot {
+  uint64_t hash;
+  mt_entry *e;
+};
+
+/* The tombstone: an address no entry can have. */
+static char tomb_mark;
+#define TOMB ((mt_entry *)(void *)&tomb_mark)
+
+static int live(const mt_slot *s) { return s->e != NULL && s->e != TOMB; }
+
 struct mt_shard {
   pthread_mutex_t lock;
-  mt_entry **buckets;
-  size_t nbuckets; /* a power of two */
-  size_t count;
-  size_t cursor; /* next bucket for the amortised sweep */
+  mt_slot *slots;
+  size_t nslots; /* a power of two */
+  size_t count;  /* entries */
+  size_t tombs;  /* tombstones */
+  size_t cursor; /* next slot for the amortised sweep */
   size_t evict_cursor; /* where the next protected eviction looks */
   /* The probation queue: the entries no later request has read back
    * (!used), oldest first, linked through qprev/qnext. */
   mt_entry *qhead, *qtail;
+  /* The low bits of qhead's hash, so that an insert into a full table can
+   * ask for the eviction's slot without reading qhead (see
+   * prefetch_eviction); mt_entry.qnext_tag carries it along the queue. */
+  uint32_t qhead_tag;
   /* Keeps two hot shard locks off one cache line. */
   char pad[64];
 };
@@ -200,35 +235,48 @@ static int64_t expiry_key(const mt_entry *e) {
 
 static size_t shard_index(uint64_t h) { return (size_t)(h >> (64 - SHARD_BITS)); }
 
-static mt_entry **find_slot(mt_shard *sh, uint64_t h, const char *sid,
-                            size_t sid_len) {
-  mt_entry **pp = &sh->buckets[h & (sh->nbuckets - 1)];
-  for (; *pp != NULL; pp = &(*pp)->next) {
-    mt_entry *e = *pp;
-    if (e->hash == h && e->sid_len == sid_len &&
-        memcmp(e->sid, sid, sid_len) == 0)
-      return pp;
+/* sid's slot, or NULL when sid is absent. */
+static mt_slot *find_slot(mt_shard *sh, uint64_t h, const char *sid,
+                          size_t sid_len) {
+  size_t mask = sh->nslots - 1, i = h & mask;
+  for (;; i = (i + 1) & mask) {
+    mt_slot *s = &sh->slots[i];
+    if (s->e == NULL) return NULL;
+    if (s->hash == h && s->e != TOMB && s->e->sid_len == sid_len &&
+        memcmp(s->e->sid, sid, sid_len) == 0)
+      return s;
   }
-  return pp;
+}
+
+/* qhead and qhead_tag change only under the shard's lock, but
+ * prefetch_eviction() reads them without it: hence the atomic stores. */
+static void set_qhead(mt_shard *sh, mt_entry *e, uint32_t tag) {
+  __atomic_store_n(&sh->qhead, e, __ATOMIC_RELAXED);
+  __atomic_store_n(&sh->qhead_tag, tag, __ATOMIC_RELAXED);
 }
 
 /* The probation queue (see Capacity): a new entry joins at the tail, and
  * leaves when it is read back (mt_mark_used) or unlinked. */
 static void queue_push(mt_shard *sh, mt_entry *e) {
   e->qnext = NULL;
+  e->qnext_tag = 0;
   e->qprev = sh->qtail;
-  if (sh->qtail != NULL)
+  if (sh->qtail != NULL) {
     sh->qtail->qnext = e;
-  else
-    sh->qhead = e;
+    sh->qtail->qnext_tag = (uint32_t)e->hash;
+  } else {
+    set_qhead(sh, e, (uint32_t)e->hash);
+  }
   sh->qtail = e;
 }
 
 static void queue_drop(mt_shard *sh, mt_entry *e) {
-  if (e->qprev != NULL)
+  if (e->qprev != NULL) {
     e->qprev->qnext = e->qnext;
-  else
-    sh->qhead = e->qnext;
+    e->qprev->qnext_tag = e->qnext_tag;
+  } else {
+    set_qhead(sh, e->qnext, e->qnext_tag);
+  }
   if (e->qnext != NULL)
     e->qnext->qprev = e->qprev;
   else
@@ -236,12 +284,20 @@ static void queue_drop(mt_shard *sh, mt_entry *e) {
   e->qprev = e->qnext = NULL;
 }
 
-/* Unlink *pp onto `dead` (freed by the caller after unlocking). */
-static void unlink_entry(mt_table *t, mt_shard *sh, mt_entry **pp,
+/* Take the entry of slot s out onto `dead` (freed by the caller after
+ * unlocking). The slot becomes empty when the next one is (no probe for
+ * another id can pass through it), else a tombstone. */
+static void unlink_entry(mt_table *t, mt_shard *sh, mt_slot *s,
                          mt_entry **dead) {
-  mt_entry *e = *pp;
+  mt_entry *e = s->e;
+  size_t i = (size_t)(s - sh->slots);
   if (!e->used) queue_drop(sh, e);
-  *pp = e->next;
+  if (sh->slots[(i + 1) & (sh->nslots - 1)].e == NULL) {
+    s->e = NULL;
+  } else {
+    s->e = TOMB;
+    sh->tombs++;
+  }
   e->next = *dead;
   *dead = e;
   sh->count--;
@@ -257,69 +313,109 @@ static void free_list(mt_entry *e) {
   }
 }
 
-/* Double the bucket array once the load factor passes 1. A failed
- * allocation is harmless: the chains just get longer. */
-static void maybe_grow(mt_shard *sh) {
-  mt_entry **nb;
-  size_t n, i;
-  if (sh->count <= sh->nbuckets || sh->nbuckets > SIZE_MAX / 2 / sizeof *nb)
-    return;
-  n = sh->nbuckets * 2;
-  nb = csn__calloc(n, sizeof *nb);
-  if (nb == NULL) return;
-  for (i = 0; i < sh->nbuckets; i++) {
-    mt_entry *e = sh->buckets[i];
-    while (e != NULL) {
-      mt_entry *next = e->next;
-      size_t j = e->hash & (n - 1);
-      e->next = nb[j];
-      nb[j] = e;
-      e = next;
+/* Make room for one more entry: while entries and tombstones stay at
+ * most half the slots, nothing; else rebuild the array with no tombstones,
+ * at least four slots per entry (so the next rebuild is a quarter of the
+ * array's inserts away, and the work of one is amortised). Rebuilding
+ * reads the hashes in the array, never an entry. Returns 0, or -1 when the
+ * array is too full to take the entry and no memory for a new one was to
+ * be had; below that a failed allocation just leaves the array fuller. */
+static int reserve_room(mt_shard *sh) {
+  mt_slot *ns;
+  size_t n = SLOTS_MIN, i;
+  if ((sh->count + sh->tombs + 1) * 2 <= sh->nslots) return 0;
+  while (n < SIZE_MAX / 8 / sizeof *ns && n < (sh->count + 1) * 4) n *= 2;
+  ns = csn__calloc(n, sizeof *ns);
+  if (ns == NULL)
+    /* One slot must stay empty, or a probe for an absent id would not end. */
+    return sh->count + sh->tombs + 2 <= sh->nslots ? 0 : -1;
+  for (i = 0; i < sh->nslots; i++) {
+    size_t j;
+    if (!live(&sh->slots[i])) continue;
+    for (j = sh->slots[i].hash & (n - 1); ns[j].e != NULL; j = (j + 1) & (n - 1)) {
     }
+    ns[j] = sh->slots[i];
   }
-  csn__free(sh->buckets);
-  /* Atomic stores: prefetch_slot() reads the two without the lock. */
-  __atomic_store_n(&sh->buckets, nb, __ATOMIC_RELAXED);
-  __atomic_store_n(&sh->nbuckets, n, __ATOMIC_RELAXED);
+  csn__free(sh->slots);
+  /* Atomic stores: the prefetches read the two without the lock. */
+  __atomic_store_n(&sh->slots, ns, __ATOMIC_RELAXED);
+  __atomic_store_n(&sh->nslots, n, __ATOMIC_RELAXED);
+  sh->tombs = 0;
   sh->cursor &= n - 1;
+  sh->evict_cursor &= n - 1;
+  return 0;
 }
 
-/* Ask the cache for the bucket an insert of hash h will read, before the
+/* Ask the cache for the slot an insert of hash h will read, before the
  * shard is locked, so that the miss overlaps the insert's own copying: in
- * a table of 100,000 entries that bucket is rarely cached, and waiting for
+ * a table of 100,000 entries that slot is rarely cached, and waiting for
  * it was a quarter of an insert. Only a hint: the two words are read
- * without the lock (a concurrent growth may make the address stale, and a
+ * without the lock (a concurrent rebuild may make the address stale, and a
  * prefetch never faults), the lookup proper happens under the lock. */
 static void prefetch_slot(mt_shard *sh, uint64_t h) {
-  mt_entry **b = __atomic_load_n(&sh->buckets, __ATOMIC_RELAXED);
-  size_t nb = __atomic_load_n(&sh->nbuckets, __ATOMIC_RELAXED);
+  mt_slot *b = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+  size_t nb = __atomic_load_n(&sh->nslots, __ATOMIC_RELAXED);
   __builtin_prefetch(&b[h & (nb - 1)]);
 }
 
-/* Remove expired entries from buckets [from, to). Returns how many. */
+/* The same for an insert into a full table, which will evict the oldest
+ * probation entry, most likely of its own shard (see make_room): ask for
+ * that entry and for its slot now, while the insert copies its record.
+ * Without this, the eviction waited for both, one after the other: a
+ * third of an insert's time once the table had filled. Hints again: the
+ * entry may be gone by the time the lock is taken, and only addresses are
+ * formed here, never dereferenced. */
+static void prefetch_eviction(const mt_table *t, mt_shard *sh) {
+  mt_slot *b;
+  mt_entry *e;
+  size_t nb;
+  if (t->max_entries == 0 ||
+      atomic_load_explicit(&t->total, memory_order_relaxed) < t->max_entries)
+    return;
+  e = __atomic_load_n(&sh->qhead, __ATOMIC_RELAXED);
+  if (e == NULL) return;
+  __builtin_prefetch(e, 1);
+  b = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+  nb = __atomic_load_n(&sh->nslots, __ATOMIC_RELAXED);
+  __builtin_prefetch(&b[__atomic_load_n(&sh->qhead_tag, __ATOMIC_RELAXED) &
+                        (nb - 1)],
+                     1);
+}
+
+/* Remove expired entries from slots [from, to). Returns how many. */
 static size_t sweep_range(mt_table *t, mt_shard *sh, size_t from, size_t to,
                           int64_t now, mt_entry **dead) {
   size_t removed = 0, i;
-  if (to > sh->nbuckets) to = sh->nbuckets;
+  if (to > sh->nslots) to = sh->nslots;
   for (i = from; i < to; i++) {
-    mt_entry **pp = &sh->buckets[i];
-    while (*pp != NULL) {
-      if (expired(*pp, now)) {
-        unlink_entry(t, sh, pp, dead);
-        removed++;
-      } else {
-        pp = &(*pp)->next;
-      }
+    mt_slot *s = &sh->slots[i];
+    if (live(s) && expired(s->e, now)) {
+      unlink_entry(t, sh, s, dead);
+      removed++;
     }
   }
   return removed;
+}
+
+/* The amortised sweep of one insert (see SWEEP_ON_SET), from sh->cursor. */
+static void sweep_on_set(mt_table *t, mt_shard *sh, int64_t now,
+                         mt_entry **dead) {
+  size_t mask = sh->nslots - 1, i = sh->cursor & mask, k, seen = 0;
+  for (k = 0; k < SWEEP_ON_SET_SLOTS && seen < SWEEP_ON_SET;
+       k++, i = (i + 1) & mask) {
+    mt_slot *s = &sh->slots[i];
+    if (!live(s)) continue;
+    seen++;
+    if (expired(s->e, now)) unlink_entry(t, sh, s, dead);
+  }
+  sh->cursor = i;
 }
 
 /* Evict one entry of `sh`: the oldest probation entry, the head of the
  * queue. A probation entry was saved once and never read back, so its
  * expiry is its save time plus one lifetime: with the one lifetime most
  * applications give every session, the oldest is the soonest to expire,
- * and finding it costs one look at the head and its bucket's chain. (The
+ * and finding it costs one look at the head and at its slot. (The
  * first version sampled 16 entries for the soonest to expire, one cache
  * miss each: 13% of the demo's CPU for new visitors once full.) Expired
  * entries need no place here: make_room() sweeps the whole table for them
@@ -331,22 +427,22 @@ static size_t sweep_range(mt_table *t, mt_shard *sh, size_t from, size_t to,
 #define EVICT_SAMPLE 16
 static int evict_one(mt_table *t, mt_shard *sh, int protected_too,
                      mt_entry **dead) {
-  mt_entry **pp, **best = NULL;
-  size_t nb = sh->nbuckets, start = sh->evict_cursor & (nb - 1), seen = 0, i;
+  mt_slot *best = NULL;
+  size_t nb = sh->nslots, start = sh->evict_cursor & (nb - 1), seen = 0, i;
   if (sh->qhead != NULL) {
-    for (pp = &sh->buckets[sh->qhead->hash & (nb - 1)]; *pp != sh->qhead;
-         pp = &(*pp)->next) {
+    /* Its slot: along its probe sequence, by address (no id compared). */
+    for (i = sh->qhead->hash & (nb - 1); sh->slots[i].e != sh->qhead;
+         i = (i + 1) & (nb - 1)) {
     }
-    unlink_entry(t, sh, pp, dead);
+    unlink_entry(t, sh, &sh->slots[i], dead);
     return 1;
   }
   if (!protected_too) return 0;
   for (i = 0; i < nb && seen < EVICT_SAMPLE; i++) {
-    for (pp = &sh->buckets[(start + i) & (nb - 1)]; *pp != NULL;
-         pp = &(*pp)->next) {
-      if (best == NULL || expiry_key(*pp) < expiry_key(*best)) best = pp;
-      seen++;
-    }
+    mt_slot *s = &sh->slots[(start + i) & (nb - 1)];
+    if (!live(s)) continue;
+    if (best == NULL || expiry_key(s->e) < expiry_key(best->e)) best = s;
+    seen++;
   }
   sh->evict_cursor = (start + i) & (nb - 1);
   if (best == NULL) return 0;
@@ -373,13 +469,13 @@ mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref) {
   ref->old = NULL;
   pthread_mutex_lock(&ref->sh->lock);
   ref->slot = find_slot(ref->sh, h, sid, n);
-  if (*ref->slot != NULL && expired(*ref->slot, now)) {
-    /* Not *ref->slot after the unlink: that is the next entry of the
-     * chain now, another id's (a get returned that session's record). */
+  if (ref->slot == NULL) return NULL;
+  if (expired(ref->slot->e, now)) {
     unlink_entry(t, ref->sh, ref->slot, &ref->dead);
+    ref->slot = NULL;
     return NULL;
   }
-  return *ref->slot;
+  return ref->slot->e;
 }
 
 void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len, size_t cap,
@@ -427,9 +523,9 @@ void mt_delete(mt_table *t, const char *sid) {
 /* Sweeping                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* SWEEP_CHUNK buckets per lock hold. If the shard grows half-way, a few
- * entries move behind the sweep and wait for the next one; that is fine
- * for a cleanup pass. */
+/* SWEEP_CHUNK slots per lock hold. If an insert rebuilds the shard's array
+ * half-way, a few entries move behind the sweep and wait for the next one;
+ * that is fine for a cleanup pass. */
 size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
   mt_shard *sh = &t->shards[i];
   size_t pos = 0, removed = 0;
@@ -437,7 +533,7 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
     mt_entry *dead = NULL;
     int done;
     pthread_mutex_lock(&sh->lock);
-    done = pos >= sh->nbuckets;
+    done = pos >= sh->nslots;
     if (!done)
       removed += sweep_range(t, sh, pos, pos + SWEEP_CHUNK, now, &dead);
     pthread_mutex_unlock(&sh->lock);
@@ -510,11 +606,21 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
 /* Whole operations                                                         */
 /* ------------------------------------------------------------------------ */
 
-static void link_new(mt_shard *sh, mt_entry **pp, mt_entry *e) {
-  *pp = e;
+/* Put e (hash h, absent from the shard) into the array: the first free
+ * slot of its probe sequence, a tombstone's if it comes first. 0, or -1
+ * when the array is full and cannot grow (e is not linked). */
+static int link_new(mt_shard *sh, uint64_t h, mt_entry *e) {
+  size_t mask, i;
+  if (reserve_room(sh) != 0) return -1;
+  mask = sh->nslots - 1;
+  for (i = h & mask; live(&sh->slots[i]); i = (i + 1) & mask) {
+  }
+  if (sh->slots[i].e == TOMB) sh->tombs--;
+  sh->slots[i].hash = h;
+  sh->slots[i].e = e;
   queue_push(sh, e);
   sh->count++;
-  maybe_grow(sh);
+  return 0;
 }
 
 int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
@@ -522,10 +628,12 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
   size_t n = strlen(sid);
   uint64_t h;
   mt_shard *sh;
-  mt_entry **pp, *dead = NULL, *e;
+  mt_slot *s;
+  mt_entry *dead = NULL, *e;
   char *copy, *old = NULL;
   size_t cap;
   int64_t now;
+  int rc = 0;
   /* Copy and allocate before locking: the lock then covers pointer work
    * only, whatever the record's size. */
   if (len >= SIZE_MAX - 32)
@@ -535,12 +643,18 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
    * only cost the copy. */
   h = siphash(t->k0, t->k1, sid, n);
   sh = &t->shards[shard_index(h)];
-  prefetch_slot(sh, h);
+  /* Three steps of asking the cache ahead, each overlapping a copy: the
+   * shard's lines (rarely cached when the shards are many and the
+   * requests spread), then the slots they point to, then the lock. */
+  __builtin_prefetch(sh, 1);
+  __builtin_prefetch((const char *)sh + 64, 1);
   cap = mt_text_cap(len);
   if ((copy = csn__malloc(cap)) == NULL)
     return CSN_ENOMEM;
   memcpy(copy, json, len);
   copy[len] = '\0';
+  prefetch_slot(sh, h);
+  prefetch_eviction(t, sh);
   e = csn__malloc(sizeof *e + n + 1);
   if (e == NULL) {
     csn__free(copy);
@@ -558,21 +672,12 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
   now = mt_now(t);
 
   pthread_mutex_lock(&sh->lock);
-  pp = find_slot(sh, h, sid, n);
-  if (*pp == NULL) {
-    /* The amortised sweep: a few buckets of this shard on every insert. */
-    size_t swept = 0;
-    if (t->insert_sweep) {
-      swept = sweep_range(t, sh, sh->cursor, sh->cursor + SWEEP_ON_SET, now,
-                          &dead);
-      sh->cursor = (sh->cursor + SWEEP_ON_SET) & (sh->nbuckets - 1);
-    }
+  s = find_slot(sh, h, sid, n);
+  if (s == NULL) {
+    if (t->insert_sweep) sweep_on_set(t, sh, now, &dead);
     if (t->max_entries == 0 || reserve_slot(t)) {
       if (t->max_entries == 0) atomic_fetch_add(&t->total, 1);
-      /* Look again if the sweep unlinked anything (it may have been the
-       * chain's tail); otherwise the slot found is still the end. */
-      link_new(sh, swept > 0 ? find_slot(sh, h, sid, n) : pp, e);
-      e = NULL;
+      rc = link_new(sh, h, e);
     } else {
       /* Full: make room with no lock held (eviction may visit other
        * shards), then look again, since another thread may have inserted
@@ -580,27 +685,30 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
       pthread_mutex_unlock(&sh->lock);
       make_room(t, shard_index(h), now);
       pthread_mutex_lock(&sh->lock);
-      pp = find_slot(sh, h, sid, n);
-      if (*pp == NULL) {
-        link_new(sh, pp, e);
-        e = NULL;
-      } else {
+      s = find_slot(sh, h, sid, n);
+      if (s == NULL)
+        rc = link_new(sh, h, e);
+      else
         atomic_fetch_sub(&t->total, 1); /* give the slot back */
-      }
     }
+    if (s == NULL && rc == 0)
+      e = NULL;
+    else if (s == NULL)
+      atomic_fetch_sub(&t->total, 1); /* not linked: no memory to grow */
   }
-  if (e != NULL) { /* present: replace the text in place */
-    old = (*pp)->json;
-    (*pp)->json = copy;
-    (*pp)->len = len;
-    (*pp)->cap = cap;
-    (*pp)->expires = expires;
+  if (s != NULL) { /* present: replace the text in place */
+    old = s->e->json;
+    s->e->json = copy;
+    s->e->len = len;
+    s->e->cap = cap;
+    s->e->expires = expires;
   }
   pthread_mutex_unlock(&sh->lock);
   free_list(dead);
   csn__free(old);
+  if (rc != 0) csn__free(copy);
   csn__free(e);
-  return CSN_OK;
+  return rc != 0 ? CSN_ENOMEM : CSN_OK;
 }
 
 void mt_clear(mt_table *t) {
@@ -609,9 +717,8 @@ void mt_clear(mt_table *t) {
     mt_shard *sh = &t->shards[i];
     mt_entry *dead = NULL;
     pthread_mutex_lock(&sh->lock);
-    for (b = 0; b < sh->nbuckets; b++)
-      while (sh->buckets[b] != NULL)
-        unlink_entry(t, sh, &sh->buckets[b], &dead);
+    for (b = 0; b < sh->nslots; b++)
+      if (live(&sh->slots[b])) unlink_entry(t, sh, &sh->slots[b], &dead);
     pthread_mutex_unlock(&sh->lock);
     free_list(dead);
   }
@@ -655,20 +762,18 @@ int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
       items = csn__calloc(sh->count, sizeof *items);
       if (items == NULL) rc = CSN_ENOMEM;
     }
-    for (b = 0; rc == CSN_OK && b < sh->nbuckets; b++) {
-      mt_entry *e;
-      for (e = sh->buckets[b]; e != NULL && rc == CSN_OK; e = e->next) {
-        if (expired(e, now) != want_expired) continue;
-        items[nitems].sid = csn__strdup(e->sid);
-        items[nitems].json = csn__malloc(e->len + 1);
-        if (items[nitems].sid == NULL || items[nitems].json == NULL) {
-          rc = CSN_ENOMEM;
-        } else {
-          memcpy(items[nitems].json, e->json, e->len + 1);
-          items[nitems].len = e->len;
-        }
-        nitems++; /* counted even when half-built, so it is freed below */
+    for (b = 0; rc == CSN_OK && b < sh->nslots; b++) {
+      mt_entry *e = sh->slots[b].e;
+      if (!live(&sh->slots[b]) || expired(e, now) != want_expired) continue;
+      items[nitems].sid = csn__strdup(e->sid);
+      items[nitems].json = csn__malloc(e->len + 1);
+      if (items[nitems].sid == NULL || items[nitems].json == NULL) {
+        rc = CSN_ENOMEM;
+      } else {
+        memcpy(items[nitems].json, e->json, e->len + 1);
+        items[nitems].len = e->len;
       }
+      nitems++; /* counted even when half-built, so it is freed below */
     }
     pthread_mutex_unlock(&sh->lock);
     for (k = 0; k < nitems; k++) {
@@ -689,13 +794,17 @@ int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
 /* ------------------------------------------------------------------------ */
 
 /* Release what was set up; the first `nshards` shards have a lock and
- * buckets. */
+ * slots. */
 static void release(mt_table *t, size_t nshards) {
   size_t i, b;
   for (i = 0; i < nshards; i++) {
     mt_shard *sh = &t->shards[i];
-    for (b = 0; b < sh->nbuckets; b++) free_list(sh->buckets[b]);
-    csn__free(sh->buckets);
+    for (b = 0; b < sh->nslots; b++)
+      if (live(&sh->slots[b])) {
+        csn__free(sh->slots[b].e->json);
+        csn__free(sh->slots[b].e);
+      }
+    csn__free(sh->slots);
     pthread_mutex_destroy(&sh->lock);
   }
   csn__free(t);
@@ -729,13 +838,13 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
   t->k1 = load_le64(key + 8);
   for (i = 0; i < MT_SHARDS; i++) {
     mt_shard *sh = &t->shards[i];
-    sh->buckets = csn__calloc(BUCKETS_MIN, sizeof *sh->buckets);
-    if (sh->buckets == NULL || pthread_mutex_init(&sh->lock, NULL) != 0) {
-      csn__free(sh->buckets);
+    sh->slots = csn__calloc(SLOTS_MIN, sizeof *sh->slots);
+    if (sh->slots == NULL || pthread_mutex_init(&sh->lock, NULL) != 0) {
+      csn__free(sh->slots);
       release(t, i);
       return CSN_ENOMEM;
     }
-    sh->nbuckets = BUCKETS_MIN;
+    sh->nslots = SLOTS_MIN;
   }
   *out = t;
   return CSN_OK;

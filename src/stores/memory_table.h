@@ -3,7 +3,7 @@
  *
  * A hash table from session id to (record text, expiry), built for many
  * worker threads: SHARDS independent tables, each behind its own mutex, an
- * id's shard and bucket picked by SipHash under a random per-table key (so
+ * id's shard and slot picked by SipHash under a random per-table key (so
  * that neither contention nor collisions can be steered from outside), an
  * atomic entry count, and the two clean-ups a table that must not leak
  * needs: sweeping expired entries and evicting when full. memory.c builds
@@ -29,9 +29,10 @@
 
 typedef struct mt_table mt_table;
 typedef struct mt_shard mt_shard;
+typedef struct mt_slot mt_slot;
 
 typedef struct mt_entry {
-  struct mt_entry *next;
+  struct mt_entry *next; /* a list of removed entries, freed after unlocking */
   uint64_t hash;
   int64_t expires; /* epoch ms, CSN_TIME_NONE = never */
   char *json;      /* NUL-terminated copy of the record, as stored */
@@ -42,6 +43,10 @@ typedef struct mt_entry {
    * eviction spares such entries while any other is left (memory_table.c,
    * Capacity). Set by mt_mark_used(); read under the shard's lock. */
   unsigned char used;
+  /* The low bits of qnext's hash (in the hole after `used`): the queue's
+   * new head hands its bucket to the eviction prefetch without a read of
+   * the new head itself (memory_table.c, prefetch_eviction). */
+  uint32_t qnext_tag;
   /* While !used: the shard's probation queue, oldest first (Capacity). */
   struct mt_entry *qprev, *qnext;
   char sid[]; /* NUL-terminated */
@@ -51,7 +56,7 @@ typedef struct mt_entry {
 typedef struct mt_ref {
   mt_table *t;
   mt_shard *sh;
-  mt_entry **slot; /* where the entry is (or would be linked) */
+  struct mt_slot *slot; /* the entry's slot; NULL when none was found */
   mt_entry *dead;  /* removed entries, freed after unlocking */
   char *old;       /* replaced text, freed after unlocking */
 } mt_ref;

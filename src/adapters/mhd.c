@@ -54,19 +54,32 @@ static int connection_is_tls(struct MHD_Connection *conn) {
 #define COOKIE_JOIN_MAX (64 * 1024)
 
 typedef struct cookie_join {
-  size_t count; /* Cookie headers seen */
-  size_t len;   /* joined length so far (without the NUL) */
-  char *buf;    /* NULL while counting */
+  size_t count;      /* Cookie headers seen */
+  size_t len;        /* joined length so far (without the NUL) */
+  char *buf;         /* NULL while counting */
+  const char *first; /* the first Cookie header's value */
+  const char *proto; /* the first X-Forwarded-Proto header's value */
 } cookie_join;
+
+/* Whether key names the header `name` (a lower-case HTTP header name):
+ * header names are case-insensitive, and the first letter's test rejects
+ * most other headers before strcasecmp() runs. */
+static int header_is(const char *key, const char *name) {
+  return (key[0] | 0x20) == name[0] && strcasecmp(key, name) == 0;
+}
 
 static csn_mhd_result cookie_join_visit(void *cls, enum MHD_ValueKind kind,
                                         const char *key, const char *value) {
   cookie_join *j = cls;
   size_t n, sep;
   (void)kind;
-  if (key == NULL || value == NULL ||
-      strcasecmp(key, MHD_HTTP_HEADER_COOKIE) != 0)
+  if (key == NULL || value == NULL)
     return MHD_YES;
+  if (!header_is(key, "cookie")) {
+    if (j->proto == NULL && header_is(key, "x-forwarded-proto"))
+      j->proto = value;
+    return MHD_YES;
+  }
   n = strlen(value);
   sep = j->count > 0 ? 2 : 0;
   /* Left out when the join would pass the bound: the first header always
@@ -80,21 +93,27 @@ static csn_mhd_result cookie_join_visit(void *cls, enum MHD_ValueKind kind,
     }
     memcpy(j->buf + j->len + sep, value, n);
   }
+  if (j->count == 0)
+    j->first = value;
   j->len += sep + n;
   j->count++;
   return MHD_YES;
 }
 
-/* The request's Cookie value: the one header as libmicrohttpd holds it
- * (the usual case, no copy), or several joined into *owned (csn_free),
- * NULL without a Cookie header. Out of memory for the join, the first
- * header alone is used, as before joins were made: a session cookie in a
- * later header is then not seen, and that user gets a fresh session. */
-static const char *cookie_header(struct MHD_Connection *conn, char **owned) {
+/* One walk over the request's headers finds what the core needs from
+ * them: the Cookie value and X-Forwarded-Proto (*proto, NULL when absent).
+ * The Cookie value is the one header as libmicrohttpd holds it (the usual
+ * case, no copy), or several joined into *owned (csn_free), NULL without a
+ * Cookie header. Out of memory for the join, the first header alone is
+ * used, as before joins were made: a session cookie in a later header is
+ * then not seen, and that user gets a fresh session. */
+static const char *cookie_header(struct MHD_Connection *conn, char **owned,
+                                 const char **proto) {
   cookie_join j;
   *owned = NULL;
   memset(&j, 0, sizeof j);
   MHD_get_connection_values(conn, MHD_HEADER_KIND, cookie_join_visit, &j);
+  *proto = j.proto;
   if (j.count > 1 && (j.buf = csn_malloc(j.len + 1)) != NULL) {
     /* The second pass visits the same list, so it writes exactly j.len
      * bytes (what the bound leaves out depends only on what came before). */
@@ -105,8 +124,7 @@ static const char *cookie_header(struct MHD_Connection *conn, char **owned) {
     *owned = j.buf;
     return j.buf;
   }
-  return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                     MHD_HTTP_HEADER_COOKIE);
+  return j.first;
 }
 
 int csn_mhd_begin(csn_ctx *ctx, struct MHD_Connection *conn, const char *url,
@@ -122,9 +140,7 @@ int csn_mhd_begin(csn_ctx *ctx, struct MHD_Connection *conn, const char *url,
     return CSN_EINVAL;
 
   memset(&info, 0, sizeof info);
-  info.cookie_header = cookie_header(conn, &owned);
-  info.forwarded_proto =
-      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+  info.cookie_header = cookie_header(conn, &owned, &info.forwarded_proto);
   info.url = url;
   info.tls = connection_is_tls(conn);
   /* libmicrohttpd has no notion of "secure" beyond the socket, so its

@@ -727,6 +727,15 @@ round_rps() {
 round_other() {
   awk -F'\t' -v t="$1" -v s="$2" -v r="$3" '$1 == t && $2 == s && $3 == r { print $9 }' "$results"
 }
+round_cpu() {
+  awk -F'\t' -v t="$1" -v s="$2" -v r="$3" '$1 == t && $2 == s && $3 == r && $8 == 1 { print $11 }' "$results"
+}
+# The median of the numbers given as arguments, with 3 decimals ("-": none).
+median_of() {
+  printf '%s\n' "$@" | sort -g | awk 'NF { v[++n] = $1 } END {
+    if (n == 0) print "-"; else if (n % 2) printf "%.3f", v[(n + 1) / 2];
+    else printf "%.3f", (v[n / 2] + v[n / 2 + 1]) / 2 }'
+}
 
 {
   echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'): $RUNS rounds, wrk ${WRK_ARGS[*]} -d${DURATION}s" \
@@ -796,13 +805,36 @@ round_other() {
           cells="$cells ($(round_other "csession:$s" "$sc" "$round")/$(round_other "base:$s" "$sc" "$round"))"
           [ "$r" != - ] && ratios="$ratios $r"
         done
-        mr=$(printf '%s\n' $ratios | sort -g | awk 'NF { v[++n] = $1 } END {
-               if (n == 0) print "-"; else if (n % 2) printf "%.3f", v[(n + 1) / 2];
-               else printf "%.3f", (v[n / 2] + v[n / 2 + 1]) / 2 }')
+        mr=$(median_of $ratios)
         echo "- $s $sc: $cells; median of the round ratios $mr"
       done
     done
   fi
+  # CPU against bare, round by round: the servers of one round ran minutes
+  # apart at most, so the ratio of their CPU per request is the one least
+  # moved by the machine's drift between rounds (which on a shared VM moves
+  # every server's figure by 20% or more); the median of those ratios is
+  # then the paired estimate, beside the table's ratio of two medians.
+  case " ${targets[*]} " in
+  *" bare:none "*)
+    echo
+    echo "CPU us/req over bare's in the same round, round by round, and the median of these"
+    echo "paired ratios:"
+    echo
+    for t in "${targets[@]}"; do
+      [ "$t" = bare:none ] && continue
+      for sc in $SCENARIOS; do
+        cells=; ratios=
+        for round in $(seq "$RUNS"); do
+          r=$(ratio "$(round_cpu "$t" "$sc" "$round")" "$(round_cpu bare:none "$sc" "$round")" '%.3f')
+          cells="$cells${cells:+, }$r"
+          [ "$r" != - ] && ratios="$ratios $r"
+        done
+        echo "- $(label "$t") $sc: $cells; median $(median_of $ratios)"
+      done
+    done
+    ;;
+  esac
 } >"$work/table.md"
 
 mkdir -p "$(dirname "$OUT")"

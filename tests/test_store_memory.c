@@ -201,13 +201,15 @@ static uint32_t churn_next(void) {
   return (uint32_t)(churn_rng >> 11);
 }
 
-static void test_table_churn(void **state) {
+/* max 0: the model is exact. max > 0: the table evicts, so an id the model
+ * holds may be gone (the model then forgets it), but no id may come back,
+ * and the table never holds more than max. */
+static void table_churn(size_t max) {
   enum { IDS = 1500, OPS = 60000 };
   static int64_t model[IDS]; /* expiry, or INT64_MIN when absent */
-  csn_store *st = open_fake(0, -1);
+  csn_store *st = open_fake(max, -1);
   size_t live = 0, n;
   char sid[32];
-  (void)state;
   for (int i = 0; i < IDS; i++) model[i] = INT64_MIN;
   for (int op = 0; op < OPS; op++) {
     uint32_t r = churn_next(), k = churn_next() % IDS, what = r % 100;
@@ -222,27 +224,44 @@ static void test_table_churn(void **state) {
       assert_int_equal(csn_store_destroy(st, sid), CSN_OK);
       model[k] = INT64_MIN;
     } else if (what < 95) {
-      int want = model[k] != INT64_MIN && model[k] > now;
-      if (present(st, sid) != want)
-        fail_msg("op %d: %s is %s", op, sid, want ? "missing" : "back");
-      if (!want) model[k] = INT64_MIN; /* a read removes an expired one */
+      int want = model[k] != INT64_MIN && model[k] > now, got = present(st, sid);
+      if (got && !want)
+        fail_msg("op %d: %s is back", op, sid);
+      if (!got && want && max == 0)
+        fail_msg("op %d: %s is missing", op, sid);
+      if (!got) model[k] = INT64_MIN; /* expired (a read removes it) or evicted */
     } else {
       atomic_fetch_add(&fake_ms, (int64_t)(churn_next() % 400));
     }
+    if (max > 0 && csn__store_memory_raw_count(st) > max)
+      fail_msg("op %d: %zu entries, max %zu", op, csn__store_memory_raw_count(st), max);
   }
   for (int i = 0; i < IDS; i++) {
     int64_t now = atomic_load(&fake_ms);
-    int want = model[i] != INT64_MIN && model[i] > now;
+    int want = model[i] != INT64_MIN && model[i] > now, got;
     snprintf(sid, sizeof sid, "churn-%05d", i);
-    if (present(st, sid) != want)
+    got = present(st, sid);
+    if (got != want && (got || max == 0))
       fail_msg("end: %s is %s", sid, want ? "missing" : "back");
-    live += (size_t)want;
+    live += (size_t)got;
   }
   assert_int_equal(csn_store_prune(st, &n), CSN_OK);
   assert_int_equal(csn__store_memory_raw_count(st), live);
   assert_int_equal(csn_store_length(st, &n), CSN_OK);
   assert_int_equal(n, live);
   csn_store_free(st);
+}
+
+static void test_table_churn(void **state) {
+  (void)state;
+  table_churn(0);
+}
+
+/* The same with a cap, so that inserts evict (the probation queue, the
+ * eviction under the insert's own lock) all along. */
+static void test_table_churn_capped(void **state) {
+  (void)state;
+  table_churn(300);
 }
 
 /* touch splices the cookie text into the stored text; these are the cases
@@ -1321,6 +1340,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_expiry_fake_clock),
       cmocka_unit_test(test_expired_in_chain),
       cmocka_unit_test(test_table_churn),
+      cmocka_unit_test(test_table_churn_capped),
       cmocka_unit_test(test_touch_splice),
       cmocka_unit_test(test_cas_written),
       cmocka_unit_test(test_cas_conflict),

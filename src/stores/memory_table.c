@@ -256,7 +256,11 @@ static void set_qhead(mt_shard *sh, mt_entry *e, uint32_t tag) {
 }
 
 /* The probation queue (see Capacity): a new entry joins at the tail, and
- * leaves when it is read back (mt_mark_used) or unlinked. */
+ * leaves when it is read back (mt_mark_used) or unlinked. The head's qprev
+ * is not kept (whether an entry is the head is asked of sh->qhead): the
+ * head is what an eviction removes, and clearing the next entry's qprev
+ * then was a write to one more cold entry, which the atomic count update
+ * after it had to wait for. */
 static void queue_push(mt_shard *sh, mt_entry *e) {
   e->qnext = NULL;
   e->qnext_tag = 0;
@@ -271,24 +275,25 @@ static void queue_push(mt_shard *sh, mt_entry *e) {
 }
 
 static void queue_drop(mt_shard *sh, mt_entry *e) {
-  if (e->qprev != NULL) {
+  if (e == sh->qhead) {
+    set_qhead(sh, e->qnext, e->qnext_tag);
+    if (e->qnext == NULL) sh->qtail = NULL;
+  } else {
     e->qprev->qnext = e->qnext;
     e->qprev->qnext_tag = e->qnext_tag;
-  } else {
-    set_qhead(sh, e->qnext, e->qnext_tag);
+    if (e->qnext != NULL)
+      e->qnext->qprev = e->qprev;
+    else
+      sh->qtail = e->qprev;
   }
-  if (e->qnext != NULL)
-    e->qnext->qprev = e->qprev;
-  else
-    sh->qtail = e->qprev;
   e->qprev = e->qnext = NULL;
 }
 
 /* Take the entry of slot s out onto `dead` (freed by the caller after
- * unlocking). The slot becomes empty when the next one is (no probe for
- * another id can pass through it), else a tombstone. */
-static void unlink_entry(mt_table *t, mt_shard *sh, mt_slot *s,
-                         mt_entry **dead) {
+ * unlocking), leaving the table's total to the caller. The slot becomes
+ * empty when the next one is (no probe for another id can pass through
+ * it), else a tombstone. */
+static void unlink_keep_total(mt_shard *sh, mt_slot *s, mt_entry **dead) {
   mt_entry *e = s->e;
   size_t i = (size_t)(s - sh->slots);
   if (!e->used) queue_drop(sh, e);
@@ -301,6 +306,11 @@ static void unlink_entry(mt_table *t, mt_shard *sh, mt_slot *s,
   e->next = *dead;
   *dead = e;
   sh->count--;
+}
+
+static void unlink_entry(mt_table *t, mt_shard *sh, mt_slot *s,
+                         mt_entry **dead) {
+  unlink_keep_total(sh, s, dead);
   atomic_fetch_sub(&t->total, 1);
 }
 
@@ -425,16 +435,26 @@ static void sweep_on_set(mt_table *t, mt_shard *sh, int64_t now,
  * from where the last such eviction stopped (Redis samples the same way).
  * Returns 1 if one went. */
 #define EVICT_SAMPLE 16
+
+/* Unlink the head of the probation queue, if any, leaving the total to the
+ * caller. Returns 1 if one went. */
+static int evict_head(mt_shard *sh, mt_entry **dead) {
+  size_t mask = sh->nslots - 1, i;
+  if (sh->qhead == NULL) return 0;
+  /* Its slot: along its probe sequence, by address (no id compared). */
+  for (i = sh->qhead->hash & mask; sh->slots[i].e != sh->qhead;
+       i = (i + 1) & mask) {
+  }
+  unlink_keep_total(sh, &sh->slots[i], dead);
+  return 1;
+}
+
 static int evict_one(mt_table *t, mt_shard *sh, int protected_too,
                      mt_entry **dead) {
   mt_slot *best = NULL;
   size_t nb = sh->nslots, start = sh->evict_cursor & (nb - 1), seen = 0, i;
-  if (sh->qhead != NULL) {
-    /* Its slot: along its probe sequence, by address (no id compared). */
-    for (i = sh->qhead->hash & (nb - 1); sh->slots[i].e != sh->qhead;
-         i = (i + 1) & (nb - 1)) {
-    }
-    unlink_entry(t, sh, &sh->slots[i], dead);
+  if (evict_head(sh, dead)) {
+    atomic_fetch_sub(&t->total, 1);
     return 1;
   }
   if (!protected_too) return 0;
@@ -553,6 +573,13 @@ size_t mt_sweep(mt_table *t, int64_t now) {
 /* Capacity                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* Whether make_room() would begin with a sweep of the whole table. */
+static int full_sweep_due(mt_table *t, int64_t now) {
+  int64_t last = atomic_load(&t->last_full_sweep);
+  /* INT64_MIN is "never swept"; compare before subtracting (no overflow). */
+  return last == INT64_MIN || now < last || now - last >= FULL_SWEEP_GAP_MS;
+}
+
 /* Take one unit of the max_entries budget, if any is left. */
 static int reserve_slot(mt_table *t) {
   size_t n = atomic_load(&t->total);
@@ -584,8 +611,7 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
   size_t fair = (t->max_entries + MT_SHARDS - 1) / MT_SHARDS;
   int64_t last = atomic_load(&t->last_full_sweep);
   int pass;
-  /* INT64_MIN is "never swept"; compare before subtracting (no overflow). */
-  if ((last == INT64_MIN || now < last || now - last >= FULL_SWEEP_GAP_MS) &&
+  if (full_sweep_due(t, now) &&
       atomic_compare_exchange_strong(&t->last_full_sweep, &last, now)) {
     mt_sweep(t, now);
     if (reserve_slot(t)) return;
@@ -600,6 +626,18 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
     }
   }
   atomic_fetch_add(&t->total, 1);
+}
+
+/* make_room()'s first step for an insert into shard sh, taken under the
+ * lock the insert already holds, when no sweep of the whole table is due:
+ * sh's oldest probation entry goes if sh holds its fair share. The entry's
+ * unit of the total passes to the insert (no decrement and increment of a
+ * counter every worker writes), and the insert needs no second look-up.
+ * Returns 1 if one went; 0 leaves it to make_room(). */
+static int evict_own(mt_table *t, mt_shard *sh, int64_t now, mt_entry **dead) {
+  size_t fair = (t->max_entries + MT_SHARDS - 1) / MT_SHARDS;
+  if (sh->count == 0 || sh->count < fair || full_sweep_due(t, now)) return 0;
+  return evict_head(sh, dead);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -678,6 +716,8 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
     if (t->max_entries == 0 || reserve_slot(t)) {
       if (t->max_entries == 0) atomic_fetch_add(&t->total, 1);
       rc = link_new(sh, h, e);
+    } else if (evict_own(t, sh, now, &dead)) {
+      rc = link_new(sh, h, e); /* in the evicted entry's unit of the total */
     } else {
       /* Full: make room with no lock held (eviction may visit other
        * shards), then look again, since another thread may have inserted

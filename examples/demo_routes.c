@@ -46,11 +46,7 @@ static int say_count(demo_reply *r, const char *head, int64_t n,
   memcpy(r->buf, head, hl);
   memcpy(r->buf + hl, d, dl);
   memcpy(r->buf + hl + dl, tail, tl + 1);
-  r->status = 200;
-  r->content_type = "text/plain";
-  r->body = r->buf;
-  r->body_len = hl + dl + tl;
-  return 0;
+  return say_buf(r, 200);
 }
 
 static int route_index(csn_session *s, demo_reply *r) {

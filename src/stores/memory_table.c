@@ -356,16 +356,21 @@ static int reserve_room(mt_shard *sh) {
   return 0;
 }
 
+/* The address of hash h's home slot, for a prefetch only: the two words
+ * are read without the lock, so a concurrent rebuild may make it stale,
+ * which a prefetch (it never faults) does not mind. */
+static const mt_slot *slot_hint(mt_shard *sh, uint64_t h) {
+  mt_slot *b = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+  size_t nb = __atomic_load_n(&sh->nslots, __ATOMIC_RELAXED);
+  return &b[h & (nb - 1)];
+}
+
 /* Ask the cache for the slot an insert of hash h will read, before the
  * shard is locked, so that the miss overlaps the insert's own copying: in
  * a table of 100,000 entries that slot is rarely cached, and waiting for
- * it was a quarter of an insert. Only a hint: the two words are read
- * without the lock (a concurrent rebuild may make the address stale, and a
- * prefetch never faults), the lookup proper happens under the lock. */
+ * it was a quarter of an insert. The lookup proper happens under the lock. */
 static void prefetch_slot(mt_shard *sh, uint64_t h) {
-  mt_slot *b = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
-  size_t nb = __atomic_load_n(&sh->nslots, __ATOMIC_RELAXED);
-  __builtin_prefetch(&b[h & (nb - 1)]);
+  __builtin_prefetch(slot_hint(sh, h));
 }
 
 /* The same for an insert into a full table, which will evict the oldest
@@ -376,20 +381,15 @@ static void prefetch_slot(mt_shard *sh, uint64_t h) {
  * entry may be gone by the time the lock is taken, and only addresses are
  * formed here, never dereferenced. */
 static void prefetch_eviction(const mt_table *t, mt_shard *sh) {
-  mt_slot *b;
   mt_entry *e;
-  size_t nb;
   if (t->max_entries == 0 ||
       atomic_load_explicit(&t->total, memory_order_relaxed) < t->max_entries)
     return;
   e = __atomic_load_n(&sh->qhead, __ATOMIC_RELAXED);
   if (e == NULL) return;
   __builtin_prefetch(e, 1);
-  b = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
-  nb = __atomic_load_n(&sh->nslots, __ATOMIC_RELAXED);
-  __builtin_prefetch(&b[__atomic_load_n(&sh->qhead_tag, __ATOMIC_RELAXED) &
-                        (nb - 1)],
-                     1);
+  __builtin_prefetch(
+      slot_hint(sh, __atomic_load_n(&sh->qhead_tag, __ATOMIC_RELAXED)), 1);
 }
 
 /* Remove expired entries from slots [from, to). Returns how many. */

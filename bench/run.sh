@@ -682,6 +682,12 @@ for round in $(seq "$RUNS"); do
         "$errs" "$ok" "$other" "$quiet" "$cpu_us" >>"$results"
       log "round $round: $(label "$t") $sc: $rps req/s, server CPU $cpu_us us/req, p99 $p99 ms," \
           "errors $errs, max views ${views:-0}, other load $other cores"
+      if [ "$errs" -gt 0 ]; then
+        # Keep what the server said about them: the work directory goes.
+        log "round $round: $(label "$t") $sc: ${sock:-0} socket errors (wrk's" \
+            "--timeout included), ${non2xx:-0} non-2xx; the server's last log lines:"
+        tail -n 5 "$work/server.log" | sed 's/^/  | /' >&2
+      fi
     done
     stop_target
   done

@@ -686,6 +686,66 @@ static void test_prune_close_prompt(void **state) {
   assert_true(mono_ms() - t < 10000);
 }
 
+/* A sweep skips a shard none of whose entries can have expired
+ * (memory_table.c, Sweeping): every way of writing an expiry must lower
+ * that bound, or the entry would outlive its expiry in the table. One
+ * entry at a time is moved to a near expiry, by each write in turn, and
+ * the next prune must remove exactly it; a bound raised by a complete
+ * sweep must still let everything go once the far expiry comes. */
+static void prune_removes_only(csn_store *st, const char *sid) {
+  size_t removed = 99;
+  atomic_fetch_add(&fake_ms, 20);
+  assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
+  assert_int_equal(removed, 1);
+  assert_false(present(st, sid));
+}
+
+static void test_prune_bound(void **state) {
+  /* The thread's interval is an hour: only csn_store_prune() sweeps here,
+   * and inserts leave sweeping to the thread. */
+  csn_store *st = open_fake(0, 3600000);
+  int64_t base = atomic_load(&fake_ms), now;
+  char rec[128], sid[32];
+  char *json = NULL;
+  size_t removed = 99, len = 0;
+  int i;
+  (void)state;
+  for (i = 0; i < 200; i++) {
+    snprintf(sid, sizeof sid, "b-%03d", i);
+    put(st, sid, base + 100000);
+  }
+  assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
+  assert_int_equal(removed, 0);
+
+  now = atomic_load(&fake_ms);
+  put(st, "b-007", now + 10); /* set over an entry */
+  prune_removes_only(st, "b-007");
+
+  now = atomic_load(&fake_ms);
+  assert_int_equal(csn_store_get(st, "b-042", &json, &len), CSN_OK);
+  memcpy(rec, json, len + 1); /* the same size: written over in place */
+  rec[len - 3] = 'X'; /* "b-042" becomes "b-04X" */
+  assert_int_equal(cas_s(st, "b-042", json, rec, now + 10), CSN_OK);
+  csn_free(json);
+  prune_removes_only(st, "b-042");
+
+  now = atomic_load(&fake_ms);
+  snprintf(rec, sizeof rec, "{\"cookie\":{\"t\":1}}");
+  assert_int_equal(csn_store_touch(st, "b-123", rec, strlen(rec), now + 10),
+                   CSN_OK);
+  prune_removes_only(st, "b-123");
+
+  now = atomic_load(&fake_ms);
+  put(st, "fresh", now + 10); /* a new entry */
+  prune_removes_only(st, "fresh");
+
+  atomic_store(&fake_ms, base + 100000);
+  assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
+  assert_int_equal(removed, 197);
+  assert_int_equal(csn__store_memory_raw_count(st), 0);
+  csn_store_free(st);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Capacity                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -1355,6 +1415,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_prune_amortised),
       cmocka_unit_test(test_prune_thread_only),
       cmocka_unit_test(test_prune_close_prompt),
+      cmocka_unit_test(test_prune_bound),
   };
   const struct CMUnitTest evict[] = {
       cmocka_unit_test(test_evict_max_one),

@@ -166,7 +166,7 @@ static int mem_cas(csn_store *st, const char *sid, const char *expected,
    * did, since the compare already reads a text of that size. */
   e = mt_lock(t, sid, mt_now(t), &ref); /* expired: removed */
   rc = cas_verdict(e, expected, expected_len);
-  if (rc == CSN_OK && !mt_overwrite(e, json, len, expires_ms))
+  if (rc == CSN_OK && !mt_overwrite(&ref, e, json, len, expires_ms))
     done = 0;
   mt_unlock(&ref);
   if (done)

@@ -100,6 +100,17 @@ struct mt_shard {
    * ask for the eviction's slot without reading qhead (see
    * prefetch_eviction); mt_entry.qnext_tag carries it along the queue. */
   uint32_t qhead_tag;
+  /* No entry of the shard expires before min_exp (INT64_MAX: none ever
+   * does), so a sweep at an earlier instant has nothing to do and reads
+   * no entry (see Sweeping). A lower bound, never more: every expiry
+   * written lowers it (note_expiry), and only a complete sweep raises it,
+   * to sweep_min, the least expiry it left behind. sweep_gen and rebuilds
+   * tell that sweep whether another sweep or an array rebuild came in
+   * between, either of which makes its sweep_min incomplete. */
+  int64_t min_exp;
+  int64_t sweep_min;
+  unsigned sweep_gen;
+  unsigned rebuilds;
   /* Keeps two hot shard locks off one cache line. */
   char pad[64];
 };
@@ -229,8 +240,18 @@ static int expired(const mt_entry *e, int64_t now) {
 }
 
 /* CSN_TIME_NONE is INT64_MIN, which would sort first; it means "never". */
-static int64_t expiry_key(const mt_entry *e) {
-  return e->expires == CSN_TIME_NONE ? INT64_MAX : e->expires;
+static int64_t expiry_of(int64_t expires) {
+  return expires == CSN_TIME_NONE ? INT64_MAX : expires;
+}
+
+static int64_t expiry_key(const mt_entry *e) { return expiry_of(e->expires); }
+
+/* An entry of sh now expires at `expires` (under sh's lock): the shard's
+ * bounds must not stay above it (see mt_shard.min_exp). */
+static void note_expiry(mt_shard *sh, int64_t expires) {
+  int64_t k = expiry_of(expires);
+  if (k < sh->min_exp) sh->min_exp = k;
+  if (k < sh->sweep_min) sh->sweep_min = k;
 }
 
 static size_t shard_index(uint64_t h) { return (size_t)(h >> (64 - SHARD_BITS)); }
@@ -351,6 +372,7 @@ static int reserve_room(mt_shard *sh) {
   __atomic_store_n(&sh->slots, ns, __ATOMIC_RELAXED);
   __atomic_store_n(&sh->nslots, n, __ATOMIC_RELAXED);
   sh->tombs = 0;
+  sh->rebuilds++;
   sh->cursor &= n - 1;
   sh->evict_cursor &= n - 1;
   return 0;
@@ -399,9 +421,12 @@ static size_t sweep_range(mt_table *t, mt_shard *sh, size_t from, size_t to,
   if (to > sh->nslots) to = sh->nslots;
   for (i = from; i < to; i++) {
     mt_slot *s = &sh->slots[i];
-    if (live(s) && expired(s->e, now)) {
+    if (!live(s)) continue;
+    if (expired(s->e, now)) {
       unlink_entry(t, sh, s, dead);
       removed++;
+    } else if (expiry_key(s->e) < sh->sweep_min) {
+      sh->sweep_min = expiry_key(s->e);
     }
   }
   return removed;
@@ -411,6 +436,7 @@ static size_t sweep_range(mt_table *t, mt_shard *sh, size_t from, size_t to,
 static void sweep_on_set(mt_table *t, mt_shard *sh, int64_t now,
                          mt_entry **dead) {
   size_t mask = sh->nslots - 1, i = sh->cursor & mask, k, seen = 0;
+  if (sh->min_exp > now) return; /* nothing there has expired */
   for (k = 0; k < SWEEP_ON_SET_SLOTS && seen < SWEEP_ON_SET;
        k++, i = (i + 1) & mask) {
     mt_slot *s = &sh->slots[i];
@@ -506,9 +532,11 @@ void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len, size_t cap,
   e->len = len;
   e->cap = cap;
   e->expires = expires;
+  note_expiry(ref->sh, expires);
 }
 
-int mt_overwrite(mt_entry *e, const char *json, size_t len, int64_t expires) {
+int mt_overwrite(mt_ref *ref, mt_entry *e, const char *json, size_t len,
+                 int64_t expires) {
   /* A text that shrank a lot gets memory of its size instead (the caller
    * then replaces it), so that an entry does not keep its largest size. */
   if (len >= e->cap || e->cap - (len + 1) > 64 + (len + 1) / 2)
@@ -517,6 +545,7 @@ int mt_overwrite(mt_entry *e, const char *json, size_t len, int64_t expires) {
   e->json[len] = '\0';
   e->len = len;
   e->expires = expires;
+  note_expiry(ref->sh, expires);
   return 1;
 }
 
@@ -545,10 +574,30 @@ void mt_delete(mt_table *t, const char *sid) {
 
 /* SWEEP_CHUNK slots per lock hold. If an insert rebuilds the shard's array
  * half-way, a few entries move behind the sweep and wait for the next one;
- * that is fine for a cleanup pass. */
+ * that is fine for a cleanup pass.
+ *
+ * A shard none of whose entries can have expired yet (min_exp > now) is
+ * not read at all: one lock hold instead of a read of every entry. In a
+ * table of 100,000 sessions that live a day, that read was 100,000 cache
+ * misses for nothing on every sweep (the sweeper's, and the one a full
+ * table makes on the insert path at most once a second). A sweep that
+ * reads the whole shard learns the least expiry of what it leaves
+ * (sweep_min) and makes it the shard's bound, unless another sweep began
+ * meanwhile or a rebuild moved entries behind it: then the old bound, a
+ * lower one, stays. */
 size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
   mt_shard *sh = &t->shards[i];
   size_t pos = 0, removed = 0;
+  unsigned gen, rebuilds;
+  pthread_mutex_lock(&sh->lock);
+  if (sh->min_exp > now) {
+    pthread_mutex_unlock(&sh->lock);
+    return 0;
+  }
+  gen = ++sh->sweep_gen;
+  rebuilds = sh->rebuilds;
+  sh->sweep_min = INT64_MAX;
+  pthread_mutex_unlock(&sh->lock);
   for (;;) {
     mt_entry *dead = NULL;
     int done;
@@ -556,6 +605,8 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
     done = pos >= sh->nslots;
     if (!done)
       removed += sweep_range(t, sh, pos, pos + SWEEP_CHUNK, now, &dead);
+    else if (sh->sweep_gen == gen && sh->rebuilds == rebuilds)
+      sh->min_exp = sh->sweep_min;
     pthread_mutex_unlock(&sh->lock);
     free_list(dead);
     if (done) return removed;
@@ -657,6 +708,7 @@ static int link_new(mt_shard *sh, uint64_t h, mt_entry *e) {
   sh->slots[i].hash = h;
   sh->slots[i].e = e;
   queue_push(sh, e);
+  note_expiry(sh, e->expires);
   sh->count++;
   return 0;
 }
@@ -742,6 +794,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
     s->e->len = len;
     s->e->cap = cap;
     s->e->expires = expires;
+    note_expiry(sh, expires);
   }
   pthread_mutex_unlock(&sh->lock);
   free_list(dead);
@@ -885,6 +938,8 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
       return CSN_ENOMEM;
     }
     sh->nslots = SLOTS_MIN;
+    sh->min_exp = INT64_MAX;
+    sh->sweep_min = INT64_MAX;
   }
   *out = t;
   return CSN_OK;

@@ -85,10 +85,12 @@ mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref);
  * change. */
 void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len, size_t cap,
                 int64_t expires);
-/* Write json (len bytes) over the locked entry e's text, in the memory it
- * has, and set the expiry: returns 1, or 0 when the text does not fit (or
- * would leave most of the memory unused) and nothing was changed. */
-int mt_overwrite(mt_entry *e, const char *json, size_t len, int64_t expires);
+/* Write json (len bytes) over the text of e, the entry locked by ref, in
+ * the memory it has, and set the expiry: returns 1, or 0 when the text
+ * does not fit (or would leave most of the memory unused) and nothing was
+ * changed. */
+int mt_overwrite(mt_ref *ref, mt_entry *e, const char *json, size_t len,
+                 int64_t expires);
 
 /* Bytes to allocate for a stored text of len bytes (len < SIZE_MAX - 32):
  * its NUL and a little room, rounded to 16, so that a record that grows by

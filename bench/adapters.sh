@@ -145,7 +145,7 @@ start_target() {
       >"$work/server.log" 2>&1 &
   else
     CSN_SECRET=$SECRET taskset -c "$SERVER_CPU" "$BUILD_DIR/$(demo_name "$fw")" \
-      --port "$port" --store memory:// >"$work/server.log" 2>&1 &
+      --port "$port" --store memory:// "${BENCH_DEMO_FLAGS[@]}" >"$work/server.log" 2>&1 &
   fi
   server_pid=$!
   # Up when GET / answers 200 (that request's session is not counted);

@@ -87,7 +87,8 @@ start() {
     csession|base)
       local bin=$DEMO; [ "$kind" = base ] && bin=$BASE
       CSN_SECRET=$SECRET taskset -c "$SERVER_CPU" "$bin" --port "$PORT" \
-        --store "$(url_of "$store" "$mode")" --threads "$threads" >"$work/server.log" 2>&1 & ;;
+        --store "$(url_of "$store" "$mode")" --threads "$threads" "${BENCH_DEMO_FLAGS[@]}" \
+        >"$work/server.log" 2>&1 & ;;
   esac
   server_pid=$!
   bench_wait_up "$PORT" "$work/server.log" "durable: $1"

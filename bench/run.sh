@@ -158,7 +158,7 @@ else
   demo_bin=
 fi
 want csession || demo_bin=
-demo_args=()
+demo_args=("${BENCH_DEMO_FLAGS[@]}") # bench/lib.sh; a --base-rev before 2026-12-02 lacks --per-ip
 [ -n "$DEMO_THREADS" ] && demo_args+=(--threads "$DEMO_THREADS")
 
 # The same tree as what the figures came from, for the table's header.

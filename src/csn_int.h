@@ -253,6 +253,9 @@ extern const csn__store_scheme csn__builtin_stores[];
 /* memory.c, for tests: entries held, expired or not (0 if `st` is not a
  * MemoryStore). Lets a test see the background sweep without a read. */
 size_t csn__store_memory_raw_count(const csn_store *st);
+/* memory.c, for tests: the slots of the table's arrays (0 if `st` is not a
+ * MemoryStore): what a sweep gives back after a burst. */
+size_t csn__store_memory_slots(csn_store *st);
 
 /* ------------------------------------------------------------------------ */
 /* Middleware objects (request.c, session.c)                                */

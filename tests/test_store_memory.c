@@ -746,6 +746,40 @@ static void test_prune_bound(void **state) {
   csn_store_free(st);
 }
 
+/* A burst of sessions grows the arrays; once they have expired, the sweep
+ * that removes them gives the arrays back (memory_table.c,
+ * shrink_if_sparse), and the sessions that stay are still found. */
+static void test_prune_shrinks(void **state) {
+  csn_store *st = open_fake(0, 3600000);
+  int64_t now = atomic_load(&fake_ms);
+  size_t before = csn__store_memory_slots(st), grown, after, removed = 0;
+  char sid[32];
+  int i;
+  (void)state;
+  for (i = 0; i < 20000; i++) {
+    snprintf(sid, sizeof sid, "burst-%05d", i);
+    put(st, sid, now + 1000);
+  }
+  for (i = 0; i < 10; i++) {
+    snprintf(sid, sizeof sid, "keep-%d", i);
+    put(st, sid, CSN_TIME_NONE);
+  }
+  grown = csn__store_memory_slots(st);
+  assert_true(grown >= 2 * 20000); /* at most half full */
+  atomic_fetch_add(&fake_ms, 2000);
+  assert_int_equal(csn_store_prune(st, &removed), CSN_OK);
+  assert_int_equal(removed, 20000);
+  after = csn__store_memory_slots(st);
+  /* Every shard back at its smallest array (16 slots; 10 entries over
+   * 64 shards need no more). */
+  assert_int_equal(after, before);
+  for (i = 0; i < 10; i++) {
+    snprintf(sid, sizeof sid, "keep-%d", i);
+    assert_true(present(st, sid));
+  }
+  csn_store_free(st);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Capacity                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -1416,6 +1450,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_prune_thread_only),
       cmocka_unit_test(test_prune_close_prompt),
       cmocka_unit_test(test_prune_bound),
+      cmocka_unit_test(test_prune_shrinks),
   };
   const struct CMUnitTest evict[] = {
       cmocka_unit_test(test_evict_max_one),

@@ -404,3 +404,8 @@ size_t csn__store_memory_raw_count(const csn_store *st) {
   if (st == NULL || st->m != &memory_methods) return 0;
   return mt_count(((const mem_store *)st)->table);
 }
+
+size_t csn__store_memory_slots(csn_store *st) {
+  if (st == NULL || st->m != &memory_methods) return 0;
+  return mt_slots(table_of(st));
+}

@@ -344,22 +344,17 @@ static void free_list(mt_entry *e) {
   }
 }
 
-/* Make room for one more entry: while entries and tombstones stay at
- * most half the slots, nothing; else rebuild the array with no tombstones,
- * at least four slots per entry (so the next rebuild is a quarter of the
- * array's inserts away, and the work of one is amortised). Rebuilding
- * reads the hashes in the array, never an entry. Returns 0, or -1 when the
- * array is too full to take the entry and no memory for a new one was to
- * be had; below that a failed allocation just leaves the array fuller. */
-static int reserve_room(mt_shard *sh) {
+/* Rebuild sh's array with no tombstones, at least four slots per entry
+ * and one more (so the next rebuild is a quarter of the array's inserts
+ * away, and the work of one is amortised). Reads the hashes in the array,
+ * never an entry. Returns 0, or -1 when no memory for the new array was to
+ * be had (the old one stays). */
+static int rebuild(mt_shard *sh) {
   mt_slot *ns;
   size_t n = SLOTS_MIN, i;
-  if ((sh->count + sh->tombs + 1) * 2 <= sh->nslots) return 0;
   while (n < SIZE_MAX / 8 / sizeof *ns && n < (sh->count + 1) * 4) n *= 2;
   ns = csn__calloc(n, sizeof *ns);
-  if (ns == NULL)
-    /* One slot must stay empty, or a probe for an absent id would not end. */
-    return sh->count + sh->tombs + 2 <= sh->nslots ? 0 : -1;
+  if (ns == NULL) return -1;
   for (i = 0; i < sh->nslots; i++) {
     size_t j;
     if (!live(&sh->slots[i])) continue;
@@ -376,6 +371,27 @@ static int reserve_room(mt_shard *sh) {
   sh->cursor &= n - 1;
   sh->evict_cursor &= n - 1;
   return 0;
+}
+
+/* Make room for one more entry: while entries and tombstones stay at
+ * most half the slots, nothing; else rebuild. Returns 0, or -1 when the
+ * array is too full to take the entry and no memory for a new one was to
+ * be had; below that a failed allocation just leaves the array fuller. */
+static int reserve_room(mt_shard *sh) {
+  if ((sh->count + sh->tombs + 1) * 2 <= sh->nslots) return 0;
+  if (rebuild(sh) == 0) return 0;
+  /* One slot must stay empty, or a probe for an absent id would not end. */
+  return sh->count + sh->tombs + 2 <= sh->nslots ? 0 : -1;
+}
+
+/* After a sweep: an array left at 16 times the slots its entries need (a
+ * burst of sessions came and expired) is rebuilt at their size, so that
+ * the memory of a peak does not stay with the table. Inserts alone never
+ * shrink it, and a table nobody writes to any more would keep it for
+ * good. A failed allocation keeps the big array, which still works. */
+static void shrink_if_sparse(mt_shard *sh) {
+  if (sh->nslots > SLOTS_MIN && sh->nslots / 16 > sh->count + 1)
+    (void)rebuild(sh);
 }
 
 /* The address of hash h's home slot, for a prefetch only: the two words
@@ -591,6 +607,7 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
   unsigned gen, rebuilds;
   pthread_mutex_lock(&sh->lock);
   if (sh->min_exp > now) {
+    shrink_if_sparse(sh); /* destroys and evictions empty shards too */
     pthread_mutex_unlock(&sh->lock);
     return 0;
   }
@@ -605,8 +622,11 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
     done = pos >= sh->nslots;
     if (!done)
       removed += sweep_range(t, sh, pos, pos + SWEEP_CHUNK, now, &dead);
-    else if (sh->sweep_gen == gen && sh->rebuilds == rebuilds)
-      sh->min_exp = sh->sweep_min;
+    else {
+      if (sh->sweep_gen == gen && sh->rebuilds == rebuilds)
+        sh->min_exp = sh->sweep_min;
+      shrink_if_sparse(sh);
+    }
     pthread_mutex_unlock(&sh->lock);
     free_list(dead);
     if (done) return removed;
@@ -832,6 +852,16 @@ size_t mt_length(mt_table *t, int64_t now) {
 }
 
 size_t mt_count(const mt_table *t) { return atomic_load(&t->total); }
+
+size_t mt_slots(mt_table *t) {
+  size_t i, n = 0;
+  for (i = 0; i < MT_SHARDS; i++) {
+    pthread_mutex_lock(&t->shards[i].lock);
+    n += t->shards[i].nslots;
+    pthread_mutex_unlock(&t->shards[i].lock);
+  }
+  return n;
+}
 
 typedef struct snap_item {
   char *sid;

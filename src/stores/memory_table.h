@@ -130,10 +130,14 @@ int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
 void mt_clear(mt_table *t);
 /* Entries held, expired or not (for tests). */
 size_t mt_count(const mt_table *t);
+/* Slots in the shards' arrays, all shards together (for tests). */
+size_t mt_slots(mt_table *t);
 
-/* memory.c, for tests: the table's mt_count() behind a csn_store (0 if it
- * is not a MemoryStore). Declared in src/csn_int.h too; memory_table.c
- * includes both headers, so the two declarations cannot drift apart. */
+/* memory.c, for tests: the table's mt_count() and mt_slots() behind a
+ * csn_store (0 if it is not a MemoryStore). Declared in src/csn_int.h too;
+ * memory_table.c includes both headers, so the two declarations cannot
+ * drift apart. */
 size_t csn__store_memory_raw_count(const csn_store *st);
+size_t csn__store_memory_slots(csn_store *st);
 
 #endif /* CSN_MEMORY_TABLE_H */

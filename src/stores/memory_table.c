@@ -25,7 +25,9 @@
  * expired entries a few slots per lock hold (so requests never wait
  * behind a whole-table scan; memory.c runs one from a background thread),
  * and, where no thread runs, every insert sweeps a few slots of its
- * own shard, so the table still stays near its live size.
+ * own shard, so the table still stays near its live size. A sweep also
+ * rebuilds a shard's array that has grown to 16 times what its entries
+ * need, so a burst of sessions gives its memory back once they expire.
  *
  * Capacity (max_entries): when the table is full a new id evicts another
  * entry. Rejecting with CSN_ENOMEM was the alternative, but it would turn a
@@ -386,8 +388,9 @@ static int reserve_room(mt_shard *sh) {
 
 /* After a sweep: an array left at 16 times the slots its entries need (a
  * burst of sessions came and expired) is rebuilt at their size, so that
- * the memory of a peak does not stay with the table. Inserts alone never
- * shrink it, and a table nobody writes to any more would keep it for
+ * the memory of a peak does not stay with the table. Otherwise only an
+ * insert that finds the array over half full (tombstones included)
+ * rebuilds it, and a table nobody writes to any more would keep it for
  * good. A failed allocation keeps the big array, which still works. */
 static void shrink_if_sparse(mt_shard *sh) {
   if (sh->nslots > SLOTS_MIN && sh->nslots / 16 > sh->count + 1)

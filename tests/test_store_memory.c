@@ -960,6 +960,89 @@ static void test_evict_queue_unlinks(void **state) {
   csn_store_free(st);
 }
 
+/* A set over a present id puts a new entry in the old one's place (one
+ * block holds an entry, its id and its text): the queue and the read-back
+ * mark must carry over. Sessions seen once and read back, at the head,
+ * middle and tail of their shard's queue, are set over with a text of
+ * another size; then anonymous traffic evicts, the read-back ones must
+ * all stay with their new text, and every entry is destroyed (a stale
+ * queue link would be a use after free under AddressSanitizer). Some
+ * texts also grow past their block through cas (a block of their own)
+ * before the set over them, whose free must take that block too. */
+static char *text_of(csn_store *st, const char *sid) {
+  char *json = NULL;
+  size_t len = 0;
+  if (csn_store_get(st, sid, &json, &len) != CSN_OK) return NULL;
+  assert_int_equal(strlen(json), len);
+  return json;
+}
+
+static void test_set_over_keeps_place(void **state) {
+  csn_store *st = open_fake(60, -1);
+  int64_t now = atomic_load(&fake_ms);
+  char sid[32], rec[600], big[600];
+  int i;
+  (void)state;
+  for (i = 0; i < 60; i++) {
+    snprintf(sid, sizeof sid, "s-%d", i);
+    put(st, sid, now + 100000 + i);
+  }
+  for (i = 0; i < 60; i += 3) {
+    snprintf(sid, sizeof sid, "s-%d", i);
+    assert_true(present(st, sid)); /* read back: protected */
+  }
+  for (i = 0; i < 60; i += 5) { /* cas to a text past the block */
+    char *old;
+    snprintf(sid, sizeof sid, "s-%d", i);
+    old = text_of(st, sid);
+    assert_non_null(old);
+    snprintf(big, sizeof big, "{\"cookie\":{},\"pad\":\"%0400d\"}", i);
+    assert_int_equal(csn_store_cas(st, sid, old, strlen(old), big,
+                                   strlen(big), now + 100000 + i),
+                     CSN_OK);
+    csn_free(old);
+  }
+  for (i = 0; i < 60; i++) { /* the set over each */
+    snprintf(sid, sizeof sid, "s-%d", i);
+    snprintf(rec, sizeof rec, "{\"cookie\":{},\"again\":%d%s}", i,
+             i % 2 ? ",\"more\":\"0123456789012345678901234567890123\"" : "");
+    assert_int_equal(
+        csn_store_set(st, sid, rec, strlen(rec), now + 100000 + i), CSN_OK);
+  }
+  for (i = 0; i < 3000; i++) {
+    snprintf(sid, sizeof sid, "anon-%d", i);
+    put(st, sid, now + 200000 + i);
+  }
+  for (i = 0; i < 60; i += 3) {
+    char *got;
+    snprintf(sid, sizeof sid, "s-%d", i);
+    got = text_of(st, sid);
+    if (got == NULL)
+      fail_msg("%s was read back, set over, then evicted by anonymous "
+               "traffic: the set lost its mark", sid);
+    snprintf(rec, sizeof rec, "{\"cookie\":{},\"again\":%d%s}", i,
+             i % 2 ? ",\"more\":\"0123456789012345678901234567890123\"" : "");
+    assert_string_equal(got, rec);
+    csn_free(got);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 60);
+  for (i = 0; i < 60; i++) {
+    snprintf(sid, sizeof sid, "s-%d", i);
+    assert_int_equal(csn_store_destroy(st, sid), CSN_OK);
+  }
+  for (i = 0; i < 3000; i++) {
+    snprintf(sid, sizeof sid, "anon-%d", i);
+    assert_int_equal(csn_store_destroy(st, sid), CSN_OK);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 0);
+  for (i = 0; i < 200; i++) { /* the emptied queues work again */
+    snprintf(sid, sizeof sid, "again-%d", i);
+    put(st, sid, now + 300000 + i);
+  }
+  assert_int_equal(csn__store_memory_raw_count(st), 60);
+  csn_store_free(st);
+}
+
 /* Issue 15, finding 6: the MemoryStore a context makes when given no
  * store is bounded (express-session's grows without limit: 30,000
  * anonymous requests made 30,000 sessions in 5.6 s). */
@@ -1455,6 +1538,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest evict[] = {
       cmocka_unit_test(test_evict_max_one),
       cmocka_unit_test(test_evict_queue_unlinks),
+      cmocka_unit_test(test_set_over_keeps_place),
       cmocka_unit_test(test_evict_bounded),
       cmocka_unit_test(test_evict_expired_first),
       cmocka_unit_test(test_evict_spares_returning),

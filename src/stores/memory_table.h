@@ -35,7 +35,10 @@ typedef struct mt_entry {
   struct mt_entry *next; /* a list of removed entries, freed after unlocking */
   uint64_t hash;
   int64_t expires; /* epoch ms, CSN_TIME_NONE = never */
-  char *json;      /* NUL-terminated copy of the record, as stored */
+  /* NUL-terminated copy of the record, as stored: in the entry's own block
+   * after sid (memory_table.c, mt_set) until a text that does not fit there
+   * replaces it (mt_replace: then a block of its own). */
+  char *json;
   size_t len;
   size_t cap; /* bytes allocated at json: more than len (mt_text_cap) */
   size_t sid_len;
@@ -87,8 +90,8 @@ void mt_replace(mt_ref *ref, mt_entry *e, char *json, size_t len, size_t cap,
                 int64_t expires);
 /* Write json (len bytes) over the text of e, the entry locked by ref, in
  * the memory it has, and set the expiry: returns 1, or 0 when the text
- * does not fit (or would leave most of the memory unused) and nothing was
- * changed. */
+ * does not fit (or, in a block of its own, would leave most of that block
+ * unused) and nothing was changed. */
 int mt_overwrite(mt_ref *ref, mt_entry *e, const char *json, size_t len,
                  int64_t expires);
 

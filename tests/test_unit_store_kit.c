@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -253,6 +254,163 @@ static void kit_sweeper_runs_and_stops(void **state) {
   assert_int_equal(csn_sweeper_stopping(sw), 0);
   csn_sweeper_stop(sw);
   csn_sweeper_stop(NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Group commit                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A writer's record of one write, as a store keeps it. */
+typedef struct gwrite {
+  csn_group_member member; /* first */
+  pthread_t thread;
+  int seq;   /* which write of its thread */
+  int ran;   /* set by the run that took it */
+  int batch; /* that run's number */
+} gwrite;
+
+typedef struct gstate {
+  _Atomic int in_run; /* runs in progress: never more than one */
+  _Atomic int runs;
+  _Atomic int taken;  /* members taken by runs */
+  _Atomic int biggest;
+  _Atomic int bad;    /* a check inside a run failed */
+  int delay_us;       /* each run lasts this long (batches form) */
+  /* For the order test: the first run waits until `release` is set; the
+   * ids of the second batch's members, in the order the run saw them. */
+  _Atomic int hold;
+  _Atomic int release;
+  int order[8];
+  _Atomic int norder;
+} gstate;
+
+static void sleep_us(long us) {
+  struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&ts, NULL);
+}
+
+static void group_run(csn_group_member *batch, void *ud) {
+  gstate *g = ud;
+  int n = 0, leader_in = 0, run;
+  if (atomic_fetch_add(&g->in_run, 1) != 0) atomic_store(&g->bad, 1);
+  run = atomic_fetch_add(&g->runs, 1) + 1;
+  if (run == 1 && atomic_load(&g->hold))
+    while (!atomic_load(&g->release)) sleep_us(1000);
+  for (csn_group_member *m = batch; m != NULL; m = m->next) {
+    gwrite *w = (gwrite *)(void *)m;
+    if (w->ran) atomic_store(&g->bad, 2); /* taken twice */
+    w->ran = 1;
+    w->batch = run;
+    if (pthread_equal(w->thread, pthread_self())) leader_in = 1;
+    if (run == 2 && atomic_load(&g->hold)) {
+      int k = atomic_fetch_add(&g->norder, 1);
+      if (k < 8) g->order[k] = w->seq;
+    }
+    n++;
+  }
+  /* The leader is one of the batch's own writers. */
+  if (!leader_in) atomic_store(&g->bad, 3);
+  if (g->delay_us > 0) sleep_us(g->delay_us);
+  atomic_fetch_add(&g->taken, n);
+  if (n > atomic_load(&g->biggest)) atomic_store(&g->biggest, n);
+  atomic_fetch_sub(&g->in_run, 1);
+}
+
+typedef struct gthread {
+  csn_group *grp;
+  gstate *g;
+  int writes;
+  int seq0;
+  int late; /* a write returned before a run took it */
+} gthread;
+
+static void *group_writer(void *arg) {
+  gthread *t = arg;
+  for (int i = 0; i < t->writes; i++) {
+    gwrite w;
+    memset(&w, 0, sizeof w);
+    w.thread = pthread_self();
+    w.seq = t->seq0 + i;
+    csn_group_join(t->grp, &w.member);
+    /* Returned: the run that took it has finished. */
+    if (!w.ran || atomic_load(&t->g->runs) < w.batch) t->late = 1;
+  }
+  return NULL;
+}
+
+/* Eight threads, 40 writes each, runs of 2 ms: every write is taken by
+ * exactly one run, returns only after it, runs never overlap, each run is
+ * led by one of its own writers, and writes that wait share runs. */
+static void kit_group_batches_concurrent_writes(void **state) {
+  gstate g;
+  csn_group *grp = NULL;
+  gthread t[8];
+  pthread_t th[8];
+  (void)state;
+  memset(&g, 0, sizeof g);
+  g.delay_us = 2000;
+  assert_int_equal(csn_group_new(&grp, group_run, &g), CSN_OK);
+  for (int i = 0; i < 8; i++) {
+    t[i] = (gthread){.grp = grp, .g = &g, .writes = 40, .seq0 = i * 1000};
+    assert_int_equal(pthread_create(&th[i], NULL, group_writer, &t[i]), 0);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(t[i].late, 0);
+  }
+  assert_int_equal(atomic_load(&g.bad), 0);
+  assert_int_equal(atomic_load(&g.taken), 320);
+  /* 320 writes in at most 320 runs; with eight writers and 2 ms runs they
+   * must have shared: far fewer runs than writes. */
+  assert_true(atomic_load(&g.biggest) > 1);
+  assert_true(atomic_load(&g.runs) < 160);
+  csn_group_free(grp);
+}
+
+/* A writer that joins while a run is in flight waits for the next batch,
+ * and a batch keeps arrival order: writer 1 leads a run that waits; 2, 3
+ * and 4 join in that order meanwhile; the second run sees 2, 3, 4. */
+static void kit_group_keeps_arrival_order(void **state) {
+  gstate g;
+  csn_group *grp = NULL;
+  gthread t[4];
+  pthread_t th[4];
+  (void)state;
+  memset(&g, 0, sizeof g);
+  atomic_store(&g.hold, 1);
+  assert_int_equal(csn_group_new(&grp, group_run, &g), CSN_OK);
+  for (int i = 0; i < 4; i++) {
+    t[i] = (gthread){.grp = grp, .g = &g, .writes = 1, .seq0 = i + 1};
+    assert_int_equal(pthread_create(&th[i], NULL, group_writer, &t[i]), 0);
+    /* The first must be leading before the others come; each of them
+     * queued before the next (generous: a late one only makes the test
+     * fail, never pass wrongly). */
+    if (i == 0)
+      while (atomic_load(&g.runs) == 0) sleep_us(1000);
+    else
+      sleep_us(50000);
+  }
+  atomic_store(&g.release, 1);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(t[i].late, 0);
+  }
+  assert_int_equal(atomic_load(&g.bad), 0);
+  assert_int_equal(atomic_load(&g.runs), 2);
+  assert_int_equal(atomic_load(&g.norder), 3);
+  assert_int_equal(g.order[0], 2);
+  assert_int_equal(g.order[1], 3);
+  assert_int_equal(g.order[2], 4);
+  csn_group_free(grp);
+}
+
+static void kit_group_rejects_bad_arguments(void **state) {
+  csn_group *grp = (csn_group *)(void *)&grp;
+  (void)state;
+  assert_int_equal(csn_group_new(NULL, group_run, NULL), CSN_EINVAL);
+  assert_int_equal(csn_group_new(&grp, NULL, NULL), CSN_EINVAL);
+  assert_null(grp);
+  csn_group_free(NULL);
 }
 
 /* A long sweep sees the stop request and returns early. */
@@ -733,6 +891,9 @@ int main(void) {
       cmocka_unit_test(kit_sweeper_runs_and_stops),
       cmocka_unit_test(kit_sweeper_stop_interrupts_a_long_sweep),
       cmocka_unit_test(kit_sweeper_rejects_bad_arguments),
+      cmocka_unit_test(kit_group_batches_concurrent_writes),
+      cmocka_unit_test(kit_group_keeps_arrival_order),
+      cmocka_unit_test(kit_group_rejects_bad_arguments),
       cmocka_unit_test(kit_helpers),
       cmocka_unit_test(kit_pool_bounds_connections_under_threads),
       cmocka_unit_test(kit_pool_busy_wait_times_out),

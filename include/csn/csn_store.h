@@ -10,6 +10,7 @@
  *   - csn_store_set_error() / csn_store_fail(): error text, one way;
  *   - csn_record_splice_cookie(): touch without a JSON re-serialisation;
  *   - csn_sweeper_*: a background thread on the monotonic clock;
+ *   - csn_group_*: group commit, one expensive step for concurrent writes;
  *   - csn_url_split() / csn_url_parse_query(): store URLs, strictly;
  *   - csn_pool_*: a bounded pool of client connections (a server store);
  *   - csn_strdup(), csn_free_secret(), csn_now_ms(), csn_mono_ms().
@@ -178,6 +179,45 @@ CSN_API void csn_sweeper_wake(csn_sweeper *sw);
  * (which has no copy of the thread) it only frees: closing a store
  * inherited through fork() is safe. */
 CSN_API void csn_sweeper_stop(csn_sweeper *sw);
+
+/* ------------------------------------------------------------------------ */
+/* Group commit                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Writers that share one expensive step (a transaction's commit, a
+ * directory fsync) instead of paying one each. Every writer joins with a
+ * member; the first to find no run in flight becomes the leader: it takes
+ * every member queued so far, its own included, and calls fn(batch,
+ * userdata) with no lock held, while later arrivals queue for the next
+ * batch, which one of them leads once this run has returned. A member's
+ * own work, done before it joined, is therefore covered by the run that
+ * takes it, and csn_group_join() returns only after that run. With one
+ * writer at a time every batch has one member; under load a batch holds
+ * the writers that arrived during the previous run.
+ *
+ * A member is the first field of the writer's own record of its write,
+ * which lives on its stack for the call: fn finds the records by casting
+ * the members of the batch (a list in arrival order through `next`) and
+ * writes each one's results into it. fn must not keep a member after it
+ * returns, since its writer may return at once. The SQLite store (one
+ * transaction per batch) and the file store (one directory fsync per
+ * batch) use it. Since 0.2. */
+typedef struct csn_group csn_group;
+typedef struct csn_group_member {
+  struct csn_group_member *next; /* the batch, in arrival order */
+  int done_;                     /* the group's: not for fn or the writer */
+} csn_group_member;
+typedef void (*csn_group_fn)(csn_group_member *batch, void *userdata);
+
+/* A group whose batches run fn(batch, userdata). CSN_EINVAL (fn NULL),
+ * CSN_ENOMEM or CSN_EIO (no mutex or condition variable). */
+CSN_API int csn_group_new(csn_group **out, csn_group_fn fn, void *userdata);
+/* Queue `me` and wait until a run of fn that took it has returned (the
+ * caller's own run if it leads). Safe from any number of threads. Never
+ * call it from fn. */
+CSN_API void csn_group_join(csn_group *g, csn_group_member *me);
+/* Free a group no writer is in. NULL is a no-op. */
+CSN_API void csn_group_free(csn_group *g);
 
 /* ------------------------------------------------------------------------ */
 /* Store URLs                                                               */

@@ -140,15 +140,6 @@
 #define FILE_SETLK F_SETLK
 #endif
 
-/* A group commit (see "Shared directory fsyncs" above): the queue of
- * writers waiting for the next sync, and whether one is in flight. */
-typedef struct file_group {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  struct group_wait *q;
-  int busy;
-} file_group;
-
 typedef struct file_store {
   csn_store base; /* first: the vtable pointer */
   char *dir;      /* as given, for messages */
@@ -174,7 +165,9 @@ typedef struct file_store {
   int sparefd;
   _Atomic int recycle;
   /* The shared directory fsync (see the essay). */
-  file_group dsync;
+  /* The shared directory fsync (see "Shared directory fsyncs" above): a
+   * group commit whose run is dir_fsync_once(). */
+  csn_group *dsync;
   /* When a new file's own fsync made its name durable (file_dirsync.c). */
   csn__fdirsync dsync_skip;
   /* A spare rewritten at its own size is written out without a cache flush
@@ -220,8 +213,8 @@ typedef struct file_put {
 
 /* A writer waiting for a directory fsync, on its own stack. */
 typedef struct group_wait {
+  csn_group_member member; /* first: the group's list (next_wait) */
   int err; /* errno of the fsync that covered us, 0 for success */
-  int done;
   /* A rewritten spare for the leader to swap in before the fsync, after a
    * cache flush (FILE_FLUSH_GROUP); NULL: none. Its results: errno of
    * that flush, and the swap's (negative) errno. */
@@ -231,8 +224,12 @@ typedef struct group_wait {
   /* A new session's file, written and moved in but not synced, for the
    * leader to sync (share_fresh()); -1: none. */
   int fresh_fd;
-  struct group_wait *next;
 } group_wait;
+
+/* The writer after m in its group. */
+static group_wait *next_wait(const group_wait *m) {
+  return (group_wait *)(void *)m->member.next;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Names and locks                                                          */
@@ -479,7 +476,7 @@ static int read_file(file_store *fs, const char *name, char **out,
 static int sync_fresh(file_store *fs, group_wait *group, int *whole) {
   group_wait *one = NULL;
   int n = 0;
-  for (group_wait *m = group; m != NULL; m = m->next)
+  for (group_wait *m = group; m != NULL; m = next_wait(m))
     if (m->fresh_fd >= 0) {
       one = m;
       n++;
@@ -493,7 +490,7 @@ static int sync_fresh(file_store *fs, group_wait *group, int *whole) {
    * that writing the data dirtied): hence the flush after it. */
 #ifndef __linux__
   /* FILE_FLUSH_GROUP is Linux's: no syncfs() elsewhere. */
-  for (group_wait *m = group; m != NULL; m = m->next)
+  for (group_wait *m = group; m != NULL; m = next_wait(m))
     if (m->fresh_fd >= 0 && fsync(m->fresh_fd) != 0) return errno;
   return 0;
 #else
@@ -537,7 +534,7 @@ static void dir_fsync_once(file_store *fs, group_wait *group) {
    * so. */
   int need_dir = fresh_err == 0 && !whole &&
                  csn__fdirsync_needed(&fs->dsync_skip, fs->dirfd);
-  for (group_wait *m = group; m != NULL; m = m->next) {
+  for (group_wait *m = group; m != NULL; m = next_wait(m)) {
     if (m->fresh_fd >= 0) continue;
     need_dir |= !whole; /* a rename or an unlink */
     if (m->install == NULL) continue;
@@ -558,57 +555,25 @@ static void dir_fsync_once(file_store *fs, group_wait *group) {
     err = fsync(fs->dirfd) != 0 && errno != EINVAL ? errno : 0;
     if (err == 0) csn__fdirsync_done(&fs->dsync_skip, size);
   }
-  for (group_wait *m = group; m != NULL; m = m->next)
+  for (group_wait *m = group; m != NULL; m = next_wait(m))
     m->err = m->fresh_fd >= 0 && fresh_err != 0 ? fresh_err : err;
 }
 
-/* One sync for every writer queued on the store's group: the first to
- * find none in flight takes the whole queue, runs dir_fsync_once() on it
- * and wakes the others with their results; those queued meanwhile make the
- * next group. A sync covers what its writers did before they queued, so a
- * writer joins only a group whose sync has not started yet: the leader
- * takes the queue just before it. Returns the errno of the sync that
- * covered the caller, 0 for success (me, filled in). */
+/* The group's run (csn_group_join(): the first writer to find none in
+ * flight takes every writer queued, runs this for them and wakes them;
+ * those queued meanwhile make the next group). A sync covers what its
+ * writers did before they queued, so a writer joins only a group whose
+ * sync has not started yet: the leader takes the queue just before it. */
+static void run_dir_sync(csn_group_member *group, void *ud) {
+  dir_fsync_once(ud, (group_wait *)(void *)group);
+}
+
+/* Wait for the sync that covers the caller: the errno of that sync, 0 for
+ * success (me, filled in). */
 static int group_sync(file_store *fs, group_wait *me) {
-  file_group *g = &fs->dsync;
   me->err = 0;
-  me->done = 0;
-  pthread_mutex_lock(&g->mu);
-  me->next = g->q;
-  g->q = me;
-  while (!me->done) {
-    if (g->busy) {
-      pthread_cond_wait(&g->cv, &g->mu);
-      continue;
-    }
-    g->busy = 1;
-    group_wait *group = g->q;
-    g->q = NULL;
-    pthread_mutex_unlock(&g->mu);
-    dir_fsync_once(fs, group);
-    pthread_mutex_lock(&g->mu);
-    while (group != NULL) {
-      group_wait *next = group->next; /* before done: it may return */
-      group->done = 1;
-      group = next;
-    }
-    g->busy = 0;
-    pthread_cond_broadcast(&g->cv);
-  }
-  pthread_mutex_unlock(&g->mu);
+  csn_group_join(fs->dsync, &me->member);
   return me->err;
-}
-
-static void group_init(file_group *g) {
-  pthread_mutex_init(&g->mu, NULL);
-  pthread_cond_init(&g->cv, NULL);
-  g->q = NULL;
-  g->busy = 0;
-}
-
-static void group_destroy(file_group *g) {
-  pthread_mutex_destroy(&g->mu);
-  pthread_cond_destroy(&g->cv);
 }
 
 /* Wait in the group (me->install set: with a swap for its leader to
@@ -1606,7 +1571,7 @@ static void file_close(csn_store *st) {
   csn_sweeper_stop(fs->reaper);
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_destroy(&fs->locks[i]);
   pthread_mutex_destroy(&fs->lockfd_mu);
-  group_destroy(&fs->dsync);
+  csn_group_free(fs->dsync);
   if (atomic_load(&fs->lockfd) >= 0) close(atomic_load(&fs->lockfd));
   if (fs->sparefd >= 0) close(fs->sparefd);
   if (fs->dirfd >= 0) close(fs->dirfd);
@@ -1738,12 +1703,16 @@ int csn_store_file_new(const csn_file_options *opts, csn_store **out,
                                   : FILE_MAX_RECORD;
   for (int i = 0; i < FILE_NLOCKS; i++) pthread_mutex_init(&fs->locks[i], NULL);
   pthread_mutex_init(&fs->lockfd_mu, NULL);
-  group_init(&fs->dsync);
   fs->no_fsync = o.no_fsync != 0;
 
-  int rc = CSN_OK;
+  int rc = csn_group_new(&fs->dsync, run_dir_sync, fs);
+  if (rc != CSN_OK)
+    rc = csn_store_fail(errbuf, errlen, rc,
+                        "file store: cannot set up the shared fsync: %s",
+                        csn_strerror(rc));
   /* The secret is non-empty, so only memory can fail. */
-  if (o.secret != NULL && csn__fcrypt_new(o.secret, &fs->crypt) != CSN_OK)
+  if (rc == CSN_OK && o.secret != NULL &&
+      csn__fcrypt_new(o.secret, &fs->crypt) != CSN_OK)
     rc = csn_store_fail(errbuf, errlen, CSN_ENOMEM,
                         "file store: out of memory");
 

@@ -38,7 +38,7 @@
  * in one BEGIN IMMEDIATE transaction on the store's writer connection,
  * commits once (one WAL fsync for the batch) and wakes their callers; the
  * operations queued meanwhile make the next batch, led by one of their own
- * callers. No caller returns before the COMMIT holding its write has
+ * callers (the kit's csn_group). No caller returns before the COMMIT holding its write has
  * returned, and that COMMIT is durable (synchronous=FULL: SQLite fsyncs
  * the WAL at every commit). Each operation runs inside a SAVEPOINT of its
  * own, so one that fails is rolled back alone and fails only its caller;
@@ -106,12 +106,13 @@ typedef struct sq_conn {
   struct sq_conn *next;
 } sq_conn;
 
-/* A save waiting for (or in) a group commit. It lives on its caller's
- * stack; the leader writes rc and msg, then sets done under gmu, and never
- * touches it afterwards (its caller may have returned). */
+/* A save waiting for (or in) a group commit (csn_group). It lives on its
+ * caller's stack; the leader writes rc and msg before its run returns, and
+ * never touches it afterwards (its caller may have returned). */
 enum { OP_SET, OP_DESTROY, OP_TOUCH, OP_CAS };
 #define SQ_MSG_MAX 320
 typedef struct sq_op {
+  csn_group_member member; /* first: the batch's list (next_op) */
   int kind;
   const char *sid;
   const char *json; /* set, touch, cas */
@@ -122,10 +123,13 @@ typedef struct sq_op {
   int64_t now; /* the caller's instant, for liveness tests */
   int rc;
   int pending; /* leader only: still to run in this attempt */
-  int done;    /* under gmu: rc and msg are final */
   char msg[SQ_MSG_MAX]; /* the message for the caller's thread */
-  struct sq_op *next;
 } sq_op;
+
+/* The op after op in its batch. */
+static sq_op *next_op(const sq_op *op) {
+  return (sq_op *)(void *)op->member.next;
+}
 
 typedef struct sq_store {
   csn_store base; /* first: the vtable pointer */
@@ -140,12 +144,9 @@ typedef struct sq_store {
   pthread_mutex_t wmu; /* one writer at a time in this process */
   sq_conn *free;
   unsigned n_open;
-  /* Group commit (see the top of the file): queued saves, and whether a
-   * leader is running a batch. wconn is the leader's connection. */
-  pthread_mutex_t gmu;
-  pthread_cond_t gcv;
-  sq_op *q_head, *q_tail;
-  int leading;
+  /* Group commit (see the top of the file); wconn is the leader's
+   * connection. */
+  csn_group *group;
   sq_conn *wconn;
   int64_t prune_ms;
   csn_sweeper *sweeper; /* NULL when pruning is off */
@@ -478,7 +479,7 @@ static int ctl(sq_store *s, sq_conn *c, int which) {
 /* Fail every op still pending with the writer connection's error. */
 static void fail_pending(sq_store *s, sq_op *batch, sqlite3 *db,
                          const char *what) {
-  for (sq_op *op = batch; op != NULL; op = op->next)
+  for (sq_op *op = batch; op != NULL; op = next_op(op))
     if (op->pending) {
       op_fail(s, op, CSN_EIO, db, what);
       op->pending = 0;
@@ -488,12 +489,12 @@ static void fail_pending(sq_store *s, sq_op *batch, sqlite3 *db,
 /* Run one batch in one transaction and commit it (leader only; ops are
  * in arrival order). Every op leaves with rc (and msg) final. */
 static void run_batch(sq_store *s, sq_op *batch) {
-  for (sq_op *op = batch; op != NULL; op = op->next) op->pending = 1;
+  for (sq_op *op = batch; op != NULL; op = next_op(op)) op->pending = 1;
   if (s->wconn == NULL) {
     /* Open here (not in the pool): only the leader ever uses it. */
     int rc = conn_open(s, &s->wconn);
     if (rc != CSN_OK) {
-      for (sq_op *op = batch; op != NULL; op = op->next) {
+      for (sq_op *op = batch; op != NULL; op = next_op(op)) {
         op->rc = rc;
         snprintf(op->msg, sizeof op->msg, "%s", csn_store_errmsg(&s->base));
       }
@@ -508,7 +509,7 @@ static void run_batch(sq_store *s, sq_op *batch) {
       break;
     }
     int aborted = 0;
-    for (sq_op *op = batch; op != NULL && !aborted; op = op->next) {
+    for (sq_op *op = batch; op != NULL && !aborted; op = next_op(op)) {
       if (!op->pending) continue;
       if (ctl(s, c, SQ_SAVEPOINT) != 0) {
         /* Cannot isolate it: fail it alone, let the rest go on. */
@@ -547,14 +548,14 @@ static void run_batch(sq_store *s, sq_op *batch) {
        * before the failure and those after it) run again. Each attempt
        * settles at least one op, so this ends. */
       int left = 0;
-      for (sq_op *op = batch; op != NULL; op = op->next) left |= op->pending;
+      for (sq_op *op = batch; op != NULL; op = next_op(op)) left |= op->pending;
       if (left) continue;
       break;
     }
     /* The ops are decided; the COMMIT makes the successful ones durable.
      * If it fails, none of them happened. */
     if (ctl(s, c, SQ_COMMIT) != 0) {
-      for (sq_op *op = batch; op != NULL; op = op->next)
+      for (sq_op *op = batch; op != NULL; op = next_op(op))
         if (op->pending && op->rc == CSN_OK)
           op_fail(s, op, CSN_EIO, c->db, "commit");
     }
@@ -566,42 +567,18 @@ static void run_batch(sq_store *s, sq_op *batch) {
   pthread_mutex_unlock(&s->wmu);
 }
 
+/* The group's function: one batch, one transaction. */
+static void run_group(csn_group_member *batch, void *ud) {
+  run_batch(ud, (sq_op *)(void *)batch);
+}
+
 /* Queue a save and return once the commit holding it is done: either as
  * a follower (a leader ran it) or as the leader of the next batch. */
 static int submit(sq_store *s, sq_op *op) {
   op->rc = CSN_OK;
   op->msg[0] = '\0';
-  op->done = 0;
   op->pending = 0;
-  op->next = NULL;
-  pthread_mutex_lock(&s->gmu);
-  if (s->q_tail != NULL)
-    s->q_tail->next = op;
-  else
-    s->q_head = op;
-  s->q_tail = op;
-  while (!op->done) {
-    if (s->leading) {
-      pthread_cond_wait(&s->gcv, &s->gmu);
-      continue;
-    }
-    /* No commit in flight: lead the batch of everything queued (ours
-     * included), then hand over to whoever queued meanwhile. */
-    s->leading = 1;
-    sq_op *batch = s->q_head;
-    s->q_head = s->q_tail = NULL;
-    pthread_mutex_unlock(&s->gmu);
-    run_batch(s, batch);
-    pthread_mutex_lock(&s->gmu);
-    while (batch != NULL) {
-      sq_op *next = batch->next; /* before done: its owner may return */
-      batch->done = 1;
-      batch = next;
-    }
-    s->leading = 0;
-    pthread_cond_broadcast(&s->gcv);
-  }
-  pthread_mutex_unlock(&s->gmu);
+  csn_group_join(s->group, &op->member);
   if (op->rc != CSN_OK && op->msg[0] != '\0')
     csn_store_set_error(&s->base, op->rc, "%s", op->msg);
   return op->rc;
@@ -793,8 +770,7 @@ static void sq_close(csn_store *st) {
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->wmu);
   pthread_cond_destroy(&s->cv);
-  pthread_mutex_destroy(&s->gmu);
-  pthread_cond_destroy(&s->gcv);
+  csn_group_free(s->group);
   for (int i = 0; i < SQ_NSTMT; i++) sq_free(s->sql[i]);
   sq_free(s->path);
   sq_free(s);
@@ -939,10 +915,9 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->wmu, NULL);
   pthread_cond_init(&s->cv, NULL);
-  pthread_mutex_init(&s->gmu, NULL);
-  pthread_cond_init(&s->gcv, NULL);
   s->path = csn_strdup(o.path);
   int rc = s->path ? CSN_OK : CSN_ENOMEM;
+  if (rc == CSN_OK) rc = csn_group_new(&s->group, run_group, s);
   for (int i = 0; i < SQ_NSTMT && rc == CSN_OK; i++) {
     size_t n = strlen(sq_templates[i]) + 2 * SQ_TABLE_MAX + 1;
     s->sql[i] = sq_malloc(n);

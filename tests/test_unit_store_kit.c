@@ -338,6 +338,20 @@ static void *group_writer(void *arg) {
   return NULL;
 }
 
+static void start_writer(gthread *t, pthread_t *th, csn_group *grp,
+                         gstate *g, int writes, int seq0) {
+  *t = (gthread){.grp = grp, .g = g, .writes = writes, .seq0 = seq0};
+  assert_int_equal(pthread_create(th, NULL, group_writer, t), 0);
+}
+
+/* Join n writers; none may have returned before its write's run ended. */
+static void join_writers(gthread *t, pthread_t *th, int n) {
+  for (int i = 0; i < n; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(t[i].late, 0);
+  }
+}
+
 /* Eight threads, 40 writes each, runs of 2 ms: every write is taken by
  * exactly one run, returns only after it, runs never overlap, each run is
  * led by one of its own writers, and writes that wait share runs. */
@@ -350,14 +364,9 @@ static void kit_group_batches_concurrent_writes(void **state) {
   memset(&g, 0, sizeof g);
   g.delay_us = 2000;
   assert_int_equal(csn_group_new(&grp, group_run, &g), CSN_OK);
-  for (int i = 0; i < 8; i++) {
-    t[i] = (gthread){.grp = grp, .g = &g, .writes = 40, .seq0 = i * 1000};
-    assert_int_equal(pthread_create(&th[i], NULL, group_writer, &t[i]), 0);
-  }
-  for (int i = 0; i < 8; i++) {
-    pthread_join(th[i], NULL);
-    assert_int_equal(t[i].late, 0);
-  }
+  for (int i = 0; i < 8; i++)
+    start_writer(&t[i], &th[i], grp, &g, 40, i * 1000);
+  join_writers(t, th, 8);
   assert_int_equal(atomic_load(&g.bad), 0);
   assert_int_equal(atomic_load(&g.taken), 320);
   /* 320 writes in at most 320 runs; with eight writers and 2 ms runs they
@@ -380,8 +389,7 @@ static void kit_group_keeps_arrival_order(void **state) {
   atomic_store(&g.hold, 1);
   assert_int_equal(csn_group_new(&grp, group_run, &g), CSN_OK);
   for (int i = 0; i < 4; i++) {
-    t[i] = (gthread){.grp = grp, .g = &g, .writes = 1, .seq0 = i + 1};
-    assert_int_equal(pthread_create(&th[i], NULL, group_writer, &t[i]), 0);
+    start_writer(&t[i], &th[i], grp, &g, 1, i + 1);
     /* The first must be leading before the others come; each of them
      * queued before the next (generous: a late one only makes the test
      * fail, never pass wrongly). */
@@ -391,10 +399,7 @@ static void kit_group_keeps_arrival_order(void **state) {
       sleep_us(50000);
   }
   atomic_store(&g.release, 1);
-  for (int i = 0; i < 4; i++) {
-    pthread_join(th[i], NULL);
-    assert_int_equal(t[i].late, 0);
-  }
+  join_writers(t, th, 4);
   assert_int_equal(atomic_load(&g.bad), 0);
   assert_int_equal(atomic_load(&g.runs), 2);
   assert_int_equal(atomic_load(&g.norder), 3);

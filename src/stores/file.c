@@ -164,7 +164,6 @@ typedef struct file_store {
    * lack leases or RENAME_EXCHANGE). */
   int sparefd;
   _Atomic int recycle;
-  /* The shared directory fsync (see the essay). */
   /* The shared directory fsync (see "Shared directory fsyncs" above): a
    * group commit whose run is dir_fsync_once(). */
   csn_group *dsync;

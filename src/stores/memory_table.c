@@ -866,7 +866,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
   }
   pthread_mutex_unlock(&sh->lock);
   free_list(dead);
-  if (e != NULL) csn__free(e); /* not linked (rc != 0): its text is inline */
+  csn__free(e); /* NULL unless not linked (rc != 0); its text is inline */
   return rc != 0 ? CSN_ENOMEM : CSN_OK;
 }
 

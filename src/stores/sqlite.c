@@ -38,8 +38,8 @@
  * in one BEGIN IMMEDIATE transaction on the store's writer connection,
  * commits once (one WAL fsync for the batch) and wakes their callers; the
  * operations queued meanwhile make the next batch, led by one of their own
- * callers (the kit's csn_group). No caller returns before the COMMIT holding its write has
- * returned, and that COMMIT is durable (synchronous=FULL: SQLite fsyncs
+ * callers (the kit's csn_group_join()). No caller returns before the
+ * COMMIT holding its write has returned, and that COMMIT is durable (synchronous=FULL: SQLite fsyncs
  * the WAL at every commit). Each operation runs inside a SAVEPOINT of its
  * own, so one that fails is rolled back alone and fails only its caller;
  * later operations of the batch see the earlier ones' writes (a cas after
@@ -917,7 +917,6 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   pthread_cond_init(&s->cv, NULL);
   s->path = csn_strdup(o.path);
   int rc = s->path ? CSN_OK : CSN_ENOMEM;
-  if (rc == CSN_OK) rc = csn_group_new(&s->group, run_group, s);
   for (int i = 0; i < SQ_NSTMT && rc == CSN_OK; i++) {
     size_t n = strlen(sq_templates[i]) + 2 * SQ_TABLE_MAX + 1;
     s->sql[i] = sq_malloc(n);
@@ -928,6 +927,10 @@ int csn_store_sqlite_new(const csn_sqlite_options *opts, csn_store **out,
   }
   if (rc != CSN_OK)
     csn_store_fail(errbuf, errlen, rc, "sqlite store: out of memory");
+  else if ((rc = csn_group_new(&s->group, run_group, s)) != CSN_OK)
+    csn_store_fail(errbuf, errlen, rc,
+                   "sqlite store: cannot set up the group commit: %s",
+                   csn_strerror(rc));
   else if ((rc = sq_create_private(s->path, errbuf, errlen)) == CSN_OK)
     rc = sq_schema(s, o.table, errbuf, errlen);
   if (rc == CSN_OK && s->prune_ms > 0) {

@@ -62,6 +62,7 @@
  * empty table, never more. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -82,6 +83,10 @@
 #define FULL_SWEEP_GAP_MS 1000
 
 _Static_assert(MT_SHARDS == 1 << SHARD_BITS, "MT_SHARDS is 2^SHARD_BITS");
+/* An eviction's fields fit one line when the allocator aligns to 8 bytes
+ * or better (two at most otherwise): see mt_entry and prefetch_head_of(). */
+_Static_assert(offsetof(mt_entry, expires) <= 56,
+               "the fields an eviction touches fit in 56 bytes");
 
 /* A slot: empty (e NULL), a tombstone (e TOMB) or an entry with its hash. */
 struct mt_slot {
@@ -285,11 +290,16 @@ static mt_slot *find_slot(mt_shard *sh, uint64_t h, const char *sid,
   }
 }
 
-/* qhead and qhead_tag change only under the shard's lock, but
+/* qhead, qhead_tag and qtail change only under the shard's lock, but
  * prefetch_eviction() reads them without it: hence the atomic stores. */
 static void set_qhead(mt_shard *sh, mt_entry *e, uint32_t tag) {
   __atomic_store_n(&sh->qhead, e, __ATOMIC_RELAXED);
   __atomic_store_n(&sh->qhead_tag, tag, __ATOMIC_RELAXED);
+}
+
+/* The same for qtail, which prefetch_eviction() reads too. */
+static void set_qtail(mt_shard *sh, mt_entry *e) {
+  __atomic_store_n(&sh->qtail, e, __ATOMIC_RELAXED);
 }
 
 /* The probation queue (see Capacity): a new entry joins at the tail, and
@@ -308,20 +318,20 @@ static void queue_push(mt_shard *sh, mt_entry *e) {
   } else {
     set_qhead(sh, e, (uint32_t)e->hash);
   }
-  sh->qtail = e;
+  set_qtail(sh, e);
 }
 
 static void queue_drop(mt_shard *sh, mt_entry *e) {
   if (e == sh->qhead) {
     set_qhead(sh, e->qnext, e->qnext_tag);
-    if (e->qnext == NULL) sh->qtail = NULL;
+    if (e->qnext == NULL) set_qtail(sh, NULL);
   } else {
     e->qprev->qnext = e->qnext;
     e->qprev->qnext_tag = e->qnext_tag;
     if (e->qnext != NULL)
       e->qnext->qprev = e->qprev;
     else
-      sh->qtail = e->qprev;
+      set_qtail(sh, e->qprev);
   }
   e->qprev = e->qnext = NULL;
 }
@@ -436,21 +446,31 @@ static void prefetch_slot(mt_shard *sh, uint64_t h) {
   __builtin_prefetch(slot_hint(sh, h));
 }
 
+/* Ask for the bytes of e that an eviction or a queue link touches (the
+ * fields before expires, memory_table.h): one line or two, as the
+ * allocator placed the block. A hint: e is never dereferenced here. */
+static void prefetch_head_of(const mt_entry *e) {
+  __builtin_prefetch(e, 1);
+  __builtin_prefetch((const char *)e + offsetof(mt_entry, expires) - 1, 1);
+}
+
 /* The same for an insert into a full table, which will evict the oldest
  * probation entry, most likely of its own shard (see make_room): ask for
  * that entry and for its slot now, while the insert copies its record.
  * Without this, the eviction waited for both, one after the other: a
- * third of an insert's time once the table had filled. Hints again: the
- * entry may be gone by the time the lock is taken, and only addresses are
- * formed here, never dereferenced. */
+ * third of an insert's time once the table had filled. Also the queue's
+ * tail, whose link the new entry's arrival writes. Hints again: the
+ * entries may be gone by the time the lock is taken, and only addresses
+ * are formed here, never dereferenced. */
 static void prefetch_eviction(const mt_table *t, mt_shard *sh) {
-  mt_entry *e;
+  mt_entry *e = __atomic_load_n(&sh->qtail, __ATOMIC_RELAXED);
+  if (e != NULL) prefetch_head_of(e);
   if (t->max_entries == 0 ||
       atomic_load_explicit(&t->total, memory_order_relaxed) < t->max_entries)
     return;
   e = __atomic_load_n(&sh->qhead, __ATOMIC_RELAXED);
   if (e == NULL) return;
-  __builtin_prefetch(e, 1);
+  prefetch_head_of(e);
   __builtin_prefetch(
       slot_hint(sh, __atomic_load_n(&sh->qhead_tag, __ATOMIC_RELAXED)), 1);
 }
@@ -513,6 +533,13 @@ static int evict_head(mt_shard *sh, mt_entry **dead) {
        i = (i + 1) & mask) {
   }
   unlink_keep_total(sh, &sh->slots[i], dead);
+  /* The next eviction of this shard takes the new head: ask for it and
+   * its slot now, so that it comes from a nearer cache than memory (by
+   * then the head has waited through a whole table of inserts). */
+  if (sh->qhead != NULL) {
+    prefetch_head_of(sh->qhead);
+    __builtin_prefetch(&sh->slots[sh->qhead_tag & mask], 1);
+  }
   return 1;
 }
 
@@ -779,7 +806,7 @@ static void take_place(mt_shard *sh, mt_slot *s, mt_entry *ne,
     if (oe->qnext != NULL)
       oe->qnext->qprev = ne;
     else
-      sh->qtail = ne;
+      set_qtail(sh, ne);
   }
   s->e = ne;
   oe->next = *dead;

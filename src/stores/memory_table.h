@@ -32,26 +32,31 @@ typedef struct mt_shard mt_shard;
 typedef struct mt_slot mt_slot;
 
 typedef struct mt_entry {
+  /* What an eviction reads and writes comes first, in the block's first
+   * 56 bytes (memory_table.c, evict_head): the entry that goes is the
+   * oldest of its shard and long out of the cache, and each line of it
+   * that the eviction touches is a wait. Before, its queue links were in
+   * a second line that nothing had asked the cache for. */
   struct mt_entry *next; /* a list of removed entries, freed after unlocking */
   uint64_t hash;
-  int64_t expires; /* epoch ms, CSN_TIME_NONE = never */
+  /* While !used: the shard's probation queue, oldest first (Capacity). */
+  struct mt_entry *qnext, *qprev;
   /* NUL-terminated copy of the record, as stored: in the entry's own block
    * after sid (memory_table.c, mt_set) until a text that does not fit there
    * replaces it (mt_replace: then a block of its own). */
   char *json;
-  size_t len;
-  size_t cap; /* bytes allocated at json: more than len (mt_text_cap) */
   size_t sid_len;
+  /* The low bits of qnext's hash: the queue's new head hands its slot to
+   * the eviction prefetch without a read of the new head itself
+   * (memory_table.c, prefetch_eviction). */
+  uint32_t qnext_tag;
   /* 1 once a later request read the entry back (a returning visitor);
    * eviction spares such entries while any other is left (memory_table.c,
    * Capacity). Set by mt_mark_used(); read under the shard's lock. */
   unsigned char used;
-  /* The low bits of qnext's hash (in the hole after `used`): the queue's
-   * new head hands its bucket to the eviction prefetch without a read of
-   * the new head itself (memory_table.c, prefetch_eviction). */
-  uint32_t qnext_tag;
-  /* While !used: the shard's probation queue, oldest first (Capacity). */
-  struct mt_entry *qprev, *qnext;
+  int64_t expires; /* epoch ms, CSN_TIME_NONE = never */
+  size_t len;
+  size_t cap; /* bytes allocated at json: more than len (mt_text_cap) */
   char sid[]; /* NUL-terminated */
 } mt_entry;
 

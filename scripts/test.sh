@@ -172,7 +172,7 @@ build_and_test build-tsan "-DCSN_TSAN=ON" "all tests but install_cmake" -DCSN_TS
 # that another thread of the process holds keeps valgrind's own lock, the
 # holder never runs again, and the process stops. store_file's two-handle
 # test does exactly that (reproduced with a two-thread program); ASan, UBSan
-# and TSan (steps 3 and 4) run every test instead.
+# and TSan (step 4) run every test instead.
 if [ "$ci_built" -eq 0 ]; then
   n_http=$(ctest --test-dir "$ROOT/build-ci" -N -R '^http_' 2>/dev/null |
              sed -n 's/^Total Tests: *\([0-9]*\).*/\1/p')

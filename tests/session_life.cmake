@@ -14,7 +14,10 @@
 #                               saving the same session: the creation stamp
 #                               survives and the C side still ends the
 #                               session at the lifetime
-#                               (test_interop_lifetime.c)
+#                               (test_interop_lifetime.c); file, sqlite,
+#                               redis, pg (connect-pg-simple, a table of
+#                               the run's own, dropped after) and mongo
+#                               (connect-mongo, a collection of its own)
 csn_add_unit(session_lifetime ${CMAKE_CURRENT_LIST_DIR}/test_session_lifetime.c)
 csn_add_unit(session_rotate ${CMAKE_CURRENT_LIST_DIR}/test_session_rotate.c)
 
@@ -59,6 +62,15 @@ if(TARGET csn_http_harness)
   endif()
   if(TARGET csn_store_redis_static)
     list(APPEND _csn_life_kinds redis)
+  endif()
+  if(TARGET csn_store_pg_static)
+    # libpq for dropping the run's table at the end.
+    target_link_libraries(interop_lifetime_node PRIVATE csn_store_pg_static)
+    target_compile_definitions(interop_lifetime_node PRIVATE CSN_LIFE_PG=1)
+    list(APPEND _csn_life_kinds pg)
+  endif()
+  if(TARGET csn_store_mongo_static)
+    list(APPEND _csn_life_kinds mongo)
   endif()
   foreach(_k ${_csn_life_kinds})
     add_test(NAME interop_lifetime_node_${_k}

@@ -20,8 +20,12 @@
  *               stamps it (T) and saves it once, data kept; Node saves it
  *               again and the stamp survives; C ends it at T + lifetime.
  *
- * Usage: test_interop_lifetime file|sqlite|redis <node> <app.js>
- * (redis: CSN_TEST_REDIS_URL, else exit 77). */
+ * Usage: test_interop_lifetime file|sqlite|redis|pg|mongo <node> <app.js>
+ * (redis, pg, mongo: CSN_TEST_REDIS_URL, CSN_TEST_PG_URL or
+ * CSN_TEST_MONGO_URL, else exit 77). pg: a table of this run's own in the
+ * URL's database, made by the C store (create_table=1, connect-pg-simple's
+ * DDL) and dropped at the end; mongo: a collection of this run's own in
+ * the URL's database, connect-mongo's default JSON text. */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE
 #endif
@@ -41,6 +45,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef CSN_LIFE_PG
+#include <libpq-fe.h>
+#endif
+
 #include "csn/csn.h"
 #include "csn/csn_store.h"
 #include "csn/csn_stores.h"
@@ -55,6 +63,8 @@
 static const char *kind, *node_bin, *app_js;
 static char root[256];
 static char c_url[1024], node_path[512], prefix[64];
+/* pg: PG_TABLE for app.js; mongo: MONGO_COLLECTION. Empty otherwise. */
+static char table[64];
 static int64_t fake_now;
 
 static int64_t fake_clock(void *ud) {
@@ -88,6 +98,9 @@ static int node_start(void) {
     setenv("PORT", "0", 1);
     if (prefix[0] != '\0')
       setenv("PREFIX", prefix, 1);
+    if (table[0] != '\0')
+      setenv(strcmp(kind, "pg") == 0 ? "PG_TABLE" : "MONGO_COLLECTION",
+             table, 1);
     execl(node_bin, node_bin, app_js, (char *)NULL);
     _exit(127);
   }
@@ -332,6 +345,29 @@ static void lifetime_node_first(void **state) {
   c_close();
 }
 
+#ifdef CSN_LIFE_PG
+/* Drop this run's table (the C store made it). 0, or -1 with a message. */
+static int pg_drop_table(void) {
+  PGconn *c = PQconnectdb(node_path);
+  char sql[128];
+  int ok;
+  PGresult *r;
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "could not connect to drop %s: %s", table,
+            PQerrorMessage(c));
+    PQfinish(c);
+    return -1;
+  }
+  snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS \"%s\"", table);
+  r = PQexec(c, sql);
+  ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) fprintf(stderr, "drop %s: %s", table, PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+  return ok ? 0 : -1;
+}
+#endif
+
 static int teardown(void **state) {
   (void)state;
   node_stop();
@@ -347,7 +383,8 @@ int main(int argc, char **argv) {
   };
   int rc;
   if (argc != 4) {
-    fprintf(stderr, "usage: %s file|sqlite|redis <node> <app.js>\n", argv[0]);
+    fprintf(stderr, "usage: %s file|sqlite|redis|pg|mongo <node> <app.js>\n",
+            argv[0]);
     return 2;
   }
   kind = argv[1];
@@ -364,6 +401,29 @@ int main(int argc, char **argv) {
     snprintf(node_path, sizeof node_path, "%s", u);
     snprintf(c_url, sizeof c_url, "%s%sprefix=%s", u,
              strchr(u, '?') ? "&" : "?", prefix);
+  } else if (strcmp(kind, "pg") == 0 || strcmp(kind, "mongo") == 0) {
+    int pg = strcmp(kind, "pg") == 0;
+    const char *u = getenv(pg ? "CSN_TEST_PG_URL" : "CSN_TEST_MONGO_URL");
+#ifndef CSN_LIFE_PG
+    if (pg) {
+      fprintf(stderr, "interop_lifetime pg: built without the pg store\n");
+      return 77;
+    }
+#endif
+    if (u == NULL || u[0] == '\0') {
+      fprintf(stderr, "interop_lifetime %s: %s not set\n", kind,
+              pg ? "CSN_TEST_PG_URL" : "CSN_TEST_MONGO_URL");
+      return 77;
+    }
+    snprintf(table, sizeof table, "csnlt_%ld", (long)getpid());
+    snprintf(node_path, sizeof node_path, "%s", u);
+    if (pg)
+      snprintf(c_url, sizeof c_url, "%s%stable=%s&create_table=1&prune=0", u,
+               strchr(u, '?') ? "&" : "?", table);
+    else
+      snprintf(c_url, sizeof c_url,
+               "%s%scollection=%s&stringify=1&auto_remove=native", u,
+               strchr(u, '?') ? "&" : "?", table);
   } else {
     snprintf(root, sizeof root, "/tmp/csn-interop-life-XXXXXX");
     if (mkdtemp(root) == NULL)
@@ -380,6 +440,10 @@ int main(int argc, char **argv) {
     }
   }
   rc = cmocka_run_group_tests_name(kind, tests, NULL, NULL);
+#ifdef CSN_LIFE_PG
+  if (strcmp(kind, "pg") == 0 && pg_drop_table() != 0 && rc == 0)
+    rc = 1;
+#endif
   if (root[0] != '\0') {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -26,6 +26,11 @@ target_link_libraries(session_touch_after PRIVATE csn_stores_static
                       PkgConfig::CMOCKA)
 target_include_directories(session_touch_after PRIVATE
   ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
+if(TARGET csn_store_pg_static)
+  # libpq for dropping the run's table at the end (tests/pg_drop.h).
+  target_link_libraries(session_touch_after PRIVATE csn_store_pg_static)
+  target_compile_definitions(session_touch_after PRIVATE CSN_TA_PG=1)
+endif()
 foreach(_csn_ta_store memory file sqlite redis pg mongo)
   # Only the stores this build has (csn_stores_static registers them).
   if(_csn_ta_store STREQUAL "sqlite" AND NOT TARGET csn_store_sqlite_static)
@@ -64,7 +69,7 @@ if(TARGET csn_http_harness)
     list(APPEND _csn_life_kinds redis)
   endif()
   if(TARGET csn_store_pg_static)
-    # libpq for dropping the run's table at the end.
+    # libpq for dropping the run's table at the end (tests/pg_drop.h).
     target_link_libraries(interop_lifetime_node PRIVATE csn_store_pg_static)
     target_compile_definitions(interop_lifetime_node PRIVATE CSN_LIFE_PG=1)
     list(APPEND _csn_life_kinds pg)

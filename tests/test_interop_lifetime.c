@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #ifdef CSN_LIFE_PG
-#include <libpq-fe.h>
+#include "pg_drop.h"
 #endif
 
 #include "csn/csn.h"
@@ -345,28 +345,6 @@ static void lifetime_node_first(void **state) {
   c_close();
 }
 
-#ifdef CSN_LIFE_PG
-/* Drop this run's table (the C store made it). 0, or -1 with a message. */
-static int pg_drop_table(void) {
-  PGconn *c = PQconnectdb(node_path);
-  char sql[128];
-  int ok;
-  PGresult *r;
-  if (PQstatus(c) != CONNECTION_OK) {
-    fprintf(stderr, "could not connect to drop %s: %s", table,
-            PQerrorMessage(c));
-    PQfinish(c);
-    return -1;
-  }
-  snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS \"%s\"", table);
-  r = PQexec(c, sql);
-  ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  if (!ok) fprintf(stderr, "drop %s: %s", table, PQerrorMessage(c));
-  PQclear(r);
-  PQfinish(c);
-  return ok ? 0 : -1;
-}
-#endif
 
 static int teardown(void **state) {
   (void)state;
@@ -441,7 +419,8 @@ int main(int argc, char **argv) {
   }
   rc = cmocka_run_group_tests_name(kind, tests, NULL, NULL);
 #ifdef CSN_LIFE_PG
-  if (strcmp(kind, "pg") == 0 && pg_drop_table() != 0 && rc == 0)
+  if (strcmp(kind, "pg") == 0 && test_pg_drop_table(node_path, table) != 0 &&
+      rc == 0)
     rc = 1;
 #endif
   if (root[0] != '\0') {

@@ -37,6 +37,9 @@
 #include "csn/csn_store.h"
 #include "csn/csn_stores.h"
 #include "life_count_store.h"
+#ifdef CSN_TA_PG
+#include "pg_drop.h"
+#endif
 #include "request_rig.h"
 #include "test_clock.h"
 
@@ -344,10 +347,10 @@ static int make_url(void) {
   return 0;
 }
 
-/* pg: drop our table through the store's own connection string is not
- * possible (no such method); the table is emptied instead and left in the
- * throwaway test database. */
-static void cleanup(void) {
+/* Our keys, rows or documents go; pg's table too (pg_drop.h: no store
+ * method drops a table). Returns 0, or -1 when the table stayed. */
+static int cleanup(void) {
+  int rc = 0;
   if (strcmp(kind, "pg") == 0 || strcmp(kind, "mongo") == 0 ||
       strcmp(kind, "redis") == 0) {
     csn_store *st = NULL;
@@ -357,7 +360,15 @@ static void cleanup(void) {
       csn_store_free(st);
     }
   }
+#ifdef CSN_TA_PG
+  if (strcmp(kind, "pg") == 0) {
+    char table[32];
+    snprintf(table, sizeof table, "csn_ta_%ld", (long)getpid());
+    rc = test_pg_drop_table(getenv("CSN_TEST_PG_URL"), table);
+  }
+#endif
   (void)rm_tree();
+  return rc;
 }
 
 int main(int argc, char **argv) {
@@ -389,6 +400,7 @@ int main(int argc, char **argv) {
    * then exact. */
   base_ms = wall_ms() / 1000 * 1000;
   rc = cmocka_run_group_tests_name(kind, tests, NULL, NULL);
-  cleanup();
+  if (cleanup() != 0 && rc == 0)
+    rc = 1;
   return rc;
 }

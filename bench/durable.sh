@@ -86,9 +86,10 @@ start() {
             taskset -c "$SERVER_CPU" node "$work/node/app.js" >"$work/server.log" 2>&1 & ;;
     csession|base)
       local bin=$DEMO; [ "$kind" = base ] && bin=$BASE
+      bench_flags_for "$bin" # bench/lib.sh: an older base may lack one
       CSN_SECRET=$SECRET taskset -c "$SERVER_CPU" "$bin" --port "$PORT" \
-        --store "$(url_of "$store" "$mode")" --threads "$threads" "${BENCH_DEMO_FLAGS[@]}" \
-        >"$work/server.log" 2>&1 & ;;
+        --store "$(url_of "$store" "$mode")" --threads "$threads" \
+        ${bench_flags[@]+"${bench_flags[@]}"} >"$work/server.log" 2>&1 & ;;
   esac
   server_pid=$!
   bench_wait_up "$PORT" "$work/server.log" "durable: $1"

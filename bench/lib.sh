@@ -9,6 +9,25 @@
 # wrk counted socket errors that were no store's failure.
 BENCH_DEMO_FLAGS=(--per-ip 1000)
 
+# bench_flags_for BIN: the pairs of BENCH_DEMO_FLAGS (each flag takes one
+# value) that BIN's --help names, into the array bench_flags, and the ones
+# it does not into bench_flags_left. A demo built from an older commit
+# (run.sh --base-rev, durable.sh --base) may lack one (--per-ip came on
+# 2026-12-02) and would refuse to start with it.
+bench_flags_for() {
+  local help i
+  help=$("$1" --help 2>&1 || true)
+  bench_flags=()
+  bench_flags_left=()
+  for ((i = 0; i + 1 < ${#BENCH_DEMO_FLAGS[@]}; i += 2)); do
+    if grep -q -e "${BENCH_DEMO_FLAGS[i]}" <<<"$help"; then
+      bench_flags+=("${BENCH_DEMO_FLAGS[i]}" "${BENCH_DEMO_FLAGS[i + 1]}")
+    else
+      bench_flags_left+=("${BENCH_DEMO_FLAGS[i]}")
+    fi
+  done
+}
+
 # bench_wait_up PORT LOG NAME [PID]: wait (10 s at most) until the server on
 # 127.0.0.1:PORT answers / with 200, giving up at once when process PID (if
 # given) has exited; otherwise show NAME and the head of its LOG on stderr

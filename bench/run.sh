@@ -158,7 +158,7 @@ else
   demo_bin=
 fi
 want csession || demo_bin=
-demo_args=("${BENCH_DEMO_FLAGS[@]}") # bench/lib.sh; a --base-rev before 2026-12-02 lacks --per-ip
+demo_args=("${BENCH_DEMO_FLAGS[@]}") # bench/lib.sh; the base's own: base_args
 [ -n "$DEMO_THREADS" ] && demo_args+=(--threads "$DEMO_THREADS")
 
 # The same tree as what the figures came from, for the table's header.
@@ -229,6 +229,7 @@ trap 'exit 130' INT TERM
 base_bin=
 base_short=
 base_desc=
+base_args=()
 if [ -n "$BASE_REV" ]; then
   base_hash=$(git -C "$root" rev-parse --verify --quiet "$BASE_REV^{commit}") ||
     { log "--base-rev $BASE_REV: not a commit"; exit 2; }
@@ -249,6 +250,11 @@ if [ -n "$BASE_REV" ]; then
     base_wt=
   fi
   [ -x "$base_bin" ] || { log "csession-demo at $base_short did not build (logs: $base_home/build-logs)"; exit 1; }
+  bench_flags_for "$base_bin" # bench/lib.sh
+  base_args=(${bench_flags[@]+"${bench_flags[@]}"})
+  [ -n "$DEMO_THREADS" ] && base_args+=(--threads "$DEMO_THREADS")
+  [ ${#bench_flags_left[@]} -gt 0 ] &&
+    log "csession-demo at $base_short has no ${bench_flags_left[*]}: it runs without"
 fi
 
 # ---------------------------------------------------------------------------
@@ -410,11 +416,13 @@ start_target() {
       taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" \
         ${bare_flags[@]+"${bare_flags[@]}"} >"$work/server.log" 2>&1 & ;;
     csession|base)
-      bin=$demo_bin; [ "$kind" = base ] && bin=$base_bin
+      local args=(${demo_args[@]+"${demo_args[@]}"})
+      bin=$demo_bin
+      if [ "$kind" = base ]; then bin=$base_bin; args=(${base_args[@]+"${base_args[@]}"}); fi
       # The secret by environment, never on the command line.
       CSN_SECRET=$SECRET taskset -c "$SERVER_CPU" "$bin" --port "$port" \
         --store "$(c_store_url "$store")" \
-        ${demo_args[@]+"${demo_args[@]}"} >"$work/server.log" 2>&1 & ;;
+        ${args[@]+"${args[@]}"} >"$work/server.log" 2>&1 & ;;
     node)
       STORE=$store PORT=$port SECRET=$SECRET STORE_DIR=$work/${store/file/files} \
         REDIS_URL=$redis_url DATABASE_URL=$pg_url MONGO_URL=$mongo_url \
@@ -748,7 +756,7 @@ median_of() {
        "after ${WARMUP} s warm-up; server on core $SERVER_CPU, wrk on core $CLIENT_CPU."
   machine_line
   echo "Tree: $(tree_desc)${demo_args[*]:+; csession-demo ${demo_args[*]}}."
-  [ -n "$base_bin" ] && echo "Base: csession-demo built from $base_desc, same flags" \
+  [ -n "$base_bin" ] && echo "Base: csession-demo built from $base_desc, flags ${base_args[*]:-none}" \
        "(rows \"@ $base_short\"); now/base divides the working tree's median req/s by the base's," \
        "both over all their runs, quiet or not."
   echo

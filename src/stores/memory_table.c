@@ -83,8 +83,9 @@
 #define FULL_SWEEP_GAP_MS 1000
 
 _Static_assert(MT_SHARDS == 1 << SHARD_BITS, "MT_SHARDS is 2^SHARD_BITS");
-/* An eviction's fields fit one line when the allocator aligns to 8 bytes
- * or better (two at most otherwise): see mt_entry and prefetch_head_of(). */
+/* The fields an eviction touches span two cache lines at most, wherever
+ * the allocator puts the block, and prefetch_head_of() asks for both: see
+ * mt_entry. */
 _Static_assert(offsetof(mt_entry, expires) <= 56,
                "the fields an eviction touches fit in 56 bytes");
 

@@ -39,9 +39,10 @@
  * commits once (one WAL fsync for the batch) and wakes their callers; the
  * operations queued meanwhile make the next batch, led by one of their own
  * callers (the kit's csn_group_join()). No caller returns before the
- * COMMIT holding its write has returned, and that COMMIT is durable (synchronous=FULL: SQLite fsyncs
- * the WAL at every commit). Each operation runs inside a SAVEPOINT of its
- * own, so one that fails is rolled back alone and fails only its caller;
+ * COMMIT holding its write has returned, and that COMMIT is durable
+ * (synchronous=FULL: SQLite fsyncs the WAL at every commit). Each
+ * operation runs inside a SAVEPOINT of its own, so one that fails is
+ * rolled back alone and fails only its caller;
  * later operations of the batch see the earlier ones' writes (a cas after
  * a set of the same id compares against the set's text), exactly as if
  * they had committed one by one in that order. An error that makes SQLite

@@ -5,13 +5,23 @@
  * so the difference between this server and csession-demo in one benchmark
  * run is the cost of the session middleware and nothing else.
  *
- *   csn-bench-bare [--port N] [--cookie]   (default 8080, binds 127.0.0.1)
+ *   csn-bench-bare [--port N] [--cookie] [--table N]
+ *                                      (default 8080, binds 127.0.0.1)
  *
  * --cookie adds to every response a Set-Cookie header of the size and shape
  * csession-demo sends (a fixed value: no signing, no store). wrk's returning
  * scenario sends it back, so this server then also reads a Cookie header of
  * csession's size: the row tells what libmicrohttpd itself charges for the
  * session's bytes, which no session library on it can avoid.
+ *
+ * --table N keeps, as csession-demo on memory:// does, a record of the
+ * demo's size for each visitor in a table of the last N (bare_table.c),
+ * and sends the cookie bytes of --cookie with the record's id in them: a
+ * request without that cookie inserts a record (evicting the oldest once N
+ * are held), one with it writes its record over in place. What is left
+ * between this server and csession-demo is the session work itself
+ * (signing, parsing, the record's JSON); between it and the bare server,
+ * what holding N sessions in memory costs any server.
  *
  * SIGTERM or SIGINT stops the daemon and exits with status 0.
  */
@@ -21,9 +31,12 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "bare_table.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int bare_result;
@@ -41,6 +54,9 @@ static const char fixed_cookie[] =
     "GqG2H3JtaNZFV%2FD7t0Eagzi1H1e7O%2BZmCbida%2Flt0F0; Path=/; "
     "Expires=Fri, 04 Dec 2026 21:55:01 GMT; HttpOnly";
 static int send_cookie;
+/* Where fixed_cookie's id begins, after "connect.sid=s%3A". */
+static const size_t cookie_id_at = 16;
+static int use_table;
 
 /* Any non-NULL address marks "first call seen" in *req_cls. */
 static int first_call_marker;
@@ -68,6 +84,24 @@ static bare_result handler(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
 
+  char cookie[sizeof fixed_cookie];
+  const char *set_cookie = send_cookie ? fixed_cookie : NULL;
+  if (use_table) {
+    /* The id sits where csession's does: after "s%3A" in the value. */
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "connect.sid");
+    const char *id = v != NULL && strncmp(v, "s%3A", 4) == 0 &&
+                             strlen(v) >= 4 + BARE_TABLE_ID_LEN
+                         ? v + 4
+                         : NULL;
+    char out[BARE_TABLE_ID_LEN + 1];
+    if (bare_table_save(id, out) != 0)
+      return MHD_NO;
+    memcpy(cookie, fixed_cookie, sizeof cookie);
+    memcpy(cookie + cookie_id_at, out, BARE_TABLE_ID_LEN);
+    set_cookie = cookie;
+  }
+
   /* A response per request, as the demo builds one: the buffer is static so
    * nothing is copied. */
   struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -76,8 +110,9 @@ static bare_result handler(void *cls, struct MHD_Connection *conn,
     return MHD_NO;
   if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                               "text/plain; charset=utf-8") != MHD_YES ||
-      (send_cookie && MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE,
-                                              fixed_cookie) != MHD_YES)) {
+      (set_cookie != NULL &&
+       MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, set_cookie) !=
+           MHD_YES)) {
     MHD_destroy_response(resp);
     return MHD_NO;
   }
@@ -97,7 +132,7 @@ static int parse_port(const char *s, unsigned short *out) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: csn-bench-bare [--port N] [--cookie]\n");
+  fprintf(f, "usage: csn-bench-bare [--port N] [--cookie] [--table N]\n");
 }
 
 int main(int argc, char **argv) {
@@ -111,6 +146,18 @@ int main(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--cookie") == 0) {
       send_cookie = 1;
+    } else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long long n;
+      errno = 0;
+      n = strtoull(argv[++i], &end, 10);
+      if (errno != 0 || end == argv[i] || *end != '\0' || n == 0 ||
+          n > SIZE_MAX / 64 || bare_table_init((size_t)n) != 0) {
+        fprintf(stderr, "csn-bench-bare: bad or too large --table '%s'\n",
+                argv[i]);
+        return 2;
+      }
+      use_table = 1;
     } else if (strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;
@@ -154,6 +201,7 @@ int main(int argc, char **argv) {
   if (sigwait(&stop, &sig) != 0)
     sig = 0;
   MHD_stop_daemon(d);
+  bare_table_free();
   (void)sig;
   return 0;
 }

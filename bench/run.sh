@@ -13,7 +13,11 @@
 # for "mongo" the MongoDB test server tests/mongo/mongo_server.py, in memory,
 # unless MONGODB_URI names a real server), and measures with wrk:
 #   targets    bare libmicrohttpd, alone and with a fixed cookie of csession's
-#              size (bare_server.c --cookie); csession-demo with each store it accepts;
+#              size (bare_server.c --cookie), and, when memory is among the
+#              stores, with those bytes and a record per visitor in a table
+#              of the last 100,000, the demo's memory:// size (--table,
+#              bare_table.c);
+#              csession-demo with each store it accepts;
 #              Express without sessions; express-session with the same stores
 #   scenarios  new (no cookie), returning (cookie pool, see returning.lua)
 # Servers (and Redis/PostgreSQL) run on core $SERVER_CPU, wrk on core
@@ -58,6 +62,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 STORES=${STORES:-"memory file sqlite redis postgres mongo"}
 SCENARIOS=${SCENARIOS:-"new returning"}
+# bare:table's size: what the demo's memory:// holds by default (its --help).
+BARE_TABLE=100000
 TARGETS=${TARGETS:-"bare csession base express express-session"}
 BASE_REV=${BASE_REV:-}
 DEMO_THREADS=${DEMO_THREADS:-}
@@ -390,6 +396,7 @@ label() {
   case $1 in
     bare:none) echo "bare libmicrohttpd" ;;
     bare:cookie) echo "bare libmicrohttpd + cookie bytes" ;;
+    bare:table) echo "bare libmicrohttpd + cookie + 100k-record table" ;;
     node:none) echo "Express, no session" ;;
     csession:*) echo "csession ${1#*:}" ;;
     base:*) echo "csession ${1#*:} @ $base_short" ;;
@@ -411,8 +418,14 @@ start_target() {
   reset_store "$store"
   case $kind in
     bare)
-      # bare:cookie sends (and so gets back) a cookie of csession's size.
-      local bare_flags=(); [ "$store" = cookie ] && bare_flags=(--cookie)
+      # bare:cookie sends (and so gets back) a cookie of csession's size;
+      # bare:table keeps a record of every request, as many as the demo's
+      # memory:// holds.
+      local bare_flags=()
+      case $store in
+        cookie) bare_flags=(--cookie) ;;
+        table) bare_flags=(--table "$BARE_TABLE") ;;
+      esac
       taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" \
         ${bare_flags[@]+"${bare_flags[@]}"} >"$work/server.log" 2>&1 & ;;
     csession|base)
@@ -444,6 +457,7 @@ stop_target() {
 
 targets=()
 [ -n "$bare_bin" ] && targets+=("bare:none" "bare:cookie")
+case " $STORES " in *" memory "*) [ -n "$bare_bin" ] && targets+=("bare:table") ;; esac
 for s in $STORES; do
   for kind in csession base; do
     [ $kind = csession ] && [ -z "$demo_bin" ] && continue
@@ -464,6 +478,12 @@ if [ $have_node = 1 ]; then
   fi
 fi
 [ ${#targets[@]} -gt 0 ] || { log "nothing to measure"; exit 1; }
+
+# Whether target $1 (kind:store) is measured.
+has_target() {
+  case " ${targets[*]} " in *" $1 "*) return 0 ;; esac
+  return 1
+}
 
 # The targets of one round: even rounds go backwards.
 round_order() {
@@ -849,6 +869,23 @@ median_of() {
     done
     ;;
   esac
+  # csession's memory store over the bare server that holds as many records
+  # and sends the same cookie bytes: the session work alone.
+  if has_target bare:table && has_target csession:memory; then
+    echo
+    echo "csession memory's CPU us/req over bare + table's, round by round (the session work"
+    echo "without the table's memory traffic and the cookie's bytes), and the median:"
+    echo
+    for sc in $SCENARIOS; do
+      cells=; ratios=
+      for round in $(seq "$RUNS"); do
+        r=$(ratio "$(round_cpu csession:memory "$sc" "$round")" "$(round_cpu bare:table "$sc" "$round")" '%.3f')
+        cells="$cells${cells:+, }$r"
+        [ "$r" != - ] && ratios="$ratios $r"
+      done
+      echo "- $sc: $cells; median $(median_of $ratios)"
+    done
+  fi
 } >"$work/table.md"
 
 mkdir -p "$(dirname "$OUT")"

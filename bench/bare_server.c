@@ -19,9 +19,9 @@
  * and sends the cookie bytes of --cookie with the record's id in them: a
  * request without that cookie inserts a record (evicting the oldest once N
  * are held), one with it writes its record over in place. What is left
- * between this server and csession-demo is the session work itself
- * (signing, parsing, the record's JSON); between it and the bare server,
- * what holding N sessions in memory costs any server.
+ * between this server and csession-demo is csession's own work (signing,
+ * parsing, the record's JSON, its store's bookkeeping); between it and
+ * the bare server, what holding N sessions in memory costs any server.
  *
  * SIGTERM or SIGINT stops the daemon and exits with status 0.
  */

@@ -419,7 +419,7 @@ start_target() {
   case $kind in
     bare)
       # bare:cookie sends (and so gets back) a cookie of csession's size;
-      # bare:table keeps a record of every request, as many as the demo's
+      # bare:table also keeps a record per visitor, as many as the demo's
       # memory:// holds.
       local bare_flags=()
       case $store in
@@ -870,11 +870,12 @@ median_of() {
     ;;
   esac
   # csession's memory store over the bare server that holds as many records
-  # and sends the same cookie bytes: the session work alone.
+  # and sends the same cookie bytes: what csession costs beyond what any
+  # server that keeps the sessions in memory pays.
   if has_target bare:table && has_target csession:memory; then
     echo
-    echo "csession memory's CPU us/req over bare + table's, round by round (the session work"
-    echo "without the table's memory traffic and the cookie's bytes), and the median:"
+    echo "csession memory's CPU us/req over bare + table's, round by round (what csession costs"
+    echo "beyond holding the records and sending the cookie's bytes), and the median:"
     echo
     for sc in $SCENARIOS; do
       cells=; ratios=

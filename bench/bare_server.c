@@ -5,7 +5,7 @@
  * so the difference between this server and csession-demo in one benchmark
  * run is the cost of the session middleware and nothing else.
  *
- *   csn-bench-bare [--port N] [--cookie] [--table N]
+ *   csn-bench-bare [--port N] [--cookie] [--table N] [--conn-memory KB]
  *                                      (default 8080, binds 127.0.0.1)
  *
  * --cookie adds to every response a Set-Cookie header of the size and shape
@@ -22,6 +22,12 @@
  * between this server and csession-demo is csession's own work (signing,
  * parsing, the record's JSON, its store's bookkeeping); between it and
  * the bare server, what holding N sessions in memory costs any server.
+ *
+ * --conn-memory KB sets libmicrohttpd's memory per connection, as the
+ * demo's flag of that name does (default 32, libmicrohttpd's and the
+ * demo's default): libmicrohttpd clears it for every request, so a run
+ * comparing the two servers at another size passes it to both (run.sh
+ * --conn-memory).
  *
  * SIGTERM or SIGINT stops the daemon and exits with status 0.
  */
@@ -132,11 +138,13 @@ static int parse_port(const char *s, unsigned short *out) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: csn-bench-bare [--port N] [--cookie] [--table N]\n");
+  fprintf(f, "usage: csn-bench-bare [--port N] [--cookie] [--table N] "
+             "[--conn-memory KB]\n");
 }
 
 int main(int argc, char **argv) {
   unsigned short port = 8080;
+  size_t conn_memory = 32 * 1024;
 
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -158,6 +166,18 @@ int main(int argc, char **argv) {
         return 2;
       }
       use_table = 1;
+    } else if (strcmp(argv[i], "--conn-memory") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long kb;
+      errno = 0;
+      kb = strtoul(argv[++i], &end, 10);
+      if (errno != 0 || end == argv[i] || *end != '\0' || kb < 8 ||
+          kb > 1024 * 1024) {
+        fprintf(stderr, "csn-bench-bare: --conn-memory: expected KiB, "
+                        "8..1048576\n");
+        return 2;
+      }
+      conn_memory = (size_t)kb * 1024;
     } else if (strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;
@@ -188,7 +208,8 @@ int main(int argc, char **argv) {
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, port, NULL, NULL,
       handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory, MHD_OPTION_END);
   if (d == NULL) {
     fprintf(stderr, "csn-bench-bare: cannot listen on 127.0.0.1:%u\n",
             (unsigned)port);

@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--runs N] [--duration S] [--warmup S] [--stores "memory file ..."]
 #                [--scenarios "new returning"] [--targets "bare csession ..."]
-#                [--base-rev REV] [--threads N] [--out FILE]
+#                [--base-rev REV] [--threads N] [--conn-memory KB] [--out FILE]
 #   bench/run.sh lost-update [--runs N] [--stores ...] [--delays "0 1"]
 #                [--threads N] [--out FILE]
 #
@@ -43,6 +43,10 @@
 # "now/base" column and per-round ratios (bench/compare.sh).
 # --threads N passes --threads N to every csession-demo (default: the
 # demo's own default by store, see its --help; 8 in lost-update mode).
+# --conn-memory KB passes --conn-memory KB to every csession-demo and every
+# bare server (default: neither gets it, and both use 32 KiB): libmicrohttpd
+# clears that memory for every request, so the comparison is made at one
+# size for both (docs/BENCHMARKS.md, "libmicrohttpd's connection memory").
 #
 # lost-update mode (bench/lost_update.sh): for each store, csession-demo
 # (--threads 8) and express-session, one after the other, each run
@@ -67,6 +71,7 @@ BARE_TABLE=100000
 TARGETS=${TARGETS:-"bare csession base express express-session"}
 BASE_REV=${BASE_REV:-}
 DEMO_THREADS=${DEMO_THREADS:-}
+CONN_MEMORY=${CONN_MEMORY:-}
 LU_DELAYS=${LU_DELAYS:-"0 1"}
 LU_CLIENTS=${LU_CLIENTS:-8}
 LU_REQUESTS=${LU_REQUESTS:-100}
@@ -88,9 +93,10 @@ while [ $# -gt 0 ]; do
     --targets) TARGETS=$2; shift 2 ;;
     --base-rev) BASE_REV=$2; shift 2 ;;
     --threads) DEMO_THREADS=$2; shift 2 ;;
+    --conn-memory) CONN_MEMORY=$2; shift 2 ;;
     --delays) LU_DELAYS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,57p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -166,6 +172,7 @@ fi
 want csession || demo_bin=
 demo_args=("${BENCH_DEMO_FLAGS[@]}") # bench/lib.sh; the base's own: base_args
 [ -n "$DEMO_THREADS" ] && demo_args+=(--threads "$DEMO_THREADS")
+[ -n "$CONN_MEMORY" ] && demo_args+=(--conn-memory "$CONN_MEMORY")
 
 # The same tree as what the figures came from, for the table's header.
 tree_desc() {
@@ -259,6 +266,7 @@ if [ -n "$BASE_REV" ]; then
   bench_flags_for "$base_bin" # bench/lib.sh
   base_args=(${bench_flags[@]+"${bench_flags[@]}"})
   [ -n "$DEMO_THREADS" ] && base_args+=(--threads "$DEMO_THREADS")
+  [ -n "$CONN_MEMORY" ] && base_args+=(--conn-memory "$CONN_MEMORY")
   [ ${#bench_flags_left[@]} -gt 0 ] &&
     log "csession-demo at $base_short has no ${bench_flags_left[*]}: it runs without"
 fi
@@ -422,9 +430,10 @@ start_target() {
       # bare:table also keeps a record per visitor, as many as the demo's
       # memory:// holds.
       local bare_flags=()
+      [ -n "$CONN_MEMORY" ] && bare_flags+=(--conn-memory "$CONN_MEMORY")
       case $store in
-        cookie) bare_flags=(--cookie) ;;
-        table) bare_flags=(--table "$BARE_TABLE") ;;
+        cookie) bare_flags+=(--cookie) ;;
+        table) bare_flags+=(--table "$BARE_TABLE") ;;
       esac
       taskset -c "$SERVER_CPU" "$bare_bin" --port "$port" \
         ${bare_flags[@]+"${bare_flags[@]}"} >"$work/server.log" 2>&1 & ;;

@@ -159,9 +159,10 @@ int main(int argc, char **argv) {
       unsigned long long n;
       errno = 0;
       n = strtoull(argv[++i], &end, 10);
-      if (errno != 0 || end == argv[i] || *end != '\0' || n == 0 ||
-          n > SIZE_MAX / 64 || bare_table_init((size_t)n) != 0) {
-        fprintf(stderr, "csn-bench-bare: bad or too large --table '%s'\n",
+      if (use_table || errno != 0 || end == argv[i] || *end != '\0' ||
+          n == 0 || n > SIZE_MAX / 64 || bare_table_init((size_t)n) != 0) {
+        fprintf(stderr,
+                "csn-bench-bare: bad, too large or repeated --table '%s'\n",
                 argv[i]);
         return 2;
       }

@@ -113,14 +113,14 @@ static void put_id(char *out, uint64_t key) {
   out[ID_LEN] = '\0';
 }
 
-/* The key of an id put_id() wrote; 0 (no key: SplitMix64 maps only one
- * counter value there) for anything else. */
+/* The key of an id put_id() wrote (at least 16 characters); 0 (no key:
+ * SplitMix64 maps only one counter value there) for anything else. */
 static uint64_t key_of(const char *id) {
   uint64_t key = 0;
   int i;
   for (i = 15; i >= 0; i--) {
-    const char *d = memchr(digits, id[i], 16);
-    if (id[i] == '\0' || d == NULL) return 0;
+    const char *d = memchr(digits, id[i], 16); /* '\0' is not among them */
+    if (d == NULL) return 0;
     key = key << 4 | (uint64_t)(d - digits);
   }
   return key;

@@ -488,6 +488,18 @@ if [ $have_node = 1 ]; then
 fi
 [ ${#targets[@]} -gt 0 ] || { log "nothing to measure"; exit 1; }
 
+# CPU us/req of target $1 over target $2's in the same round, for scenario
+# $3, round by round, then the median of those ratios: "r1, r2, ...; median m".
+paired_cpu() {
+  local cells= ratios= round r
+  for round in $(seq "$RUNS"); do
+    r=$(ratio "$(round_cpu "$1" "$3" "$round")" "$(round_cpu "$2" "$3" "$round")" '%.3f')
+    cells="$cells${cells:+, }$r"
+    [ "$r" != - ] && ratios="$ratios $r"
+  done
+  echo "$cells; median $(median_of $ratios)"
+}
+
 # Whether target $1 (kind:store) is measured.
 has_target() {
   case " ${targets[*]} " in *" $1 "*) return 0 ;; esac
@@ -867,13 +879,7 @@ median_of() {
     for t in "${targets[@]}"; do
       [ "$t" = bare:none ] && continue
       for sc in $SCENARIOS; do
-        cells=; ratios=
-        for round in $(seq "$RUNS"); do
-          r=$(ratio "$(round_cpu "$t" "$sc" "$round")" "$(round_cpu bare:none "$sc" "$round")" '%.3f')
-          cells="$cells${cells:+, }$r"
-          [ "$r" != - ] && ratios="$ratios $r"
-        done
-        echo "- $(label "$t") $sc: $cells; median $(median_of $ratios)"
+        echo "- $(label "$t") $sc: $(paired_cpu "$t" bare:none "$sc")"
       done
     done
     ;;
@@ -887,13 +893,7 @@ median_of() {
     echo "beyond holding the records and sending the cookie's bytes), and the median:"
     echo
     for sc in $SCENARIOS; do
-      cells=; ratios=
-      for round in $(seq "$RUNS"); do
-        r=$(ratio "$(round_cpu csession:memory "$sc" "$round")" "$(round_cpu bare:table "$sc" "$round")" '%.3f')
-        cells="$cells${cells:+, }$r"
-        [ "$r" != - ] && ratios="$ratios $r"
-      done
-      echo "- $sc: $cells; median $(median_of $ratios)"
+      echo "- $sc: $(paired_cpu csession:memory bare:table "$sc")"
     done
   fi
 } >"$work/table.md"

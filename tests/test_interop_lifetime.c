@@ -345,7 +345,6 @@ static void lifetime_node_first(void **state) {
   c_close();
 }
 
-
 static int teardown(void **state) {
   (void)state;
   node_stop();

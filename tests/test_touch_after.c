@@ -309,11 +309,15 @@ static int rm_tree(void) {
   return system(cmd);
 }
 
+/* pg's table and mongo's collection, csn_ta_<pid> (cleanup drops pg's). */
+static char table_name[32];
+
 /* The server URL with our own key space: a prefix, a table, a
  * collection of this process. */
 static int make_url(void) {
   const char *env = NULL, *q;
   long pid = (long)getpid();
+  snprintf(table_name, sizeof table_name, "csn_ta_%ld", pid);
   if (strcmp(kind, "memory") == 0)
     return 0;
   if (strcmp(kind, "file") == 0 || strcmp(kind, "sqlite") == 0) {
@@ -340,10 +344,10 @@ static int make_url(void) {
   if (strcmp(kind, "redis") == 0)
     snprintf(url, sizeof url, "%s%sprefix=csnta%ld:", env, q, pid);
   else if (strcmp(kind, "pg") == 0)
-    snprintf(url, sizeof url, "%s%stable=csn_ta_%ld&create_table=1&prune=0",
-             env, q, pid);
+    snprintf(url, sizeof url, "%s%stable=%s&create_table=1&prune=0", env, q,
+             table_name);
   else
-    snprintf(url, sizeof url, "%s%scollection=csn_ta_%ld", env, q, pid);
+    snprintf(url, sizeof url, "%s%scollection=%s", env, q, table_name);
   return 0;
 }
 
@@ -361,11 +365,8 @@ static int cleanup(void) {
     }
   }
 #ifdef CSN_TA_PG
-  if (strcmp(kind, "pg") == 0) {
-    char table[32];
-    snprintf(table, sizeof table, "csn_ta_%ld", (long)getpid());
-    rc = test_pg_drop_table(getenv("CSN_TEST_PG_URL"), table);
-  }
+  if (strcmp(kind, "pg") == 0)
+    rc = test_pg_drop_table(getenv("CSN_TEST_PG_URL"), table_name);
 #endif
   (void)rm_tree();
   return rc;

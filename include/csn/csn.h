@@ -654,8 +654,9 @@ typedef struct csn_memory_options {
   void *clock_userdata;
 } csn_memory_options;
 
-/* A thread-safe in-process store (sharded). Expired entries are never
- * returned and are removed in the background and on writes, so unlike
+/* A thread-safe in-process store, sharded (four shards for each CPU the
+ * process may run on when the store is made, 8 to 64). Expired entries are
+ * never returned and are removed in the background and on writes, so unlike
  * express-session's MemoryStore it does not grow without bound. opts may be
  * NULL. URL form: memory://?max=N&prune=MS */
 CSN_API int csn_store_memory_new(const csn_memory_options *opts,

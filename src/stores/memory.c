@@ -289,7 +289,7 @@ static void mem_sweep(csn_sweeper *sw, void *userdata) {
   mem_store *ms = userdata;
   int64_t now = mt_now(ms->table);
   size_t i;
-  for (i = 0; i < MT_SHARDS && !csn_sweeper_stopping(sw); i++)
+  for (i = 0; i < mt_shards(ms->table) && !csn_sweeper_stopping(sw); i++)
     mt_sweep_shard(ms->table, i, now);
 }
 

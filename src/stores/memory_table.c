@@ -1,10 +1,18 @@
 /* memory_table.c - the MemoryStore's sharded hash table (memory_table.h).
  *
- * Shards. The table is SHARDS independent hash tables, each behind its own
+ * Shards. The table is a set of independent hash tables, each behind its own
  * mutex; an id picks its shard from the top bits of a keyed hash (SipHash,
  * random key per table) and its slot from the low bits, so that neither
  * contention nor collisions can be steered from outside. There is no
- * global lock; the only shared word is an atomic entry count.
+ * global lock; the only shared word is an atomic entry count. How many
+ * shards: four for each CPU the process may run on when the table is
+ * made, at least 8 and at most MT_SHARDS (see shard_bits_for). Enough that
+ * two workers rarely want one lock, and no more: an insert reads its
+ * shard's lines, the tail of its queue and the entry its last eviction
+ * asked the cache for, and with 64 shards on a two-core server each of
+ * those had waited through 64 requests, long enough to leave the cache
+ * (libmicrohttpd alone clears 32 KiB per request). 8 shards instead of 64
+ * made a new visitor 0.1-0.3 us cheaper there (docs/BENCHMARKS.md).
  *
  * Slots. Each shard is an open-addressing table with linear probing: an
  * array of (hash, entry) pairs, at most half full. Looking an id up reads
@@ -60,16 +68,24 @@
  * before any protected one goes. The count can overshoot max by at most
  * the number of threads inserting at the same instant into an otherwise
  * empty table, never more. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity */
+#endif
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "csn_int.h"
 #include "memory_table.h"
 
+/* The most shards a table has (MT_SHARDS == 1 << SHARD_BITS) and the
+ * fewest (1 << SHARD_BITS_MIN). */
 #define SHARD_BITS 6
+#define SHARD_BITS_MIN 3
 #define SLOTS_MIN 16
 /* Slots examined per lock hold by a sweep. */
 #define SWEEP_CHUNK 128
@@ -143,6 +159,8 @@ struct mt_table {
   atomic_size_t total; /* entries in the table, expired or not */
   _Atomic int64_t last_full_sweep;
   int insert_sweep; /* the amortised sweep on insert (mt_set_insert_sweep) */
+  unsigned shard_bits; /* shards in use: the first 1 << shard_bits */
+  size_t nshards;
   csn_clock_fn clock;
   void *clock_ud;
   mt_shard shards[MT_SHARDS];
@@ -276,7 +294,10 @@ static void note_expiry(mt_shard *sh, int64_t expires) {
   if (k < sh->sweep_min) sh->sweep_min = k;
 }
 
-static size_t shard_index(uint64_t h) { return (size_t)(h >> (64 - SHARD_BITS)); }
+/* shard_bits is at least SHARD_BITS_MIN, so the shift is below 64. */
+static size_t shard_index(const mt_table *t, uint64_t h) {
+  return (size_t)(h >> (64 - t->shard_bits));
+}
 
 /* sid's slot, or NULL when sid is absent. */
 static mt_slot *find_slot(mt_shard *sh, uint64_t h, const char *sid,
@@ -579,7 +600,7 @@ mt_entry *mt_lock(mt_table *t, const char *sid, int64_t now, mt_ref *ref) {
   size_t n = strlen(sid);
   uint64_t h = sid_hash(t, sid, n);
   ref->t = t;
-  ref->sh = &t->shards[shard_index(h)];
+  ref->sh = &t->shards[shard_index(t, h)];
   ref->dead = NULL;
   ref->old = NULL;
   pthread_mutex_lock(&ref->sh->lock);
@@ -690,7 +711,7 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
 
 size_t mt_sweep(mt_table *t, int64_t now) {
   size_t removed = 0, i;
-  for (i = 0; i < MT_SHARDS; i++) removed += mt_sweep_shard(t, i, now);
+  for (i = 0; i < t->nshards; i++) removed += mt_sweep_shard(t, i, now);
   return removed;
 }
 
@@ -733,7 +754,7 @@ static int evict_in(mt_table *t, mt_shard *sh, size_t fair, int any,
  * (the entries are all in flight in other threads), the slot is taken
  * anyway: the overshoot is bounded by the number of concurrent inserters. */
 static void make_room(mt_table *t, size_t own, int64_t now) {
-  size_t fair = (t->max_entries + MT_SHARDS - 1) / MT_SHARDS;
+  size_t fair = (t->max_entries + t->nshards - 1) / t->nshards;
   int64_t last = atomic_load(&t->last_full_sweep);
   int pass;
   if (full_sweep_due(t, now) &&
@@ -743,8 +764,8 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
   }
   for (pass = 0; pass < 4; pass++) {
     size_t k;
-    for (k = 0; k < MT_SHARDS; k++) {
-      mt_shard *sh = &t->shards[(own + k) % MT_SHARDS];
+    for (k = 0; k < t->nshards; k++) {
+      mt_shard *sh = &t->shards[(own + k) % t->nshards];
       if (!evict_in(t, sh, fair, pass % 2 == 1, pass >= 2)) continue;
       if (reserve_slot(t)) return;
       k--; /* still full (another thread took the slot): try here again */
@@ -760,7 +781,7 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
  * counter every worker writes), and the insert needs no second look-up.
  * Returns 1 if one went; 0 leaves it to make_room(). */
 static int evict_own(mt_table *t, mt_shard *sh, int64_t now, mt_entry **dead) {
-  size_t fair = (t->max_entries + MT_SHARDS - 1) / MT_SHARDS;
+  size_t fair = (t->max_entries + t->nshards - 1) / t->nshards;
   if (sh->count == 0 || sh->count < fair || full_sweep_due(t, now)) return 0;
   return evict_head(sh, dead);
 }
@@ -836,7 +857,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
    * look-up on this thread is likely to repeat, so remembering it would
    * only cost the copy. */
   h = siphash(t->k0, t->k1, sid, n);
-  sh = &t->shards[shard_index(h)];
+  sh = &t->shards[shard_index(t, h)];
   /* Three steps of asking the cache ahead, each overlapping a copy: the
    * shard's lines (rarely cached when the shards are many and the
    * requests spread), then the slots they point to, then the lock. */
@@ -874,7 +895,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
        * shards), then look again, since another thread may have inserted
        * this id meanwhile. */
       pthread_mutex_unlock(&sh->lock);
-      make_room(t, shard_index(h), now);
+      make_room(t, shard_index(t, h), now);
       pthread_mutex_lock(&sh->lock);
       s = find_slot(sh, h, sid, n);
       if (s == NULL)
@@ -900,7 +921,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
 
 void mt_clear(mt_table *t) {
   size_t i, b;
-  for (i = 0; i < MT_SHARDS; i++) {
+  for (i = 0; i < t->nshards; i++) {
     mt_shard *sh = &t->shards[i];
     mt_entry *dead = NULL;
     pthread_mutex_lock(&sh->lock);
@@ -915,7 +936,7 @@ size_t mt_length(mt_table *t, int64_t now) {
   size_t i, live = 0;
   /* Expired entries are removed on the way, so the count is of live ones
    * and the sweep work is not wasted. */
-  for (i = 0; i < MT_SHARDS; i++) {
+  for (i = 0; i < t->nshards; i++) {
     mt_shard *sh = &t->shards[i];
     mt_sweep_shard(t, i, now);
     pthread_mutex_lock(&sh->lock);
@@ -927,9 +948,11 @@ size_t mt_length(mt_table *t, int64_t now) {
 
 size_t mt_count(const mt_table *t) { return atomic_load(&t->total); }
 
+size_t mt_shards(const mt_table *t) { return t->nshards; }
+
 size_t mt_slots(mt_table *t) {
   size_t i, n = 0;
-  for (i = 0; i < MT_SHARDS; i++) {
+  for (i = 0; i < t->nshards; i++) {
     pthread_mutex_lock(&t->shards[i].lock);
     n += t->shards[i].nslots;
     pthread_mutex_unlock(&t->shards[i].lock);
@@ -946,7 +969,7 @@ typedef struct snap_item {
 int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
             void *ud) {
   size_t i;
-  for (i = 0; i < MT_SHARDS; i++) {
+  for (i = 0; i < t->nshards; i++) {
     mt_shard *sh = &t->shards[i];
     snap_item *items = NULL;
     size_t nitems = 0, k, b;
@@ -1007,7 +1030,30 @@ static void release(mt_table *t, size_t nshards) {
 }
 
 void mt_free(mt_table *t) {
-  if (t != NULL) release(t, MT_SHARDS);
+  if (t != NULL) release(t, t->nshards);
+}
+
+/* log2 of the shard count for a process that may run on `cpus` CPUs:
+ * four shards per CPU, rounded up to a power of two, within
+ * [SHARD_BITS_MIN, SHARD_BITS]. */
+static unsigned shard_bits_for(long cpus) {
+  unsigned bits = SHARD_BITS_MIN;
+  while (bits < SHARD_BITS && (1L << bits) < 4 * cpus) bits++;
+  return bits;
+}
+
+/* The CPUs this process may run on: its affinity mask where there is one
+ * (a container or a taskset allows fewer than the machine has), else the
+ * online count; 1 when neither answers. */
+static long cpus_allowed(void) {
+  long n;
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+#endif
+  n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? n : 1;
 }
 
 int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
@@ -1030,6 +1076,8 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
   t->insert_sweep = 1;
   t->clock = clock;
   t->clock_ud = clock_ud;
+  t->shard_bits = shard_bits_for(cpus_allowed());
+  t->nshards = (size_t)1 << t->shard_bits;
   atomic_init(&t->total, 0);
   atomic_init(&t->last_full_sweep, INT64_MIN);
   rc = csn__random_bytes(key, sizeof key);
@@ -1039,7 +1087,7 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
   }
   t->k0 = load_le64(key);
   t->k1 = load_le64(key + 8);
-  for (i = 0; i < MT_SHARDS; i++) {
+  for (i = 0; i < t->nshards; i++) {
     mt_shard *sh = &t->shards[i];
     sh->slots = csn__calloc(SLOTS_MIN, sizeof *sh->slots);
     if (sh->slots == NULL || pthread_mutex_init(&sh->lock, NULL) != 0) {

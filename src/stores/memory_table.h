@@ -25,6 +25,7 @@
 
 #include "csn/csn_store.h"
 
+/* The most shards a table has; mt_shards() tells how many one uses. */
 #define MT_SHARDS 64
 
 typedef struct mt_table mt_table;
@@ -122,7 +123,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
 /* Remove sid if present. */
 void mt_delete(mt_table *t, const char *sid);
 
-/* Remove what expired by `now` from shard i (0 <= i < MT_SHARDS), a few
+/* Remove what expired by `now` from shard i (0 <= i < mt_shards(t)), a few
  * buckets per lock hold; or from every shard. Return how many went. */
 size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now);
 size_t mt_sweep(mt_table *t, int64_t now);
@@ -138,6 +139,8 @@ int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
 void mt_clear(mt_table *t);
 /* Entries held, expired or not (for tests). */
 size_t mt_count(const mt_table *t);
+/* How many shards t uses (fixed when it is made, a power of two). */
+size_t mt_shards(const mt_table *t);
 /* Slots in the shards' arrays, all shards together (for tests). */
 size_t mt_slots(mt_table *t);
 

@@ -1,12 +1,13 @@
 /* bare_server.c - the benchmark's ceiling: libmicrohttpd with no session work.
  *
  * It runs the same threading as the demo server (internal polling thread,
- * epoll, a pool of two threads) and answers every request with a fixed body,
+ * epoll, a pool of two threads unless --threads says otherwise) and answers
+ * every request with a fixed body,
  * so the difference between this server and csession-demo in one benchmark
  * run is the cost of the session middleware and nothing else.
  *
  *   csn-bench-bare [--port N] [--cookie] [--table N] [--conn-memory KB]
- *                                      (default 8080, binds 127.0.0.1)
+ *                  [--threads N]       (default 8080, binds 127.0.0.1)
  *
  * --cookie adds to every response a Set-Cookie header of the size and shape
  * csession-demo sends (a fixed value: no signing, no store). wrk's returning
@@ -28,6 +29,12 @@
  * demo's default): libmicrohttpd clears it for every request, so a run
  * comparing the two servers at another size passes it to both (run.sh
  * --conn-memory).
+ *
+ * --threads N sets the worker pool (default 2, 1..64), for a run that gives
+ * the demo the same count (run.sh --threads N --bare-threads N): with one
+ * worker each, a server pinned to one core never hands it to its other
+ * worker, and figures move less between rounds (docs/BENCHMARKS.md,
+ * "Connections in turn, not workers").
  *
  * SIGTERM or SIGINT stops the daemon and exits with status 0.
  */
@@ -139,12 +146,13 @@ static int parse_port(const char *s, unsigned short *out) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: csn-bench-bare [--port N] [--cookie] [--table N] "
-             "[--conn-memory KB]\n");
+             "[--conn-memory KB] [--threads N]\n");
 }
 
 int main(int argc, char **argv) {
   unsigned short port = 8080;
   size_t conn_memory = 32 * 1024;
+  unsigned int threads = 2;
 
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -179,6 +187,16 @@ int main(int argc, char **argv) {
         return 2;
       }
       conn_memory = (size_t)kb * 1024;
+    } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+      char *end;
+      unsigned long n;
+      errno = 0;
+      n = strtoul(argv[++i], &end, 10);
+      if (errno != 0 || end == argv[i] || *end != '\0' || n < 1 || n > 64) {
+        fprintf(stderr, "csn-bench-bare: --threads: expected 1..64\n");
+        return 2;
+      }
+      threads = (unsigned int)n;
     } else if (strcmp(argv[i], "--help") == 0) {
       usage(stdout);
       return 0;
@@ -208,7 +226,7 @@ int main(int argc, char **argv) {
 
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, port, NULL, NULL,
-      handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,
+      handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, conn_memory, MHD_OPTION_END);
   if (d == NULL) {

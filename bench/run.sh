@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [--runs N] [--duration S] [--warmup S] [--stores "memory file ..."]
 #                [--scenarios "new returning"] [--targets "bare csession ..."]
-#                [--base-rev REV] [--threads N] [--conn-memory KB] [--out FILE]
+#                [--base-rev REV] [--threads N] [--bare-threads N]
+#                [--conn-memory KB] [--out FILE]
 #   bench/run.sh lost-update [--runs N] [--stores ...] [--delays "0 1"]
 #                [--threads N] [--out FILE]
 #
@@ -43,6 +44,11 @@
 # "now/base" column and per-round ratios (bench/compare.sh).
 # --threads N passes --threads N to every csession-demo (default: the
 # demo's own default by store, see its --help; 8 in lost-update mode).
+# --bare-threads N passes --threads N to every bare server (default: its 2
+# workers). With --threads 1 --bare-threads 1 each server pinned to its core
+# has one worker, which never hands the core to another: the figures move
+# less between rounds (docs/BENCHMARKS.md, "Connections in turn, not
+# workers"), but are not comparable with runs of two workers.
 # --conn-memory KB passes --conn-memory KB to every csession-demo and every
 # bare server (default: neither gets it, and both use 32 KiB): libmicrohttpd
 # clears that memory for every request, so the comparison is made at one
@@ -71,6 +77,7 @@ BARE_TABLE=100000
 TARGETS=${TARGETS:-"bare csession base express express-session"}
 BASE_REV=${BASE_REV:-}
 DEMO_THREADS=${DEMO_THREADS:-}
+BARE_THREADS=${BARE_THREADS:-}
 CONN_MEMORY=${CONN_MEMORY:-}
 LU_DELAYS=${LU_DELAYS:-"0 1"}
 LU_CLIENTS=${LU_CLIENTS:-8}
@@ -93,10 +100,11 @@ while [ $# -gt 0 ]; do
     --targets) TARGETS=$2; shift 2 ;;
     --base-rev) BASE_REV=$2; shift 2 ;;
     --threads) DEMO_THREADS=$2; shift 2 ;;
+    --bare-threads) BARE_THREADS=$2; shift 2 ;;
     --conn-memory) CONN_MEMORY=$2; shift 2 ;;
     --delays) LU_DELAYS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,57p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,63p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -431,6 +439,7 @@ start_target() {
       # memory:// holds.
       local bare_flags=()
       [ -n "$CONN_MEMORY" ] && bare_flags+=(--conn-memory "$CONN_MEMORY")
+      [ -n "$BARE_THREADS" ] && bare_flags+=(--threads "$BARE_THREADS")
       case $store in
         cookie) bare_flags+=(--cookie) ;;
         table) bare_flags+=(--table "$BARE_TABLE") ;;
@@ -796,7 +805,7 @@ median_of() {
   echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'): $RUNS rounds, wrk ${WRK_ARGS[*]} -d${DURATION}s" \
        "after ${WARMUP} s warm-up; server on core $SERVER_CPU, wrk on core $CLIENT_CPU."
   machine_line
-  echo "Tree: $(tree_desc)${demo_args[*]:+; csession-demo ${demo_args[*]}}."
+  echo "Tree: $(tree_desc)${demo_args[*]:+; csession-demo ${demo_args[*]}}${BARE_THREADS:+; bare servers --threads $BARE_THREADS}."
   [ -n "$base_bin" ] && echo "Base: csession-demo built from $base_desc, flags ${base_args[*]:-none}" \
        "(rows \"@ $base_short\"); now/base divides the working tree's median req/s by the base's," \
        "both over all their runs, quiet or not."

@@ -134,13 +134,19 @@ static bare_result handler(void *cls, struct MHD_Connection *conn,
   return ret;
 }
 
-static int parse_port(const char *s, unsigned short *out) {
+/* A decimal number in [lo, hi], digits only (strtoull would take a sign
+ * or leading spaces, and wrap "-1"). 0, or -1 for anything else. */
+static int parse_num(const char *s, unsigned long long lo,
+                     unsigned long long hi, unsigned long long *out) {
   char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 65535)
+  unsigned long long v;
+  if (*s < '0' || *s > '9')
     return -1;
-  *out = (unsigned short)v;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < lo || v > hi)
+    return -1;
+  *out = v;
   return 0;
 }
 
@@ -155,20 +161,18 @@ int main(int argc, char **argv) {
   unsigned int threads = 2;
 
   for (int i = 1; i < argc; i++) {
+    unsigned long long n;
     if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-      if (parse_port(argv[++i], &port) != 0) {
+      if (parse_num(argv[++i], 1, 65535, &n) != 0) {
         fprintf(stderr, "csn-bench-bare: bad port '%s'\n", argv[i]);
         return 2;
       }
+      port = (unsigned short)n;
     } else if (strcmp(argv[i], "--cookie") == 0) {
       send_cookie = 1;
     } else if (strcmp(argv[i], "--table") == 0 && i + 1 < argc) {
-      char *end;
-      unsigned long long n;
-      errno = 0;
-      n = strtoull(argv[++i], &end, 10);
-      if (use_table || errno != 0 || end == argv[i] || *end != '\0' ||
-          n == 0 || n > SIZE_MAX / 64 || bare_table_init((size_t)n) != 0) {
+      if (use_table || parse_num(argv[++i], 1, SIZE_MAX / 64, &n) != 0 ||
+          bare_table_init((size_t)n) != 0) {
         fprintf(stderr,
                 "csn-bench-bare: bad, too large or repeated --table '%s'\n",
                 argv[i]);
@@ -176,23 +180,14 @@ int main(int argc, char **argv) {
       }
       use_table = 1;
     } else if (strcmp(argv[i], "--conn-memory") == 0 && i + 1 < argc) {
-      char *end;
-      unsigned long kb;
-      errno = 0;
-      kb = strtoul(argv[++i], &end, 10);
-      if (errno != 0 || end == argv[i] || *end != '\0' || kb < 8 ||
-          kb > 1024 * 1024) {
+      if (parse_num(argv[++i], 8, 1024 * 1024, &n) != 0) {
         fprintf(stderr, "csn-bench-bare: --conn-memory: expected KiB, "
                         "8..1048576\n");
         return 2;
       }
-      conn_memory = (size_t)kb * 1024;
+      conn_memory = (size_t)n * 1024;
     } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      char *end;
-      unsigned long n;
-      errno = 0;
-      n = strtoul(argv[++i], &end, 10);
-      if (errno != 0 || end == argv[i] || *end != '\0' || n < 1 || n > 64) {
+      if (parse_num(argv[++i], 1, 64, &n) != 0) {
         fprintf(stderr, "csn-bench-bare: --threads: expected 1..64\n");
         return 2;
       }

@@ -160,7 +160,6 @@ struct mt_table {
   _Atomic int64_t last_full_sweep;
   int insert_sweep; /* the amortised sweep on insert (mt_set_insert_sweep) */
   unsigned shard_bits; /* shards in use: the first 1 << shard_bits */
-  size_t nshards;
   csn_clock_fn clock;
   void *clock_ud;
   mt_shard shards[MT_SHARDS];
@@ -711,13 +710,19 @@ size_t mt_sweep_shard(mt_table *t, size_t i, int64_t now) {
 
 size_t mt_sweep(mt_table *t, int64_t now) {
   size_t removed = 0, i;
-  for (i = 0; i < t->nshards; i++) removed += mt_sweep_shard(t, i, now);
+  for (i = 0; i < mt_shards(t); i++) removed += mt_sweep_shard(t, i, now);
   return removed;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Capacity                                                                 */
 /* ------------------------------------------------------------------------ */
+
+/* A shard's share of max_entries, rounded up: a shift, since the count
+ * is a power of two (evict_own asks on every insert into a full table). */
+static size_t fair_share(const mt_table *t) {
+  return (t->max_entries + mt_shards(t) - 1) >> t->shard_bits;
+}
 
 /* Whether make_room() would begin with a sweep of the whole table. */
 static int full_sweep_due(mt_table *t, int64_t now) {
@@ -754,7 +759,7 @@ static int evict_in(mt_table *t, mt_shard *sh, size_t fair, int any,
  * (the entries are all in flight in other threads), the slot is taken
  * anyway: the overshoot is bounded by the number of concurrent inserters. */
 static void make_room(mt_table *t, size_t own, int64_t now) {
-  size_t fair = (t->max_entries + t->nshards - 1) / t->nshards;
+  size_t fair = fair_share(t);
   int64_t last = atomic_load(&t->last_full_sweep);
   int pass;
   if (full_sweep_due(t, now) &&
@@ -764,8 +769,8 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
   }
   for (pass = 0; pass < 4; pass++) {
     size_t k;
-    for (k = 0; k < t->nshards; k++) {
-      mt_shard *sh = &t->shards[(own + k) % t->nshards];
+    for (k = 0; k < mt_shards(t); k++) {
+      mt_shard *sh = &t->shards[(own + k) & (mt_shards(t) - 1)];
       if (!evict_in(t, sh, fair, pass % 2 == 1, pass >= 2)) continue;
       if (reserve_slot(t)) return;
       k--; /* still full (another thread took the slot): try here again */
@@ -781,7 +786,7 @@ static void make_room(mt_table *t, size_t own, int64_t now) {
  * counter every worker writes), and the insert needs no second look-up.
  * Returns 1 if one went; 0 leaves it to make_room(). */
 static int evict_own(mt_table *t, mt_shard *sh, int64_t now, mt_entry **dead) {
-  size_t fair = (t->max_entries + t->nshards - 1) / t->nshards;
+  size_t fair = fair_share(t);
   if (sh->count == 0 || sh->count < fair || full_sweep_due(t, now)) return 0;
   return evict_head(sh, dead);
 }
@@ -921,7 +926,7 @@ int mt_set(mt_table *t, const char *sid, const char *json, size_t len,
 
 void mt_clear(mt_table *t) {
   size_t i, b;
-  for (i = 0; i < t->nshards; i++) {
+  for (i = 0; i < mt_shards(t); i++) {
     mt_shard *sh = &t->shards[i];
     mt_entry *dead = NULL;
     pthread_mutex_lock(&sh->lock);
@@ -936,7 +941,7 @@ size_t mt_length(mt_table *t, int64_t now) {
   size_t i, live = 0;
   /* Expired entries are removed on the way, so the count is of live ones
    * and the sweep work is not wasted. */
-  for (i = 0; i < t->nshards; i++) {
+  for (i = 0; i < mt_shards(t); i++) {
     mt_shard *sh = &t->shards[i];
     mt_sweep_shard(t, i, now);
     pthread_mutex_lock(&sh->lock);
@@ -948,11 +953,11 @@ size_t mt_length(mt_table *t, int64_t now) {
 
 size_t mt_count(const mt_table *t) { return atomic_load(&t->total); }
 
-size_t mt_shards(const mt_table *t) { return t->nshards; }
+size_t mt_shards(const mt_table *t) { return (size_t)1 << t->shard_bits; }
 
 size_t mt_slots(mt_table *t) {
   size_t i, n = 0;
-  for (i = 0; i < t->nshards; i++) {
+  for (i = 0; i < mt_shards(t); i++) {
     pthread_mutex_lock(&t->shards[i].lock);
     n += t->shards[i].nslots;
     pthread_mutex_unlock(&t->shards[i].lock);
@@ -969,7 +974,7 @@ typedef struct snap_item {
 int mt_each(mt_table *t, int64_t now, int want_expired, csn_store_each_fn fn,
             void *ud) {
   size_t i;
-  for (i = 0; i < t->nshards; i++) {
+  for (i = 0; i < mt_shards(t); i++) {
     mt_shard *sh = &t->shards[i];
     snap_item *items = NULL;
     size_t nitems = 0, k, b;
@@ -1030,7 +1035,7 @@ static void release(mt_table *t, size_t nshards) {
 }
 
 void mt_free(mt_table *t) {
-  if (t != NULL) release(t, t->nshards);
+  if (t != NULL) release(t, mt_shards(t));
 }
 
 /* log2 of the shard count for a process that may run on `cpus` CPUs:
@@ -1077,7 +1082,6 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
   t->clock = clock;
   t->clock_ud = clock_ud;
   t->shard_bits = shard_bits_for(cpus_allowed());
-  t->nshards = (size_t)1 << t->shard_bits;
   atomic_init(&t->total, 0);
   atomic_init(&t->last_full_sweep, INT64_MIN);
   rc = csn__random_bytes(key, sizeof key);
@@ -1087,7 +1091,7 @@ int mt_new(mt_table **out, size_t max_entries, csn_clock_fn clock,
   }
   t->k0 = load_le64(key);
   t->k1 = load_le64(key + 8);
-  for (i = 0; i < t->nshards; i++) {
+  for (i = 0; i < mt_shards(t); i++) {
     mt_shard *sh = &t->shards[i];
     sh->slots = csn__calloc(SLOTS_MIN, sizeof *sh->slots);
     if (sh->slots == NULL || pthread_mutex_init(&sh->lock, NULL) != 0) {
